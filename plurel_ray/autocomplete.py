@@ -1,0 +1,139 @@
+"""Autocomplete tasks (SPEC §5): one RelBench-3 task per feature column, with its labels.
+
+Every feature column of every table is a task whose target is the column's value in a
+row; a row whose target is null is not an item. Labels are always written as
+`{train,val,test}.parquet`: RelBench 3 can regenerate autocomplete labels only from the
+entity table's time column, and the entity tables of the PluRel prior have none.
+
+Splits:
+- a table with a time column uses RelBench's own windows — train `time <= val_timestamp`,
+  val `(val_timestamp, test_timestamp]`, test `> test_timestamp` — and label columns
+  `[time_col, entity_col, target]`, sorted by time then entity (`sort_labels`);
+- a table without one is split by row position — the first `floor(n * val_split)` rows
+  train, rows up to `floor(n * test_split)` val, the rest test — with label columns
+  `[entity_col, target]`, sorted by entity.
+
+The entity column is the primary key; for a table without one it is `primary_key`, the
+row position, which is the column RelBench's `AutoCompleteTask` adds to such a table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from relbench.base.task_base import TaskType, sort_labels
+from relbench.manifest import KIND_AUTOCOMPLETE, TaskManifest
+
+from plurel_ray.synth.schema import TableSpec
+
+SPLITS = ("train", "val", "test")
+# What RelBench's AutoCompleteTask names the row-position key of a table without one.
+POSITION_KEY = "primary_key"
+
+
+@dataclass(frozen=True)
+class AutocompleteTask:
+    """One task: its manifest and a label frame per split.
+
+    Args:
+        manifest: the RelBench task manifest (kind "autocomplete").
+        labels: split name -> label frame, in canonical RelBench order.
+    """
+
+    manifest: TaskManifest
+    labels: dict[str, pd.DataFrame]
+
+
+def task_type_of(column: pd.Series) -> TaskType:
+    """Boolean → binary classification, numeric → regression, anything else (strings) →
+    multiclass classification."""
+    if pd.api.types.is_bool_dtype(column):
+        return TaskType.BINARY_CLASSIFICATION
+    if pd.api.types.is_numeric_dtype(column):
+        return TaskType.REGRESSION
+    return TaskType.MULTICLASS_CLASSIFICATION
+
+
+def feature_columns(spec: TableSpec, df: pd.DataFrame) -> list[str]:
+    """The frame's columns that are neither keys nor the time column, in frame order.
+
+    Taken from the frame rather than `spec.features`: post-processing drops constant
+    boolean columns, which then have no task.
+    """
+    structural = {spec.pkey, spec.time_col, *(col for col, _ in spec.fkeys)}
+    return [col for col in df.columns if col not in structural]
+
+
+def _split_masks(
+    spec: TableSpec,
+    df: pd.DataFrame,
+    val_timestamp: pd.Timestamp,
+    test_timestamp: pd.Timestamp,
+    val_split: float,
+    test_split: float,
+) -> dict[str, np.ndarray]:
+    if spec.time_col is not None:
+        time = df[spec.time_col]
+        return {
+            "train": (time <= val_timestamp).to_numpy(),
+            "val": ((time > val_timestamp) & (time <= test_timestamp)).to_numpy(),
+            "test": (time > test_timestamp).to_numpy(),
+        }
+    n = len(df)
+    position = np.arange(n)
+    val_start, test_start = math.floor(n * val_split), math.floor(n * test_split)
+    return {
+        "train": position < val_start,
+        "val": (position >= val_start) & (position < test_start),
+        "test": position >= test_start,
+    }
+
+
+def table_tasks(
+    spec: TableSpec,
+    df: pd.DataFrame,
+    val_timestamp: pd.Timestamp,
+    test_timestamp: pd.Timestamp,
+    val_split: float,
+    test_split: float,
+) -> list[AutocompleteTask]:
+    """The autocomplete tasks of one table, named `<table>-<column>`.
+
+    Args:
+        spec: the table's keys and time column.
+        df: the generated table.
+        val_timestamp: the dataset's validation cut-off.
+        test_timestamp: the dataset's test cut-off.
+        val_split: fraction of rows in train, for a table without a time column.
+        test_split: fraction of rows in train + val, for a table without a time column.
+    """
+    entity_col = spec.pkey or POSITION_KEY
+    keys = pd.DataFrame(
+        {entity_col: df[spec.pkey] if spec.pkey else np.arange(len(df), dtype=np.int64)}
+    )
+    if spec.time_col is not None:
+        keys.insert(0, spec.time_col, df[spec.time_col])
+    masks = _split_masks(spec, df, val_timestamp, test_timestamp, val_split, test_split)
+    sort_cols = [spec.time_col, entity_col]  # relbench's label_sort_cols for entity tasks
+    tasks = []
+    for column in feature_columns(spec, df):
+        frame = keys.assign(**{column: df[column]})
+        present = df[column].notna().to_numpy()
+        labels = {
+            split: sort_labels(frame[masks[split] & present].reset_index(drop=True), sort_cols)
+            for split in SPLITS
+        }
+        manifest = TaskManifest(
+            name=f"{spec.name}-{column}",
+            kind=KIND_AUTOCOMPLETE,
+            task_type=task_type_of(df[column]).value,
+            description=f"Predict {column} of a {spec.name} row from the rest of the database.",
+            entity_table=spec.name,
+            target_col=column,
+        )
+        manifest.validate()
+        tasks.append(AutocompleteTask(manifest, labels))
+    return tasks

@@ -1,0 +1,17 @@
+"""Typed errors that users can cause, each with a message that says what to fix."""
+
+
+class PlurelError(Exception):
+    """Base class of every error a user can cause (bad config, schema, file, arguments)."""
+
+
+class ConfigError(PlurelError, ValueError):
+    """A `Config` field holds a value it cannot hold; the message names the field."""
+
+
+class SchemaError(PlurelError, ValueError):
+    """An SQL schema cannot drive generation; the message names the table and column."""
+
+
+class DatasetError(PlurelError, OSError):
+    """A dataset folder is missing, incomplete or not ours; the message names the path."""

@@ -1,0 +1,290 @@
+"""Write and read RelBench-3 dataset folders of generated databases.
+
+A folder written by `write_dataset` is loadable with `relbench.load_dataset(path)`::
+
+    <out_dir>/
+        manifest.yaml               tables, keys, time columns, val/test timestamps
+        db/<table>.parquet          one file per table (zstd, no pandas metadata)
+        tasks/<table>-<column>/     one autocomplete task per feature column (SPEC §5)
+            manifest.yaml
+            {train,val,test}.parquet
+        plurel.json                 seed, config, versions, row counts, content hash
+        README.md                   a short dataset card
+
+The folder is built next to `out_dir` and renamed into place, so `out_dir` is either
+absent or complete — never half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from relbench.manifest import DatasetManifest, TableSpec
+
+from plurel_ray import __version__
+from plurel_ray.autocomplete import table_tasks
+from plurel_ray.config import Config
+from plurel_ray.errors import DatasetError, SchemaError
+from plurel_ray.synth.database import GENERATOR_VERSION, GeneratedDatabase
+
+INFO_FILE = "plurel.json"
+# Bump when the folder layout or a plurel.json field changes meaning.
+FORMAT_VERSION = 1
+CONTENT_HASH_COVERS = (
+    "sha256 over db/<table>.parquet, tables in sorted name order, each fed as the UTF-8 "
+    "bytes of '<table>\\n<byte length>\\n' followed by the file's bytes; manifests, tasks "
+    "and labels are derived from these and not covered. Parquet bytes depend on the "
+    "pyarrow version (its created_by string and encoders)."
+)
+
+
+def parquet_bytes(df: pd.DataFrame) -> bytes:
+    """The frame as Parquet bytes that depend only on its data and the pyarrow version.
+
+    No pandas index and no pandas schema metadata (which would embed the pandas
+    version); the dtypes still round-trip through Arrow's own types.
+    """
+    table = pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(None)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", compression_level=3)
+    return sink.getvalue().to_pybytes()
+
+
+def content_hash(files: Mapping[str, bytes]) -> str:
+    """SHA-256 hex of table name -> Parquet bytes, as `CONTENT_HASH_COVERS` says."""
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(f"{name}\n{len(files[name])}\n".encode())
+        h.update(files[name])
+    return h.hexdigest()
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    """`2002-05-25` for a naive midnight, else the full ISO form (keeping any timezone)."""
+    return ts.date().isoformat() if ts.tzinfo is None and ts == ts.normalize() else ts.isoformat()
+
+
+def _package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def schema_file_hash(config: Config) -> str | None:
+    """SHA-256 hex of the SQL schema file's bytes, or None when the schema is random.
+
+    Args:
+        config: the config whose `schema_file` to hash.
+    """
+    if config.schema_file is None:
+        return None
+    path = Path(config.schema_file).expanduser()
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as err:
+        raise SchemaError(f"cannot read SQL schema file {str(path)!r}: {err}") from err
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _info(db: GeneratedDatabase, config: Config, name: str, digest: str) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "seed": db.seed,
+        "generator_version": GENERATOR_VERSION,
+        "config_hash": config.content_hash(),
+        "config": config.to_dict(),
+        "schema_source": "random" if config.schema_file is None else config.schema_file,
+        "schema_sha256": schema_file_hash(config),
+        "versions": {
+            "plurel_ray": __version__,
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+            "pyarrow": pa.__version__,
+            "relbench": _package_version("relbench"),
+        },
+        "timeline": {
+            "min_timestamp": _iso(db.timeline.min_timestamp),
+            "max_timestamp": _iso(db.timeline.max_timestamp),
+            "val_timestamp": _iso(db.timeline.val_timestamp),
+            "test_timestamp": _iso(db.timeline.test_timestamp),
+        },
+        "rows": {t: len(df) for t, df in db.tables.items()},
+        "num_cells": db.num_cells,
+        "content_hash": digest,
+        "content_hash_covers": CONTENT_HASH_COVERS,
+    }
+
+
+def _readme(db: GeneratedDatabase, info: dict, num_tasks: int) -> str:
+    lines = [
+        f"# {info['name']}",
+        "",
+        f"A synthetic relational database generated by plurel-ray from the PluRel prior "
+        f"(seed {db.seed}, config `{info['config_hash'][:12]}`, generator "
+        f"v{GENERATOR_VERSION}). Load it with `relbench.load_dataset(path)`.",
+        "",
+        "| table | rows | columns | time column |",
+        "|---|---|---|---|",
+    ]
+    for spec in db.schema.tables:
+        df = db.tables[spec.name]
+        lines.append(f"| {spec.name} | {len(df)} | {df.shape[1]} | {spec.time_col or '-'} |")
+    lines += ["", f"{num_tasks} autocomplete tasks (one per feature column), "
+              f"{db.num_cells} cells. Provenance: `{INFO_FILE}`.", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _write_contents(db: GeneratedDatabase, root: Path, config: Config, name: str) -> None:
+    """Everything `write_dataset` writes, into `root` (which must not exist)."""
+    root.mkdir()
+    files = {t: parquet_bytes(df) for t, df in db.tables.items()}
+    for table, data in files.items():
+        _write_bytes(root / "db" / f"{table}.parquet", data)
+    DatasetManifest(
+        name=name,
+        val_timestamp=_iso(db.timeline.val_timestamp),
+        test_timestamp=_iso(db.timeline.test_timestamp),
+        description=f"Synthetic relational database generated by plurel-ray (seed {db.seed}).",
+        tables={
+            s.name: TableSpec(pkey=s.pkey, time_col=s.time_col, fkeys=dict(s.fkeys))
+            for s in db.schema.tables
+        },
+    ).save(root / "manifest.yaml")
+    num_tasks = 0
+    for spec in db.schema.tables:
+        tasks = table_tasks(
+            spec, db.tables[spec.name], db.timeline.val_timestamp, db.timeline.test_timestamp,
+            config.val_split, config.test_split,
+        )  # fmt: skip
+        for task in tasks:
+            task_dir = root / "tasks" / task.manifest.name
+            task.manifest.save(task_dir / "manifest.yaml")
+            for split, labels in task.labels.items():
+                _write_bytes(task_dir / f"{split}.parquet", parquet_bytes(labels))
+        num_tasks += len(tasks)
+    info = _info(db, config, name, content_hash(files))
+    (root / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    (root / "README.md").write_text(_readme(db, info, num_tasks))
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Rename the finished `tmp` to `out`; with `overwrite`, the old `out` goes after."""
+    old = None
+    if overwrite and os.path.lexists(out):
+        old = out.with_name(f"{out.name}.old-{uuid.uuid4().hex}")
+        os.rename(out, old)
+    try:
+        # rename refuses a non-empty target directory, so a racing writer that finished
+        # first keeps its folder and this one fails cleanly.
+        os.rename(tmp, out)
+    except OSError as err:
+        if old is not None:
+            os.rename(old, out)
+        if os.path.lexists(out):
+            raise DatasetError(
+                f"{out} appeared while it was being written (another writer?); "
+                "pass overwrite=True (--overwrite) to replace it"
+            ) from err
+        raise
+    if old is not None:
+        _remove(old)
+
+
+def write_dataset(
+    db: GeneratedDatabase,
+    out_dir: str | os.PathLike,
+    config: Config,
+    name: str | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write `db` as a RelBench-3 dataset folder, atomically.
+
+    The folder is built in `<out_dir>.tmp-<uuid>` beside `out_dir` and renamed into
+    place; on any failure the temporary folder is removed and `out_dir` is untouched.
+
+    Args:
+        db: the generated database.
+        out_dir: the dataset folder to create; its parent is created if needed.
+        config: the config `db` was generated with (recorded in plurel.json; its splits
+            cut the label tables of tables without a time column).
+        name: the dataset name in manifest.yaml; default `plurel-<seed>`.
+        overwrite: replace an existing `out_dir` (removed once the new one is in place).
+
+    Returns:
+        The path of the written folder.
+    """
+    out = Path(out_dir).expanduser()
+    if os.path.lexists(out) and not overwrite:
+        raise DatasetError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"{out.name}.tmp-{uuid.uuid4().hex}")
+    try:
+        _write_contents(db, tmp, config, name or f"plurel-{db.seed}")
+        _move_into_place(tmp, out, overwrite)
+    except BaseException:
+        _remove(tmp)
+        raise
+    return out
+
+
+def read_dataset_info(path: str | os.PathLike) -> dict:
+    """The plurel.json of a dataset folder written by `write_dataset`.
+
+    Args:
+        path: the dataset folder.
+    """
+    file = Path(path).expanduser() / INFO_FILE
+    try:
+        return json.loads(file.read_text())
+    except FileNotFoundError:
+        raise DatasetError(
+            f"{file.parent}: not a plurel-ray dataset folder (no {INFO_FILE})"
+        ) from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise DatasetError(f"{file}: cannot read: {err}") from err
+
+
+def read_tables(path: str | os.PathLike, *, verify: bool = False) -> dict[str, pd.DataFrame]:
+    """The tables of a dataset folder, in manifest order.
+
+    Args:
+        path: the dataset folder.
+        verify: check the Parquet bytes against plurel.json's `content_hash`.
+    """
+    root = Path(path).expanduser()
+    try:
+        manifest = DatasetManifest.load(root / "manifest.yaml")
+        files = {t: (root / "db" / f"{t}.parquet").read_bytes() for t in manifest.tables}
+    except OSError as err:
+        raise DatasetError(f"{root}: incomplete dataset folder: {err}") from err
+    if verify and content_hash(files) != read_dataset_info(root)["content_hash"]:
+        raise DatasetError(
+            f"{root}: db/*.parquet do not match the content_hash in {INFO_FILE}; "
+            "the folder is corrupt or was edited — delete it and write it again"
+        )
+    return {t: pq.read_table(pa.BufferReader(data)).to_pandas() for t, data in files.items()}

@@ -1,0 +1,51 @@
+"""Explicit, path-derived randomness.
+
+A database is a pure function of (seed, config, generator version). Every random
+decision draws from a `numpy.random.Generator` derived from the seed and a stable path
+naming the component ("table", 3, "scm", "noise", 17), so components do not share
+streams, adding a draw in one place cannot shift another, and work can be split across
+processes without changing a value. Python's `hash()` is salted per process, so path
+strings are hashed with BLAKE2b instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+
+PathPart = int | str
+
+
+def _stable_int(part: PathPart) -> int:
+    if isinstance(part, bool) or not isinstance(part, (int, str)):
+        raise TypeError(f"rng path parts must be int or str, got {part!r}")
+    if isinstance(part, int):
+        if part < 0:
+            raise ValueError(f"rng path ints must be non-negative, got {part}")
+        return part
+    return int.from_bytes(hashlib.blake2b(part.encode(), digest_size=8).digest(), "little")
+
+
+def derive_rng(seed: int, *path: PathPart) -> np.random.Generator:
+    """The generator for component `path` of the database made from `seed`.
+
+    Args:
+        seed: the database seed (a non-negative integer).
+        path: ints and strings naming the component, e.g. ("table", 2, "fk", "table_0").
+    """
+    entropy = [_stable_int(seed), *(_stable_int(p) for p in path)]
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
+
+
+def random_u16(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniform uint16 draws of `shape`, four per raw 64-bit output of `rng`.
+
+    Raw bit-generator output costs ~1.3 ns per uint16 here, against ~3.8 for
+    `rng.bytes` and ~2.6 for `rng.integers`; inverse-CDF tables turn these into noise
+    and weights.
+    """
+    count = math.prod(shape)
+    raw = rng.bit_generator.random_raw(-(-count // 4))
+    return raw.view(np.uint16)[:count].reshape(shape)

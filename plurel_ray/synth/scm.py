@@ -1,0 +1,345 @@
+"""One table's structural causal model (SPEC §4): structure, then propagation.
+
+`TableSCM.build` draws everything random about a table's SCM — DAG, node types,
+noise, aggregations, encoders, decoders, collation encoders — into arrays and batched
+MLPs. `TableSCM.propagate` then computes every row at once, node by node in
+topological order: no per-row Python. Two exact shortcuts keep it fast:
+
+- a categorical value has only `k` possible encodings, so a categorical encoder is
+  evaluated on its `k` embedding rows once and gathered per row;
+- the foreign-table terms `F` are the same for every node of a table, so they are
+  aggregated once per aggregation mode and merged into each node's aggregate
+  (sum/max/product/logsumexp are all associative).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from plurel_ray.config import DAGParams, SCMParams
+from plurel_ray.synth.dag import CompiledDAG, build_dag
+from plurel_ray.synth.mlp import HIDDEN_CLAMP, RandomMLP, build_embeddings, build_mlps
+from plurel_ray.synth.noise import beta_quantile_tables, draw_noise
+from plurel_ray.synth.rng import derive_rng
+from plurel_ray.synth.sampling import sample_many
+from plurel_ray.synth.schema import CATEGORICAL, TableSpec
+from plurel_ray.synth.sources import categorical_source, numerical_source
+
+TERM_CLAMP = np.float32(1e4)
+_H_CLAMP = np.float32(HIDDEN_CLAMP)
+_EXP_CAP = np.float32(80)
+
+
+@dataclass
+class Encoder:
+    """Maps a node's values to `(n, emb)` terms, edge weight folded in and clamped.
+
+    A numerical encoder is an MLP on the scalar value; a categorical one is a
+    precomputed `(k, emb)` table (embedding → MLP → weight → clamp) indexed by category.
+    """
+
+    mlp: RandomMLP | None = None
+    table: np.ndarray | None = None
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        if self.table is not None:
+            return self.table[values]
+        out, bound = self.mlp(values)
+        if not bound <= TERM_CLAMP:
+            np.clip(out, -TERM_CLAMP, TERM_CLAMP, out=out)
+        return out
+
+
+@dataclass
+class Decoder:
+    """`(n, emb)` → values: an MLP to one number, or an MLP then the nearest category
+    embedding by dot product."""
+
+    mlp: RandomMLP
+    categories: np.ndarray | None = None
+
+    def __call__(self, h: np.ndarray) -> np.ndarray:
+        out, _ = self.mlp(h, HIDDEN_CLAMP)  # h is clamped to ±1e6 before decoding
+        if self.categories is None:
+            return out[:, 0]
+        return np.argmax(out @ self.categories.T, axis=1)
+
+
+def _categorical_encoder(embedding: np.ndarray, mlp: RandomMLP, weight: float) -> Encoder:
+    table, _ = mlp(embedding)
+    table *= np.float32(weight)
+    return Encoder(table=np.clip(table, -TERM_CLAMP, TERM_CLAMP, out=table))
+
+
+def _numerical_encoder(mlp: RandomMLP, weight: float) -> Encoder:
+    return Encoder(mlp=mlp.scaled(weight))
+
+
+def _log1p_exp_neg(x: np.ndarray) -> np.ndarray:
+    """log(1 + exp(-x)) for x >= 0, capped so exp stays out of float32 denormals."""
+    return np.log1p(np.exp(-np.minimum(x, _EXP_CAP)))
+
+
+def _logsumexp(terms: list[np.ndarray]) -> np.ndarray:
+    """Stable elementwise log Σ exp over a list, without stacking it (float32)."""
+    top = terms[0].copy()
+    for term in terms[1:]:
+        np.maximum(top, term, out=top)
+    total = np.zeros_like(top)
+    for term in terms:
+        shifted = term - top
+        np.maximum(shifted, -_EXP_CAP, out=shifted)  # exp(-80) ≈ 0 next to exp(0) = 1
+        total += np.exp(shifted, out=shifted)
+    return top + np.log(total)
+
+
+def _aggregate(mode: str, terms: list[np.ndarray]) -> np.ndarray:
+    """Elementwise aggregate of same-shaped float32 terms (never empty)."""
+    if mode == "logexp":
+        return _logsumexp(terms)
+    acc = terms[0].copy()
+    for term in terms[1:]:
+        if mode == "sum":
+            acc += term
+        elif mode == "max":
+            np.maximum(acc, term, out=acc)
+        else:
+            acc *= term
+    return acc
+
+
+def _merge(mode: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Combine two partial aggregates of disjoint term sets."""
+    if mode == "sum":
+        return a + b
+    if mode == "max":
+        return np.maximum(a, b)
+    if mode == "product":
+        return a * b
+    return np.maximum(a, b) + _log1p_exp_neg(np.abs(a - b))
+
+
+@dataclass
+class TableSCM:
+    """A built SCM for one table; see `build` and `propagate`."""
+
+    spec: TableSpec
+    num_rows: int
+    lazy: bool
+    dag: CompiledDAG
+    is_cat: np.ndarray  # (nodes,) bool: categorical in the propagation sense
+    num_categories: np.ndarray  # (nodes,) int, 0 for numerical
+    col_nodes: np.ndarray  # node of each feature column, in feature order
+    aggs: np.ndarray  # (nodes,) aggregation name
+    noise_tables: np.ndarray  # (nodes, TABLE_SIZE)
+    decoders: dict[int, Decoder]
+    edge_encoders: list[Encoder]  # per edge of dag (same order)
+    collation: dict[str, list[Encoder]]  # child table → encoder per feature column
+    source_kinds: dict[int, str]
+    seed: int
+    path: tuple
+
+    @classmethod
+    def build(
+        cls,
+        spec: TableSpec,
+        num_rows: int,
+        child_tables: list[str],
+        column_categories: list[int],
+        scm_params: SCMParams,
+        dag_params: DAGParams,
+        seed: int,
+        path: tuple,
+    ) -> TableSCM:
+        """Draw the SCM of table `spec`.
+
+        Args:
+            spec: the table's schema.
+            num_rows: rows to generate.
+            child_tables: tables with a foreign key to this one (one collation encoder
+                each per column).
+            column_categories: category count of each feature column (0 = numerical).
+            scm_params: SCM parameter choices.
+            dag_params: DAG layout parameters.
+            seed: database seed.
+            path: rng path prefix of this table.
+        """
+        rng = derive_rng(seed, *path, "structure")
+        lazy = scm_params.propagation_mode_choices.sample(rng) == "type_lazy"
+        c = len(spec.features)
+        perc = float(scm_params.scm_col_node_perc_choices.sample(rng))
+        num_nodes = c + math.ceil(c / perc) + 3
+        layout = str(scm_params.scm_layout_choices.sample(rng))
+        dag = build_dag(layout, num_nodes, dag_params, rng)
+
+        col_nodes = rng.choice(num_nodes, size=c, replace=False)
+        stypes = sample_many(scm_params.col_stype_choices, rng, num_nodes)
+        ks = sample_many(scm_params.num_categories_choices, rng, num_nodes).astype(np.int64)
+        declared_cat = stypes == CATEGORICAL
+        declared_cat[col_nodes] = np.asarray(column_categories, dtype=np.int64) > 0
+        ks = np.where(declared_cat, ks, 0)
+        ks[col_nodes] = column_categories
+        is_cat = declared_cat & (not lazy)
+
+        alpha = sample_many(scm_params.node_noise_alpha_choices, rng, num_nodes)
+        beta = sample_many(scm_params.node_noise_beta_choices, rng, num_nodes)
+        aggs = sample_many(scm_params.propagation_agg_choices, rng, num_nodes)
+        noise_tables = beta_quantile_tables(
+            alpha.astype(np.float64), beta.astype(np.float64), 1.0 / scm_params.mlp_emb_dim
+        )
+        in_degree = dag.in_degree()
+        sources = [int(v) for v in np.flatnonzero(in_degree == 0)]
+        source_kinds = {
+            v: str(kind)
+            for v, kind in zip(
+                sources,
+                sample_many(scm_params.source_gen_type_choices, rng, len(sources)),
+                strict=True,
+            )
+        }
+
+        emb, one = scm_params.mlp_emb_dim, scm_params.mlp_in_dim
+        out = scm_params.mlp_out_dim
+        # Every encoder/decoder of this SCM, listed once so they are built in one batch.
+        decoded = [int(v) for v in range(num_nodes) if in_degree[v] > 0]
+        encoded = [(int(s), int(d)) for s, d in zip(dag.src, dag.dst, strict=True)]
+        collated = [(child, int(v)) for child in child_tables for v in col_nodes]
+        mlp_dims = [(emb, emb if is_cat[v] else out) for v in decoded]
+        mlp_dims += [(emb, emb) if is_cat[s] else (one, emb) for s, _ in encoded]
+        mlp_dims += [(emb, emb) if is_cat[v] else (one, emb) for _, v in collated]
+        mlps = iter(build_mlps(mlp_dims, scm_params, rng))
+        cat_sizes = [int(ks[v]) for v in decoded if is_cat[v]]
+        cat_sizes += [int(ks[s]) for s, _ in encoded if is_cat[s]]
+        cat_sizes += [int(ks[v]) for _, v in collated if is_cat[v]]
+        embeddings = iter(build_embeddings(cat_sizes, scm_params, rng))
+
+        decoders = {
+            v: Decoder(next(mlps), next(embeddings) if is_cat[v] else None) for v in decoded
+        }
+
+        def encoder(node: int, weight: float) -> Encoder:
+            if is_cat[node]:
+                return _categorical_encoder(next(embeddings), next(mlps), weight)
+            return _numerical_encoder(next(mlps), weight)
+
+        edge_encoders = [
+            encoder(s, float(w)) for (s, _), w in zip(encoded, dag.weight, strict=True)
+        ]
+        collation: dict[str, list[Encoder]] = {child: [] for child in child_tables}
+        for child, v in collated:
+            collation[child].append(encoder(v, 1.0))
+        return cls(
+            spec=spec,
+            num_rows=num_rows,
+            lazy=lazy,
+            dag=dag,
+            is_cat=is_cat,
+            num_categories=ks,
+            col_nodes=col_nodes,
+            aggs=aggs,
+            noise_tables=noise_tables,
+            decoders=decoders,
+            edge_encoders=edge_encoders,
+            collation=collation,
+            source_kinds=source_kinds,
+            seed=seed,
+            path=path,
+        )
+
+    def propagate(
+        self, scm_params: SCMParams, foreign: list[tuple[TableSCM, np.ndarray, list[np.ndarray]]]
+    ) -> list[np.ndarray]:
+        """Compute every node for every row; return the feature columns' values.
+
+        Args:
+            scm_params: SCM parameters (source settings, quantisation probabilities).
+            foreign: per parent table: its SCM, the parent row of each of our rows, and
+                the parent's final column values.
+
+        Returns:
+            per feature column, `(n,)` float32 values (numerical) or int64 categories.
+        """
+        n = self.num_rows
+        is_activity = self.spec.is_activity
+        foreign_terms = self._foreign_aggregates(foreign)
+        values: list[np.ndarray | None] = [None] * self.dag.num_nodes
+        source_rng = derive_rng(self.seed, *self.path, "sources")
+        noise_rng = derive_rng(self.seed, *self.path, "noise")
+        emb = scm_params.mlp_emb_dim
+        starts = np.searchsorted(self.dag.dst, np.arange(self.dag.num_nodes + 1))
+        for v in (int(x) for x in self.dag.topo_order):
+            if v in self.source_kinds:
+                kind = self.source_kinds[v]
+                if self.is_cat[v]:
+                    values[v] = categorical_source(
+                        kind, int(self.num_categories[v]), scm_params, n, is_activity, source_rng
+                    )
+                else:
+                    raw = numerical_source(kind, scm_params, n, is_activity, source_rng)
+                    values[v] = raw.astype(np.float32)
+                continue
+            mode = str(self.aggs[v])
+            terms = [
+                self.edge_encoders[e](values[int(self.dag.src[e])])
+                for e in range(starts[v], starts[v + 1])
+            ]
+            agg = _aggregate(mode, terms)  # a non-source node has at least one parent
+            if mode in foreign_terms:
+                agg = _merge(mode, agg, foreign_terms[mode])
+            h = draw_noise(self.noise_tables[v], noise_rng, (n, emb))
+            h += agg
+            np.clip(h, -_H_CLAMP, _H_CLAMP, out=h)
+            values[v] = self.decoders[v](h)
+        return self._finish_columns(values, scm_params)
+
+    def _foreign_aggregates(
+        self, foreign: list[tuple[TableSCM, np.ndarray, list[np.ndarray]]]
+    ) -> dict[str, np.ndarray]:
+        modes = {str(m) for v, m in enumerate(self.aggs) if v not in self.source_kinds}
+        if not foreign or not modes:
+            return {}
+        name = self.spec.name
+        by_mode: dict[str, list[np.ndarray]] = {m: [] for m in modes}
+        for parent, rows, columns in foreign:
+            encoders = parent.collation[name]
+            for encoder, column in zip(encoders, columns, strict=True):
+                # Encode on whichever side has fewer rows; the per-row result is the same.
+                small = len(column) <= len(rows)
+                emb = encoder(column)[rows] if small else encoder(column[rows])
+                for mode in modes:
+                    if mode == "sum":
+                        weight = np.float32(1.0 / len(columns))
+                        by_mode[mode].append(np.clip(emb * weight, -TERM_CLAMP, TERM_CLAMP))
+                    else:
+                        by_mode[mode].append(emb)
+        return {m: _aggregate(m, terms) for m, terms in by_mode.items() if terms}
+
+    def _finish_columns(
+        self, values: list[np.ndarray | None], scm_params: SCMParams
+    ) -> list[np.ndarray]:
+        columns = []
+        rng = derive_rng(self.seed, *self.path, "quantise")
+        for v in self.col_nodes:
+            column = values[int(v)]
+            k = int(self.num_categories[v])
+            if self.lazy and k > 0:
+                column = _quantise(column, k, scm_params, rng)
+            columns.append(column)
+        return columns
+
+
+def _quantise(
+    column: np.ndarray, k: int, params: SCMParams, rng: np.random.Generator
+) -> np.ndarray:
+    """type_lazy: numbers → k classes by k-1 boundaries taken at random rows, then
+    maybe permuted and maybe reversed."""
+    boundaries = column[rng.integers(0, len(column), k - 1)]
+    classes = (column[:, None] > boundaries[None, :]).sum(axis=1).astype(np.int64)
+    if rng.random() < float(params.cat_label_permute_prob_choices.sample(rng)):
+        classes = rng.permutation(k)[classes]
+    if rng.random() < float(params.cat_label_reverse_prob_choices.sample(rng)):
+        classes = k - 1 - classes
+    return classes

@@ -1,0 +1,226 @@
+"""RelBench-3 dataset folders: round trip through relbench, tasks, atomic writes, provenance."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import relbench
+from relbench.base import TaskType
+from relbench.base.task_base import label_sort_cols, sort_labels
+
+from plurel_ray import relbench_io
+from plurel_ray.config import Config
+from plurel_ray.errors import DatasetError
+from plurel_ray.relbench_io import (
+    content_hash,
+    read_dataset_info,
+    read_tables,
+    write_dataset,
+)
+from plurel_ray.synth.database import GENERATOR_VERSION, generate_database
+
+SQL = """
+CREATE TABLE customers (
+    id INT PRIMARY KEY,
+    status VARCHAR(10) CHECK (status IN ('gold', 'silver', 'bronze')),
+    age INT
+);
+CREATE TABLE orders (customer_id INT REFERENCES customers(id), amount DOUBLE PRECISION);
+"""
+
+
+@pytest.fixture(scope="module")
+def db(small_config):
+    return generate_database(0, small_config)
+
+
+@pytest.fixture(scope="module")
+def folder(db, small_config, tmp_path_factory) -> Path:
+    return write_dataset(db, tmp_path_factory.mktemp("ds") / "plurel-0", small_config)
+
+
+def _feature_columns(db) -> dict[str, str]:
+    """Expected task name -> entity table."""
+    out = {}
+    for spec in db.schema.tables:
+        keys = {spec.pkey, spec.time_col, *(c for c, _ in spec.fkeys)}
+        for col in db.tables[spec.name].columns:
+            if col not in keys:
+                out[f"{spec.name}-{col}"] = spec.name
+    return out
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_relbench_loads_manifest_keys_and_tables_as_generated(db, folder):
+    ds = relbench.load_dataset(folder)
+    assert ds.val_timestamp == db.timeline.val_timestamp
+    assert ds.test_timestamp == db.timeline.test_timestamp
+    assert list(ds.manifest.tables) == [s.name for s in db.schema.tables]
+    for spec in db.schema.tables:
+        table = ds.manifest.tables[spec.name]
+        assert (table.pkey, table.time_col, table.fkeys) == (
+            spec.pkey, spec.time_col, dict(spec.fkeys),
+        )  # fmt: skip
+    full = ds.get_db(upto_test_timestamp=False)
+    for name, df in db.tables.items():
+        pd.testing.assert_frame_equal(full.table_dict[name].df, df)
+    assert any(s.time_col is not None for s in db.schema.tables)
+    assert any(s.time_col is None for s in db.schema.tables)
+
+
+def test_every_feature_column_is_a_task_with_disjoint_nonempty_splits(db, folder):
+    ds = relbench.load_dataset(folder)
+    expected = _feature_columns(db)
+    assert ds.get_task_names() == sorted(expected)
+    for name, table in expected.items():
+        task = ds.load_task(name)
+        target = db.tables[table][task.target_col]
+        assert task.remove_columns == []
+        if pd.api.types.is_bool_dtype(target):
+            assert task.task_type == TaskType.BINARY_CLASSIFICATION
+        else:
+            assert task.task_type == TaskType.REGRESSION
+            assert math.isfinite(task.nmae_std) and task.nmae_std >= 0
+        splits = {s: task.get_table(s, mask_input_cols=False).df for s in ("train", "val", "test")}
+        entities = {s: set(df[task.entity_col]) for s, df in splits.items()}
+        for s, df in splits.items():
+            assert len(df) > 0, (name, s)
+            assert df[task.target_col].notna().all()
+            pd.testing.assert_frame_equal(df, sort_labels(df.copy(), label_sort_cols(task)))
+        assert not entities["train"] & entities["val"]
+        assert not entities["val"] & entities["test"]
+        assert not entities["train"] & entities["test"]
+        # Together the splits hold exactly the rows whose target is present.
+        union = set().union(*entities.values())
+        assert union == set(np.flatnonzero(target.notna().to_numpy()))
+        if task.time_col is not None:
+            assert (splits["train"][task.time_col] <= ds.val_timestamp).all()
+            assert (splits["val"][task.time_col] > ds.val_timestamp).all()
+            assert (splits["val"][task.time_col] <= ds.test_timestamp).all()
+            assert (splits["test"][task.time_col] > ds.test_timestamp).all()
+        else:
+            # Split by position: every train row precedes every val row precedes test.
+            assert max(entities["train"]) < min(entities["val"])
+            assert max(entities["val"]) < min(entities["test"])
+
+
+def test_string_columns_are_multiclass_and_keyless_tables_use_row_positions(tmp_path):
+    sql = tmp_path / "shop.sql"
+    sql.write_text(SQL)
+    config = Config.from_dict({
+        "schema_file": str(sql),
+        "database_params": {
+            "num_rows_entity_table_choices": {"kind": "range", "value": [40, 60]},
+            "num_rows_activity_table_choices": {"kind": "range", "value": [80, 120]},
+        },
+    })  # fmt: skip
+    db = generate_database(1, config)
+    folder = write_dataset(db, tmp_path / "shop", config)
+    ds = relbench.load_dataset(folder)
+    assert read_dataset_info(folder)["schema_source"] == str(sql)
+    status = ds.load_task("customers-status")
+    assert status.task_type == TaskType.MULTICLASS_CLASSIFICATION
+    assert set(status.get_table("train").df["status"]) <= {"gold", "silver", "bronze"}
+    amount = ds.load_task("orders-amount")
+    assert amount.entity_col == "primary_key"
+    test = amount.get_table("test", mask_input_cols=False).df
+    orders = db.tables["orders"]
+    assert len(test) > 0
+    np.testing.assert_array_equal(
+        test["amount"].to_numpy(), orders["amount"].to_numpy()[test["primary_key"].to_numpy()]
+    )
+
+
+def test_plurel_json_records_seed_config_versions_and_content_hash(db, folder, small_config):
+    info = read_dataset_info(folder)
+    assert info["seed"] == 0
+    assert Config.from_dict(info["config"]) == small_config
+    assert info["config_hash"] == small_config.content_hash()
+    assert info["generator_version"] == GENERATOR_VERSION
+    assert info["schema_source"] == "random"
+    assert set(info["versions"]) >= {"plurel_ray", "numpy", "pyarrow", "relbench"}
+    assert info["rows"] == {name: len(df) for name, df in db.tables.items()}
+    assert info["num_cells"] == db.num_cells
+    files = {p.stem: p.read_bytes() for p in (folder / "db").glob("*.parquet")}
+    assert info["content_hash"] == content_hash(files)
+    assert (folder / "README.md").read_text().startswith("# plurel-0")
+
+
+def test_read_tables_returns_frames_in_manifest_order_and_detects_corruption(db, folder, tmp_path):
+    tables = read_tables(folder, verify=True)
+    assert list(tables) == list(db.tables)
+    for name, df in db.tables.items():
+        pd.testing.assert_frame_equal(tables[name], df)
+    copy = tmp_path / "copy"
+    for rel, data in _files(folder).items():
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        (copy / rel).write_bytes(data)
+    first = next((copy / "db").glob("*.parquet"))
+    first.write_bytes(first.read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(DatasetError, match="content_hash"):
+        read_tables(copy, verify=True)
+
+
+def test_read_dataset_info_names_a_folder_without_plurel_json(tmp_path):
+    with pytest.raises(DatasetError, match=r"not a plurel-ray dataset folder \(no plurel.json\)"):
+        read_dataset_info(tmp_path)
+
+
+def test_same_seed_written_twice_gives_identical_bytes(small_config, tmp_path):
+    a = write_dataset(generate_database(3, small_config), tmp_path / "a", small_config)
+    b = write_dataset(generate_database(3, small_config), tmp_path / "b", small_config)
+    assert _files(a) == _files(b)
+    assert any(rel.startswith("db/") for rel in _files(a))
+
+
+def test_existing_folder_is_refused_and_untouched_without_overwrite(db, small_config, tmp_path):
+    out = tmp_path / "ds"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    with pytest.raises(DatasetError, match="--overwrite") as err:
+        write_dataset(db, out, small_config)
+    assert str(out) in str(err.value)
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_overwrite_replaces_the_folder_and_leaves_no_siblings(db, small_config, tmp_path):
+    out = tmp_path / "ds"
+    out.mkdir()
+    (out / "mine.txt").write_text("old")
+    write_dataset(db, out, small_config, overwrite=True)
+    assert not (out / "mine.txt").exists()
+    assert read_dataset_info(out)["seed"] == db.seed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_failure_mid_write_leaves_no_partial_folder(
+    db, small_config, tmp_path, monkeypatch, overwrite
+):
+    out = tmp_path / "ds"
+    if overwrite:
+        out.mkdir()
+        (out / "mine.txt").write_text("old")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    # The README is written last, after the tables, tasks and plurel.json.
+    monkeypatch.setattr(relbench_io, "_readme", fail)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        write_dataset(db, out, small_config, overwrite=overwrite)
+    if overwrite:
+        assert [p.name for p in out.iterdir()] == ["mine.txt"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    else:
+        assert list(tmp_path.iterdir()) == []
