@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from plurel_ray.config import Config
+from plurel_ray.errors import ConfigError
 from plurel_ray.synth.allocator import tune_allocator
 from plurel_ray.synth.hsbm import assign_parents, sample_hierarchy
 from plurel_ray.synth.postprocess import postprocess_columns
@@ -26,6 +27,7 @@ from plurel_ray.synth.sql_schema import load_sql_schema
 # Bump whenever a change alters any generated value: it is part of every database's
 # identity (plurel.json) and of the cache key.
 GENERATOR_VERSION = "1"
+_TIMELINE_TRIES = 1000
 
 
 @dataclass(frozen=True)
@@ -62,18 +64,36 @@ class GeneratedDatabase:
 
 
 def sample_timeline(config: Config, rng: np.random.Generator) -> Timeline:
-    """Two distinct sorted day offsets inside the configured span, and the split days."""
+    """Two distinct sorted day offsets inside the configured span, and the split days.
+
+    SPEC §3.1, with one guard: a pair so close that the validation or test window
+    would be empty (val day == test day, or no day after the test day) is redrawn,
+    since RelBench cannot build tasks on it. With the default 35-year span this
+    redraws ~0.2 % of timelines.
+
+    Raises:
+        ConfigError: the configured span is too short for three non-empty windows.
+    """
     params = config.database_params
     start = pd.Timestamp(params.min_timestamp)
     days = (pd.Timestamp(params.max_timestamp) - start).days
-    first, last = sorted(int(d) for d in rng.choice(days, size=2, replace=False))
-    lo, hi = start + pd.Timedelta(days=first), start + pd.Timedelta(days=last)
-    length = last - first + 1
-    return Timeline(
-        min_timestamp=lo,
-        max_timestamp=hi,
-        val_timestamp=lo + pd.Timedelta(days=int(np.floor(length * config.val_split))),
-        test_timestamp=lo + pd.Timedelta(days=int(np.floor(length * config.test_split))),
+    for _ in range(_TIMELINE_TRIES):
+        first, last = sorted(int(d) for d in rng.choice(days, size=2, replace=False))
+        length = last - first + 1
+        val_day = int(np.floor(length * config.val_split))
+        test_day = int(np.floor(length * config.test_split))
+        if val_day < test_day < length - 1:
+            lo = start + pd.Timedelta(days=first)
+            return Timeline(
+                min_timestamp=lo,
+                max_timestamp=start + pd.Timedelta(days=last),
+                val_timestamp=lo + pd.Timedelta(days=val_day),
+                test_timestamp=lo + pd.Timedelta(days=test_day),
+            )
+    raise ConfigError(
+        f"database_params.min_timestamp..max_timestamp spans {days} days, too few for "
+        f"val_split={config.val_split} and test_split={config.test_split} to leave "
+        "non-empty train, validation and test windows; widen the span"
     )
 
 
