@@ -77,7 +77,7 @@ def sample_timeline(config: Config, rng: np.random.Generator) -> Timeline:
     params = config.database_params
     start = pd.Timestamp(params.min_timestamp)
     days = (pd.Timestamp(params.max_timestamp) - start).days
-    for _ in range(_TIMELINE_TRIES):
+    for _ in range(_TIMELINE_TRIES if days >= 2 else 0):
         first, last = sorted(int(d) for d in rng.choice(days, size=2, replace=False))
         length = last - first + 1
         val_day = int(np.floor(length * config.val_split))

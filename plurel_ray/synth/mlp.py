@@ -49,16 +49,6 @@ class RandomMLP:
     clamp_bounds: list[float]
     norms: list[float]
 
-    def scaled(self, factor: float) -> RandomMLP:
-        """This MLP with its output multiplied by `factor` (folded into the last layer)."""
-        return RandomMLP(
-            [*self.weights[:-1], self.weights[-1] * np.float32(factor)],
-            self.activations,
-            self.growth,
-            self.clamp_bounds,
-            [*self.norms[:-1], self.norms[-1] * abs(factor)],
-        )
-
     def __call__(self, x: np.ndarray, x_bound: float = math.inf) -> tuple[np.ndarray, float]:
         """Apply to `x` of shape (n, in), or (n,) when in == 1.
 
@@ -105,15 +95,19 @@ _MIDPOINTS = (np.arange(65536) + 0.5) / 65536
 _NORMAL_TABLE = special.ndtri(_MIDPOINTS).astype(np.float32)
 _TRUNC_TABLE = special.ndtri(_TRUNC_LO + _MIDPOINTS * (_TRUNC_HI - _TRUNC_LO)).astype(np.float32)
 _UNIFORM_TABLE = (2 * _MIDPOINTS - 1).astype(np.float32)
+# All three tables back to back, so a whole block is one gather at per-layer offsets.
+_TABLES = np.concatenate([_NORMAL_TABLE, _TRUNC_TABLE, _UNIFORM_TABLE])
+_NORMAL, _TRUNC, _UNIFORM = 0, 65536, 2 * 65536
 
-# initialiser → (table, scale as a function of (fan_in, fan_out)); torch.nn.init defaults.
+# initialiser → (table offset, scale as a function of (fan_in, fan_out)); the scales are
+# torch.nn.init's defaults.
 _INITS = {
-    "kaiming_normal": (_NORMAL_TABLE, lambda fi, fo: math.sqrt(2.0 / fi)),
-    "kaiming_uniform": (_UNIFORM_TABLE, lambda fi, fo: math.sqrt(6.0 / fi)),
-    "xavier_normal": (_NORMAL_TABLE, lambda fi, fo: math.sqrt(2.0 / (fi + fo))),
-    "xavier_uniform": (_UNIFORM_TABLE, lambda fi, fo: math.sqrt(6.0 / (fi + fo))),
-    "trunc_normal": (_TRUNC_TABLE, lambda fi, fo: 1.0),
-    "sparse": (_NORMAL_TABLE, lambda fi, fo: 0.01),
+    "kaiming_normal": (_NORMAL, lambda fi, fo: math.sqrt(2.0 / fi)),
+    "kaiming_uniform": (_UNIFORM, lambda fi, fo: math.sqrt(6.0 / fi)),
+    "xavier_normal": (_NORMAL, lambda fi, fo: math.sqrt(2.0 / (fi + fo))),
+    "xavier_uniform": (_UNIFORM, lambda fi, fo: math.sqrt(6.0 / (fi + fo))),
+    "trunc_normal": (_TRUNC, lambda fi, fo: 1.0),
+    "sparse": (_NORMAL, lambda fi, fo: 0.01),
 }
 
 
@@ -129,18 +123,20 @@ def _layer_block(
     Args:
         shape: (fan_in, fan_out) of every layer in the block.
         inits: initialiser name per layer.
-        factor: per layer, the previous activation's scale (1 for first layers).
+        factor: per layer, a factor on all its weights (the previous activation's
+            scale, and the edge weight on an encoder's last layer).
         rho: per layer, its MLP's weight density.
         rng: generator to draw from.
     """
-    count = len(inits)
     fan_in, fan_out = shape
-    bits = random_u16(rng, (count, *shape))
-    w = np.empty((count, *shape), dtype=np.float32)
-    for name, (table, scale_of) in _INITS.items():
-        idx = np.flatnonzero(inits == name)
-        if idx.size:
-            w[idx] = table[bits[idx]] * np.float32(scale_of(fan_in, fan_out))
+    offset = np.empty(len(inits), dtype=np.uint32)
+    scale = np.empty(len(inits))
+    for name, (table_offset, scale_of) in _INITS.items():
+        chosen = inits == name
+        offset[chosen] = table_offset
+        scale[chosen] = scale_of(fan_in, fan_out)
+    bits = random_u16(rng, (len(inits), *shape))
+    w = _TABLES[bits + offset[:, None, None]]
     idx = np.flatnonzero(inits == "sparse")
     if idx.size:
         # torch zeroes ceil(0.5 · out_features) random entries of every input column.
@@ -150,15 +146,17 @@ def _layer_block(
         np.put_along_axis(sparse, order[:, :, :num_zeros], np.float32(0), axis=2)
         w[idx] = sparse
     # Density mask from 16 random bits per weight: keep with probability ρ (to 2^-16).
-    keep = random_u16(rng, w.shape)
-    threshold = np.round(rho * 65536.0).astype(np.uint32)[:, None, None]
-    w *= (factor / rho).astype(np.float32)[:, None, None]
-    np.multiply(w, keep < threshold, out=w)
+    keep = random_u16(rng, w.shape) < np.round(rho * 65536.0).astype(np.uint32)[:, None, None]
+    w *= (scale * factor / rho).astype(np.float32)[:, None, None]
+    np.multiply(w, keep, out=w)
     return w
 
 
 def build_mlps(
-    dims: Sequence[tuple[int, int]], params: SCMParams, rng: np.random.Generator
+    dims: Sequence[tuple[int, int]],
+    params: SCMParams,
+    rng: np.random.Generator,
+    out_scale: Sequence[float] | None = None,
 ) -> list[RandomMLP]:
     """One random MLP per `(in_dim, out_dim)` pair, hidden width `params.mlp_emb_dim`.
 
@@ -169,6 +167,8 @@ def build_mlps(
         dims: input and output width of each MLP.
         params: layer-count, density, initialiser and activation choices.
         rng: the generator every random decision is drawn from.
+        out_scale: per MLP, a factor on its output (an edge weight), folded into its
+            last layer; 1 when omitted.
     """
     m = len(dims)
     if m == 0:
@@ -191,6 +191,8 @@ def build_mlps(
     fan_out = np.where(is_last, out_dims, hid)
     # The scale of activation j multiplies layer j + 1's weights (exact; see module doc).
     factor = np.where(position == 0, 1.0, np.roll(scales, 1))
+    if out_scale is not None:
+        factor = np.where(is_last, factor * np.asarray(out_scale, np.float64)[mlp_of_layer], factor)
 
     weights: list[np.ndarray] = [np.empty(0, np.float32)] * total_layers
     norms = np.empty(total_layers)
@@ -241,10 +243,14 @@ def build_embeddings(
     """
     dim = params.mlp_emb_dim
     inits = sample_many(params.initialization_choices, rng, len(num_rows)).astype(str)
-    one = np.ones(1)
-    # Drawn as a (dim, k) "layer" so fan_in = dim, fan_out = k, and sparse zeroes
-    # entries along k, as torch does for a (k, dim) embedding weight; no density mask.
-    return [
-        np.ascontiguousarray(_layer_block((dim, int(k)), inits[i : i + 1], one, one, rng)[0].T)
-        for i, k in enumerate(num_rows)
-    ]
+    sizes = np.asarray(num_rows, dtype=np.int64)
+    tables: list[np.ndarray] = [np.empty(0, np.float32)] * len(sizes)
+    # Drawn as (dim, k) "layers", batched by k: fan_in = dim, fan_out = k, and sparse
+    # zeroes entries along k, as torch does for a (k, dim) embedding weight; no mask.
+    for k in np.unique(sizes):
+        idx = np.flatnonzero(sizes == k)
+        ones = np.ones(idx.size)
+        block = _layer_block((dim, int(k)), inits[idx], ones, ones, rng)
+        for j, i in enumerate(idx):
+            tables[i] = np.ascontiguousarray(block[j].T)
+    return tables

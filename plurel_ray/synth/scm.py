@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from plurel_ray.config import DAGParams, SCMParams
+from plurel_ray.synth.aggregate import Accumulator
 from plurel_ray.synth.dag import CompiledDAG, build_dag
 from plurel_ray.synth.mlp import HIDDEN_CLAMP, RandomMLP, build_embeddings, build_mlps
 from plurel_ray.synth.noise import beta_quantile_tables, draw_noise
@@ -30,18 +31,19 @@ from plurel_ray.synth.sources import categorical_source, numerical_source
 
 TERM_CLAMP = np.float32(1e4)
 _H_CLAMP = np.float32(HIDDEN_CLAMP)
-_EXP_CAP = np.float32(80)
 
 
 @dataclass
 class Encoder:
-    """Maps a node's values to `(n, emb)` terms, edge weight folded in and clamped.
+    """Maps a node's values to `(n, emb)` terms `clamp(w · enc(value), ±1e4)`.
 
-    A numerical encoder is an MLP on the scalar value; a categorical one is a
-    precomputed `(k, emb)` table (embedding → MLP → weight → clamp) indexed by category.
+    A numerical encoder is an MLP on the scalar value, `w` folded into its last layer;
+    a categorical one is a precomputed `(k, emb)` table (embedding → MLP → `w`) indexed
+    by category, kept both raw and clamped.
     """
 
     mlp: RandomMLP | None = None
+    raw_table: np.ndarray | None = None
     table: np.ndarray | None = None
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
@@ -51,6 +53,12 @@ class Encoder:
         if not bound <= TERM_CLAMP:
             np.clip(out, -TERM_CLAMP, TERM_CLAMP, out=out)
         return out
+
+    def raw(self, values: np.ndarray) -> np.ndarray:
+        """`w · enc(value)` before the clamp, for callers that reweight terms first."""
+        if self.raw_table is not None:
+            return self.raw_table[values]
+        return self.mlp(values)[0]
 
 
 @dataclass
@@ -69,57 +77,9 @@ class Decoder:
 
 
 def _categorical_encoder(embedding: np.ndarray, mlp: RandomMLP, weight: float) -> Encoder:
-    table, _ = mlp(embedding)
-    table *= np.float32(weight)
-    return Encoder(table=np.clip(table, -TERM_CLAMP, TERM_CLAMP, out=table))
-
-
-def _numerical_encoder(mlp: RandomMLP, weight: float) -> Encoder:
-    return Encoder(mlp=mlp.scaled(weight))
-
-
-def _log1p_exp_neg(x: np.ndarray) -> np.ndarray:
-    """log(1 + exp(-x)) for x >= 0, capped so exp stays out of float32 denormals."""
-    return np.log1p(np.exp(-np.minimum(x, _EXP_CAP)))
-
-
-def _logsumexp(terms: list[np.ndarray]) -> np.ndarray:
-    """Stable elementwise log Σ exp over a list, without stacking it (float32)."""
-    top = terms[0].copy()
-    for term in terms[1:]:
-        np.maximum(top, term, out=top)
-    total = np.zeros_like(top)
-    for term in terms:
-        shifted = term - top
-        np.maximum(shifted, -_EXP_CAP, out=shifted)  # exp(-80) ≈ 0 next to exp(0) = 1
-        total += np.exp(shifted, out=shifted)
-    return top + np.log(total)
-
-
-def _aggregate(mode: str, terms: list[np.ndarray]) -> np.ndarray:
-    """Elementwise aggregate of same-shaped float32 terms (never empty)."""
-    if mode == "logexp":
-        return _logsumexp(terms)
-    acc = terms[0].copy()
-    for term in terms[1:]:
-        if mode == "sum":
-            acc += term
-        elif mode == "max":
-            np.maximum(acc, term, out=acc)
-        else:
-            acc *= term
-    return acc
-
-
-def _merge(mode: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Combine two partial aggregates of disjoint term sets."""
-    if mode == "sum":
-        return a + b
-    if mode == "max":
-        return np.maximum(a, b)
-    if mode == "product":
-        return a * b
-    return np.maximum(a, b) + _log1p_exp_neg(np.abs(a - b))
+    raw, _ = mlp(embedding)
+    raw *= np.float32(weight)
+    return Encoder(raw_table=raw, table=np.clip(raw, -TERM_CLAMP, TERM_CLAMP))
 
 
 @dataclass
@@ -210,7 +170,13 @@ class TableSCM:
         mlp_dims = [(emb, emb if is_cat[v] else out) for v in decoded]
         mlp_dims += [(emb, emb) if is_cat[s] else (one, emb) for s, _ in encoded]
         mlp_dims += [(emb, emb) if is_cat[v] else (one, emb) for _, v in collated]
-        mlps = iter(build_mlps(mlp_dims, scm_params, rng))
+        # A numerical encoder's edge weight is folded into its last layer at build time.
+        out_scale = [1.0] * len(decoded)
+        out_scale += [
+            1.0 if is_cat[s] else float(w) for (s, _), w in zip(encoded, dag.weight, strict=True)
+        ]
+        out_scale += [1.0] * len(collated)
+        mlps = iter(build_mlps(mlp_dims, scm_params, rng, out_scale))
         cat_sizes = [int(ks[v]) for v in decoded if is_cat[v]]
         cat_sizes += [int(ks[s]) for s, _ in encoded if is_cat[s]]
         cat_sizes += [int(ks[v]) for _, v in collated if is_cat[v]]
@@ -223,7 +189,7 @@ class TableSCM:
         def encoder(node: int, weight: float) -> Encoder:
             if is_cat[node]:
                 return _categorical_encoder(next(embeddings), next(mlps), weight)
-            return _numerical_encoder(next(mlps), weight)
+            return Encoder(mlp=next(mlps))  # weight already folded in by build_mlps
 
         edge_encoders = [
             encoder(s, float(w)) for (s, _), w in zip(encoded, dag.weight, strict=True)
@@ -264,7 +230,7 @@ class TableSCM:
         """
         n = self.num_rows
         is_activity = self.spec.is_activity
-        foreign_terms = self._foreign_aggregates(foreign)
+        foreign_terms = self._foreign_aggregates(foreign, scm_params.mlp_emb_dim)
         values: list[np.ndarray | None] = [None] * self.dag.num_nodes
         source_rng = derive_rng(self.seed, *self.path, "sources")
         noise_rng = derive_rng(self.seed, *self.path, "noise")
@@ -281,14 +247,12 @@ class TableSCM:
                     raw = numerical_source(kind, scm_params, n, is_activity, source_rng)
                     values[v] = raw.astype(np.float32)
                 continue
-            mode = str(self.aggs[v])
-            terms = [
-                self.edge_encoders[e](values[int(self.dag.src[e])])
-                for e in range(starts[v], starts[v + 1])
-            ]
-            agg = _aggregate(mode, terms)  # a non-source node has at least one parent
-            if mode in foreign_terms:
-                agg = _merge(mode, agg, foreign_terms[mode])
+            acc = Accumulator(str(self.aggs[v]), (n, emb))
+            for e in range(starts[v], starts[v + 1]):  # at least one: v is no source
+                acc.add(self.edge_encoders[e](values[int(self.dag.src[e])]))
+            if acc.mode in foreign_terms:
+                acc.add(foreign_terms[acc.mode])
+            agg = acc.result()
             h = draw_noise(self.noise_tables[v], noise_rng, (n, emb))
             h += agg
             np.clip(h, -_H_CLAMP, _H_CLAMP, out=h)
@@ -296,26 +260,26 @@ class TableSCM:
         return self._finish_columns(values, scm_params)
 
     def _foreign_aggregates(
-        self, foreign: list[tuple[TableSCM, np.ndarray, list[np.ndarray]]]
+        self, foreign: list[tuple[TableSCM, np.ndarray, list[np.ndarray]]], width: int
     ) -> dict[str, np.ndarray]:
+        """Per aggregation mode used by this table, the aggregate of its foreign terms F."""
         modes = {str(m) for v, m in enumerate(self.aggs) if v not in self.source_kinds}
         if not foreign or not modes:
             return {}
         name = self.spec.name
-        by_mode: dict[str, list[np.ndarray]] = {m: [] for m in modes}
+        accumulators = {m: Accumulator(m, (self.num_rows, width)) for m in sorted(modes)}
         for parent, rows, columns in foreign:
             encoders = parent.collation[name]
+            # Under sum each parent's columns weigh 1/|columns| (SPEC §4), else 1.
+            share = np.float32(1.0 / len(columns))
             for encoder, column in zip(encoders, columns, strict=True):
                 # Encode on whichever side has fewer rows; the per-row result is the same.
                 small = len(column) <= len(rows)
-                emb = encoder(column)[rows] if small else encoder(column[rows])
-                for mode in modes:
-                    if mode == "sum":
-                        weight = np.float32(1.0 / len(columns))
-                        by_mode[mode].append(np.clip(emb * weight, -TERM_CLAMP, TERM_CLAMP))
-                    else:
-                        by_mode[mode].append(emb)
-        return {m: _aggregate(m, terms) for m, terms in by_mode.items() if terms}
+                emb = encoder.raw(column)[rows] if small else encoder.raw(column[rows])
+                for mode, acc in accumulators.items():
+                    weighted = emb * share if mode == "sum" else emb.copy()
+                    acc.add(np.clip(weighted, -TERM_CLAMP, TERM_CLAMP, out=weighted))
+        return {m: acc.result() for m, acc in accumulators.items()}
 
     def _finish_columns(
         self, values: list[np.ndarray | None], scm_params: SCMParams
