@@ -1,6 +1,9 @@
 """Type stub for the Rust extension `plurel_ray._native` (native/src/lib.rs)."""
 
+from collections.abc import Sequence
 from typing import TypedDict
+
+import numpy as np
 
 __version__: str
 STORE_FORMAT_VERSION: int
@@ -19,4 +22,93 @@ def check_header(data: bytes) -> int:
 
     Raises:
         ValueError: the header is too short, has a bad magic, or an unsupported version.
+    """
+
+# Fused random-MLP kernels (native/src/mlp.rs, activations.rs, aggregate.rs). Arrays are
+# checked, never converted: a wrong dtype, rank, shape or layout raises ValueError.
+# Aggregation ids follow config.AGGREGATIONS (0 sum, 1 max, 2 product, 3 logexp);
+# activation ids follow config.ACTIVATIONS. The GIL is released while computing.
+
+def mlp_accumulate(
+    x: np.ndarray,
+    weights: Sequence[np.ndarray],
+    act_ids: np.ndarray,
+    act_params: np.ndarray,
+    clamps: np.ndarray | Sequence[float],
+    term_clamp: float,
+    agg: int,
+    acc: np.ndarray,
+    acc2: np.ndarray | None = None,
+) -> None:
+    """Evaluate a random MLP on one scalar per row and fold its clipped output into
+    `acc` in place: per row `h = x[i] · W0[0]`, then per hidden layer l
+    `h = clip(act_l(h), ±clamps[l]) @ W_{l+1}`, then `t = clip(h, ±term_clamp)` and
+    `acc[i] = agg(acc[i], t)`. Sums run in ascending input index; results depend only
+    on the inputs (not on the CPU: AVX2 and SSE2 builds give identical bits, NaN
+    payloads aside).
+
+    Args:
+        x: (n,) float32, C-contiguous.
+        weights: per layer a (in, out) float32 C-contiguous array; weights[0] has one
+            row, each layer's `in` equals the previous `out`, widths are 1..64.
+        act_ids: (len(weights) - 1,) uint8 activation ids (index in config.ACTIVATIONS).
+        act_params: (len(weights) - 1, 21) float32; for random_sine, columns 0:7
+            amplitudes, 7:14 frequencies, 14:21 phases (amplitude 0 = unused slot);
+            ignored for the other activations.
+        clamps: (len(weights) - 1,) float32/float64 array or list of floats >= 0 (inf
+            allowed): the bound applied after each activation.
+        term_clamp: bound applied to the MLP output (>= 0).
+        agg: 0 sum (`acc += t`), 1 max (`np.maximum`, NaN propagates), 2 product,
+            3 logexp (streaming: `acc` is the running max m, start -inf; `acc2` the
+            running Σ exp(t - m), start 0; finish with `acc + np.log(acc2)`).
+        acc: (n, out) float32 C-contiguous, writeable, updated in place; initialise
+            to the aggregation's identity (0, -inf, 1, -inf).
+        acc2: (n, out) float32 like `acc`; required for logexp, ignored otherwise.
+
+    Raises:
+        ValueError: any argument of the wrong type, dtype, rank, shape or layout; an
+            activation id >= 29; agg outside 0..3; acc2 missing for logexp; arrays
+            that overlap an output. Nothing is written when it raises.
+    """
+
+def mlp_forward(
+    h: np.ndarray,
+    weights: Sequence[np.ndarray],
+    act_ids: np.ndarray,
+    act_params: np.ndarray,
+    clamps: np.ndarray | Sequence[float],
+) -> np.ndarray:
+    """Evaluate a random MLP on the rows of `h`, as `RandomMLP.__call__` does (the first
+    layer is a matmul; no term clamp).
+
+    Args:
+        h: (n, in) float32 C-contiguous, `in` = weights[0].shape[0].
+        weights, act_ids, act_params, clamps: as for `mlp_accumulate`.
+
+    Returns:
+        a new (n, weights[-1].shape[1]) float32 array.
+
+    Raises:
+        ValueError: as for `mlp_accumulate`, or `h` not matching weights[0].
+    """
+
+def table_accumulate(
+    table: np.ndarray,
+    idx: np.ndarray,
+    agg: int,
+    acc: np.ndarray,
+    acc2: np.ndarray | None = None,
+) -> None:
+    """Fold `table[idx[i]]` into row i of `acc` (and `acc2` for logexp) in place, with
+    the aggregations of `mlp_accumulate` and no clamp (tables come pre-clipped).
+
+    Args:
+        table: (k, out) float32 C-contiguous.
+        idx: (n,) int64, every value in [0, k) (checked before anything is written).
+        agg: aggregation id, as for `mlp_accumulate`.
+        acc: (n, out) float32, updated in place.
+        acc2: (n, out) float32, required for logexp.
+
+    Raises:
+        ValueError: wrong dtype/shape/layout, an index out of range, acc2 missing.
     """

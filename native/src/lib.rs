@@ -1,11 +1,22 @@
 //! Python bindings for `plurel_ray._native`. Bindings only: the logic lives in the
-//! concern modules (`format`, later the store and the sampler).
+//! concern modules (`format`; `mlp`, `activations`, `aggregate`, `fastmath` for the
+//! fused MLP kernels; `npy` checks NumPy arguments; later the store and the sampler).
 
+use numpy::ndarray::{Ix1, Ix2};
+use numpy::{PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+pub mod activations;
+pub mod aggregate;
+pub mod fastmath;
 pub mod format;
+pub mod mlp;
+pub mod npy;
+
+use aggregate::Agg;
+use npy::{logexp_sums, readonly, readwrite, slice, slice_mut, value_error, MlpArrays};
 
 /// Validate a 16-byte store header and return its format version.
 ///
@@ -25,11 +36,104 @@ fn format_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(info)
 }
 
-/// Native core of plurel-ray: node-store format (the store and the sampler arrive later).
+/// Evaluate a random MLP on one scalar per row and fold its clipped output into `acc`
+/// (and `acc2` for logexp) in place. Shapes and semantics: `_native.pyi`.
+#[pyfunction]
+#[pyo3(signature = (x, weights, act_ids, act_params, clamps, term_clamp, agg, acc, acc2=None))]
+#[allow(clippy::too_many_arguments)] // mirrors the documented Python signature
+fn mlp_accumulate(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    weights: &Bound<'_, PyAny>,
+    act_ids: &Bound<'_, PyAny>,
+    act_params: &Bound<'_, PyAny>,
+    clamps: &Bound<'_, PyAny>,
+    term_clamp: f64,
+    agg: i64,
+    acc: &Bound<'_, PyAny>,
+    acc2: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let agg = Agg::from_id(agg).map_err(value_error)?;
+    let x = readonly::<f32, Ix1>(x, "x")?;
+    let arrays = MlpArrays::extract(weights, act_ids, act_params, clamps)?;
+    let mlp = arrays.mlp()?;
+    let shape = [x.len(), mlp.n_out()];
+    let mut acc = readwrite::<f32>(acc, "acc", shape)?;
+    let mut acc2 = logexp_sums(agg, acc2, shape)?;
+    let xs = slice(&x, "x")?;
+    let accs = slice_mut(&mut acc, "acc")?;
+    let acc2s = match acc2.as_mut() {
+        Some(a) => Some(slice_mut(a, "acc2")?),
+        None => None,
+    };
+    py.detach(|| mlp::accumulate(xs, &mlp, term_clamp, agg, accs, acc2s))
+        .map_err(value_error)
+}
+
+/// Fold `table[idx[i]]` into row `i` of `acc` (and `acc2` for logexp) in place.
+#[pyfunction]
+#[pyo3(signature = (table, idx, agg, acc, acc2=None))]
+fn table_accumulate(
+    py: Python<'_>,
+    table: &Bound<'_, PyAny>,
+    idx: &Bound<'_, PyAny>,
+    agg: i64,
+    acc: &Bound<'_, PyAny>,
+    acc2: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let agg = Agg::from_id(agg).map_err(value_error)?;
+    let table = readonly::<f32, Ix2>(table, "table")?;
+    let idx = readonly::<i64, Ix1>(idx, "idx")?;
+    let width = table.shape()[1];
+    let shape = [idx.len(), width];
+    let mut acc = readwrite::<f32>(acc, "acc", shape)?;
+    let mut acc2 = logexp_sums(agg, acc2, shape)?;
+    let (rows, ids) = (slice(&table, "table")?, slice(&idx, "idx")?);
+    let accs = slice_mut(&mut acc, "acc")?;
+    let acc2s = match acc2.as_mut() {
+        Some(a) => Some(slice_mut(a, "acc2")?),
+        None => None,
+    };
+    py.detach(|| aggregate::table_accumulate(rows, width, ids, agg, accs, acc2s))
+        .map_err(value_error)
+}
+
+/// Evaluate a random MLP on the rows of a 2-D float32 `h`; returns a new
+/// `(n, out)` float32 array. Shapes and semantics: `_native.pyi`.
+#[pyfunction]
+fn mlp_forward<'py>(
+    py: Python<'py>,
+    h: &Bound<'py, PyAny>,
+    weights: &Bound<'py, PyAny>,
+    act_ids: &Bound<'py, PyAny>,
+    act_params: &Bound<'py, PyAny>,
+    clamps: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let h = readonly::<f32, Ix2>(h, "h")?;
+    let arrays = MlpArrays::extract(weights, act_ids, act_params, clamps)?;
+    let mlp = arrays.mlp()?;
+    let (n, n_in) = (h.shape()[0], h.shape()[1]);
+    if n_in != mlp.n_in() {
+        return Err(value_error(format!(
+            "h has {n_in} columns but weights[0] has {} input rows",
+            mlp.n_in()
+        )));
+    }
+    let out = PyArray2::<f32>::zeros(py, [n, mlp.n_out()], false);
+    let mut view = out.try_readwrite().map_err(value_error)?;
+    let (input, dst) = (slice(&h, "h")?, slice_mut(&mut view, "out")?);
+    py.detach(|| mlp::forward(input, &mlp, dst))
+        .map_err(value_error)?;
+    drop(view);
+    Ok(out)
+}
+
+/// Native core of plurel-ray: node-store format and fused random-MLP kernels (the store
+/// and the sampler arrive later).
 #[pymodule]
 mod _native {
     #[pymodule_export]
-    use super::{check_header, format_info};
+    use super::{check_header, format_info, mlp_accumulate, mlp_forward, table_accumulate};
 
     #[pymodule_export]
     const STORE_FORMAT_VERSION: u32 = super::format::STORE_FORMAT_VERSION;

@@ -96,6 +96,7 @@ def _random_sine(rng: np.random.Generator) -> Activation:
         return out
 
     random_sine.growth = (0.0, float(np.abs(amplitudes).sum()) + 1e-3)
+    random_sine.amplitudes, random_sine.freqs, random_sine.phases = amplitudes, freqs, phases
     return random_sine
 
 

@@ -9,7 +9,12 @@ the table-wide foreign aggregate) enters as one more term.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+# The aggregation ids of the native kernels (`plurel_ray._native`).
+AGG_CODES = {"sum": 0, "max": 1, "product": 2, "logexp": 3}
 
 # exp(-80) is ~1e-35: negligible next to exp(0) = 1 and still a normal float32
 # (denormals are ~20x slower).
@@ -52,7 +57,8 @@ class Accumulator:
         elif self.mode == "max":
             np.maximum(self.value, term, out=self.value)
         elif self.mode == "product":
-            self.value *= term
+            with np.errstate(over="ignore"):  # ±inf is meaningful here; see result()
+                self.value *= term
         else:
             top = np.maximum(self.value, term)
             if self.count > 1:
@@ -60,10 +66,25 @@ class Accumulator:
             self.total += _exp_capped(term - top)
             self.value = top
 
+    def add_native(self, encode: Callable[[int, np.ndarray, np.ndarray | None], None]) -> None:
+        """Fold in one term computed by a native kernel straight into the buffers.
+
+        Args:
+            encode: called as `encode(agg_code, value, total)`; it must aggregate its
+                term into `value` (and `total` under logexp) the way `add` would.
+        """
+        self.count += 1
+        encode(AGG_CODES[self.mode], self.value, getattr(self, "total", None))
+
     def result(self) -> np.ndarray:
         """The aggregate of every term added so far (at least one)."""
         if self.count == 0:
             raise ValueError("aggregate of no terms")
         if self.mode == "logexp":
             return self.value + np.log(self.total)
+        if self.mode == "product":
+            # Products of up to ~100 terms of ±1e4 overflow float32 to ±inf (the node's
+            # input is then clamped to ±1e6), and inf · 0 is NaN: read it as 0, so a
+            # product never leaks NaN into the database.
+            np.nan_to_num(self.value, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
         return self.value

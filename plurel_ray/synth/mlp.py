@@ -19,12 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from plurel_ray.config import SCMParams
+from plurel_ray.config import ACTIVATIONS, SCMParams
 from plurel_ray.synth.activations import Activation, make_activation
 from plurel_ray.synth.rng import random_u16
 from plurel_ray.synth.sampling import sample_many
 
 HIDDEN_CLAMP = 1e6
+SINE_SLOTS = 7  # random_sine has 3..7 components
+ACTIVATION_IDS = {name: i for i, name in enumerate(ACTIVATIONS)}
 _TRUNC_LO = special.ndtr(-2.0)
 _TRUNC_HI = special.ndtr(2.0)
 
@@ -41,6 +43,11 @@ class RandomMLP:
         clamp_bounds: per hidden layer, the bound that realises the ±1e6 clamp on the
             unscaled activation output (1e6 / scale).
         norms: per layer, max_j Σ_i |W_ij|: the ∞-norm bound of the linear map.
+        act_ids: per hidden layer, the activation's index in `config.ACTIVATIONS`
+            (uint8), for the native kernel.
+        act_params: `(hidden layers, 21)` float32: random_sine's amplitudes,
+            frequencies and phases in 7 slots each (zero amplitude = unused slot).
+        clamps32: `clamp_bounds` as float32, for the native kernel.
     """
 
     weights: list[np.ndarray]
@@ -48,6 +55,9 @@ class RandomMLP:
     growth: list[tuple[float, float]]
     clamp_bounds: list[float]
     norms: list[float]
+    act_ids: np.ndarray
+    act_params: np.ndarray
+    clamps32: np.ndarray
 
     def __call__(self, x: np.ndarray, x_bound: float = math.inf) -> tuple[np.ndarray, float]:
         """Apply to `x` of shape (n, in), or (n,) when in == 1.
@@ -210,12 +220,21 @@ def build_mlps(
         for j, layer in enumerate(idx):
             weights[layer] = block[j]
 
-    clamps = (HIDDEN_CLAMP / scales).tolist()
+    clamp_values = HIDDEN_CLAMP / scales
+    clamps = clamp_values.tolist()
+    clamps32 = clamp_values.astype(np.float32)
     norm_list = norms.tolist()
+    act_ids = np.array([ACTIVATION_IDS[name] for name in act_names], dtype=np.uint8)
+    act_params = np.zeros((total_layers, 3 * SINE_SLOTS), dtype=np.float32)
     mlps: list[RandomMLP] = []
     for i in range(m):
         lo, hi = int(first[i]), int(first[i] + num_layers[i])
         made = [make_activation(name, rng) for name in act_names[lo : hi - 1]]
+        for layer, (fn, _) in enumerate(made, start=lo):
+            if hasattr(fn, "amplitudes"):  # random_sine: hand its frozen terms to the kernel
+                count = len(fn.amplitudes)
+                for slot, values in enumerate((fn.amplitudes, fn.freqs, fn.phases)):
+                    act_params[layer, slot * SINE_SLOTS : slot * SINE_SLOTS + count] = values
         mlps.append(
             RandomMLP(
                 weights[lo:hi],
@@ -223,6 +242,9 @@ def build_mlps(
                 [g for _, g in made],
                 clamps[lo : hi - 1],
                 norm_list[lo:hi],
+                act_ids[lo : hi - 1],
+                act_params[lo : hi - 1],
+                clamps32[lo : hi - 1],
             )
         )
     return mlps

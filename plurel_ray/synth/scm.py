@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from plurel_ray import _native
 from plurel_ray.config import DAGParams, SCMParams
 from plurel_ray.synth.aggregate import Accumulator
 from plurel_ray.synth.dag import CompiledDAG, build_dag
@@ -45,6 +46,31 @@ class Encoder:
     mlp: RandomMLP | None = None
     raw_table: np.ndarray | None = None
     table: np.ndarray | None = None
+
+    def accumulate_into(self, acc: Accumulator, values: np.ndarray) -> None:
+        """Fold this encoder's terms for `values` into `acc` with the native kernels,
+        which fuse the MLP, the clamp and the aggregation per row."""
+        if self.table is not None:
+            acc.add_native(
+                lambda agg, value, total: _native.table_accumulate(
+                    self.table, values, agg, value, total
+                )
+            )
+            return
+        mlp = self.mlp
+        acc.add_native(
+            lambda agg, value, total: _native.mlp_accumulate(
+                values,
+                mlp.weights,
+                mlp.act_ids,
+                mlp.act_params,
+                mlp.clamps32,
+                float(TERM_CLAMP),
+                agg,
+                value,
+                total,
+            )
+        )
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         if self.table is not None:
@@ -249,7 +275,7 @@ class TableSCM:
                 continue
             acc = Accumulator(str(self.aggs[v]), (n, emb))
             for e in range(starts[v], starts[v + 1]):  # at least one: v is no source
-                acc.add(self.edge_encoders[e](values[int(self.dag.src[e])]))
+                self.edge_encoders[e].accumulate_into(acc, values[int(self.dag.src[e])])
             if acc.mode in foreign_terms:
                 acc.add(foreign_terms[acc.mode])
             agg = acc.result()
