@@ -21,7 +21,7 @@ from plurel_ray.synth.postprocess import postprocess_columns
 from plurel_ray.synth.random_schema import sample_schema
 from plurel_ray.synth.rng import derive_rng
 from plurel_ray.synth.schema import DatabaseSchema, TableSpec
-from plurel_ray.synth.scm import TableSCM
+from plurel_ray.synth.scm import ForeignTable, TableSCM
 from plurel_ray.synth.sql_schema import load_sql_schema
 
 # Bump whenever a change alters any generated value: it is part of every database's
@@ -142,8 +142,9 @@ def generate_database(
     if schema is None:
         schema = load_schema(config, seed)
     timeline = sample_timeline(config, derive_rng(seed, "timeline"))
-    scms: dict[str, TableSCM] = {}
-    final_columns: dict[str, list[np.ndarray]] = {}
+    # Of a finished table, its children need only the collation encoders, row count
+    # and column values; its edge encoders and decoders (most of the memory) are freed.
+    done: dict[str, tuple[dict, int, list[np.ndarray]]] = {}
     tables: dict[str, pd.DataFrame] = {}
     for spec in schema.tables:
         path = ("table", spec.name)
@@ -166,12 +167,13 @@ def generate_database(
         for fk_col, parent in spec.fkeys:
             fk_rng = derive_rng(seed, *path, "fk", fk_col)
             hierarchy = sample_hierarchy(config.scm_params, fk_rng)
-            rows = assign_parents(scms[parent].num_rows, num_rows, hierarchy, fk_rng)
+            collation, parent_rows, parent_columns = done[parent]
+            rows = assign_parents(parent_rows, num_rows, hierarchy, fk_rng)
             frame[fk_col] = rows
-            foreign.append((scms[parent], rows, final_columns[parent]))
+            foreign.append(ForeignTable(collation, rows, parent_columns))
         values = scm.propagate(config.scm_params, foreign)
-        scms[spec.name] = scm
-        final_columns[spec.name] = values
+        done[spec.name] = (scm.collation, num_rows, values)
+        del scm
         frame.update(
             postprocess_columns(
                 list(spec.features),

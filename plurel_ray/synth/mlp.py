@@ -26,6 +26,7 @@ from plurel_ray.synth.sampling import sample_many
 
 HIDDEN_CLAMP = 1e6
 SINE_SLOTS = 7  # random_sine has 3..7 components
+BLOCK_LAYERS = 512
 ACTIVATION_IDS = {name: i for i, name in enumerate(ACTIVATIONS)}
 _TRUNC_LO = special.ndtr(-2.0)
 _TRUNC_HI = special.ndtr(2.0)
@@ -208,17 +209,21 @@ def build_mlps(
     norms = np.empty(total_layers)
     shapes = np.stack([fan_in, fan_out], axis=1)
     for shape in np.unique(shapes, axis=0):
-        idx = np.flatnonzero((shapes == shape).all(axis=1))
-        block = _layer_block(
-            (int(shape[0]), int(shape[1])),
-            inits[idx],
-            factor[idx],
-            density[mlp_of_layer[idx]],
-            rng,
-        )
-        norms[idx] = np.abs(block).sum(axis=1).max(axis=1)
-        for j, layer in enumerate(idx):
-            weights[layer] = block[j]
+        same_shape = np.flatnonzero((shapes == shape).all(axis=1))
+        # Fixed-size chunks bound the temporaries (~4 bytes × 5 per weight) that a
+        # 10,000-MLP table would otherwise hold at once: peak RSS, not speed.
+        for start in range(0, len(same_shape), BLOCK_LAYERS):
+            idx = same_shape[start : start + BLOCK_LAYERS]
+            block = _layer_block(
+                (int(shape[0]), int(shape[1])),
+                inits[idx],
+                factor[idx],
+                density[mlp_of_layer[idx]],
+                rng,
+            )
+            norms[idx] = np.abs(block).sum(axis=1).max(axis=1)
+            for j, layer in enumerate(idx):
+                weights[layer] = block[j]
 
     clamp_values = HIDDEN_CLAMP / scales
     clamps = clamp_values.tolist()

@@ -108,6 +108,21 @@ def _categorical_encoder(embedding: np.ndarray, mlp: RandomMLP, weight: float) -
     return Encoder(raw_table=raw, table=np.clip(raw, -TERM_CLAMP, TERM_CLAMP))
 
 
+@dataclass(frozen=True)
+class ForeignTable:
+    """What a child table's propagation needs of one parent table.
+
+    Args:
+        collation: the parent's collation encoders, per child table, per column.
+        rows: the parent row assigned to each child row.
+        columns: the parent's final feature-column values.
+    """
+
+    collation: dict[str, list[Encoder]]
+    rows: np.ndarray
+    columns: list[np.ndarray]
+
+
 @dataclass
 class TableSCM:
     """A built SCM for one table; see `build` and `propagate`."""
@@ -241,15 +256,12 @@ class TableSCM:
             path=path,
         )
 
-    def propagate(
-        self, scm_params: SCMParams, foreign: list[tuple[TableSCM, np.ndarray, list[np.ndarray]]]
-    ) -> list[np.ndarray]:
+    def propagate(self, scm_params: SCMParams, foreign: list[ForeignTable]) -> list[np.ndarray]:
         """Compute every node for every row; return the feature columns' values.
 
         Args:
             scm_params: SCM parameters (source settings, quantisation probabilities).
-            foreign: per parent table: its SCM, the parent row of each of our rows, and
-                the parent's final column values.
+            foreign: per parent table, what this table's rows see of it.
 
         Returns:
             per feature column, `(n,)` float32 values (numerical) or int64 categories.
@@ -285,17 +297,15 @@ class TableSCM:
             values[v] = self.decoders[v](h)
         return self._finish_columns(values, scm_params)
 
-    def _foreign_aggregates(
-        self, foreign: list[tuple[TableSCM, np.ndarray, list[np.ndarray]]], width: int
-    ) -> dict[str, np.ndarray]:
+    def _foreign_aggregates(self, foreign: list[ForeignTable], width: int) -> dict[str, np.ndarray]:
         """Per aggregation mode used by this table, the aggregate of its foreign terms F."""
         modes = {str(m) for v, m in enumerate(self.aggs) if v not in self.source_kinds}
         if not foreign or not modes:
             return {}
         name = self.spec.name
         accumulators = {m: Accumulator(m, (self.num_rows, width)) for m in sorted(modes)}
-        for parent, rows, columns in foreign:
-            encoders = parent.collation[name]
+        for parent in foreign:
+            encoders, rows, columns = parent.collation[name], parent.rows, parent.columns
             # Under sum each parent's columns weigh 1/|columns| (SPEC §4), else 1.
             share = np.float32(1.0 / len(columns))
             for encoder, column in zip(encoders, columns, strict=True):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import signal, special
+from scipy import special
 
 from plurel_ray.config import SCMParams
 
@@ -39,10 +39,23 @@ def _ts(params: SCMParams, n: int, is_activity: bool, rng: np.random.Generator) 
     trend = np.minimum(trend_scale * (i / n) ** alpha + low, high)
     period = math.ceil(n * freq)
     cycle = np.clip(cycle_scale * np.sin(np.pi * i / period), low, high)
-    # e_i = rho · e_{i-1} + sigma · z_i with e_{-1} = 0, on the unclipped state.
-    state = signal.lfilter([1.0], [1.0, -rho], sigma * rng.standard_normal(n))
+    state = _ar1(sigma * rng.standard_normal(n), rho)
     noise = np.clip(state, low, high)
     return (trend + cycle + noise) / 3.0
+
+
+def _ar1(shocks: np.ndarray, rho: float) -> np.ndarray:
+    """The AR(1) state e_i = rho · e_{i-1} + shocks_i with e_{-1} = 0, unclipped.
+
+    Computed as the convolution e_i = Σ_k rho^k shocks_{i-k}, truncated where
+    rho^k < 1e-17 (k ≤ 372 for rho ≤ 0.9): below float64 resolution, so equal to the
+    recursion to rounding. (scipy.signal.lfilter would do it too, but importing
+    scipy.signal costs 50 MB of resident memory per generator process.)
+    """
+    if rho <= 0.0:
+        return shocks
+    length = min(len(shocks), math.ceil(math.log(1e-17) / math.log(rho)))
+    return np.convolve(shocks, rho ** np.arange(length))[: len(shocks)]
 
 
 def _uniform(params: SCMParams, n: int, rng: np.random.Generator) -> np.ndarray:
