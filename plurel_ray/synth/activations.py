@@ -173,6 +173,13 @@ GROWTH: dict[str, tuple[float, float]] = {
 }
 
 
+_FIXED = {
+    name: (factory(None), GROWTH[name])
+    for name, factory in ACTIVATIONS.items()
+    if name != "random_sine"
+}
+
+
 def make_activation(name: str, rng: np.random.Generator) -> tuple[Activation, tuple[float, float]]:
     """The activation `name` and its growth bound, random parameters drawn from `rng`.
 
@@ -180,5 +187,8 @@ def make_activation(name: str, rng: np.random.Generator) -> tuple[Activation, tu
         name: a key of `ACTIVATIONS`.
         rng: generator for `random_sine`'s frozen parameters.
     """
+    fixed = _FIXED.get(name)
+    if fixed is not None:
+        return fixed
     fn = ACTIVATIONS[name](rng)
-    return fn, getattr(fn, "growth", GROWTH[name])
+    return fn, fn.growth

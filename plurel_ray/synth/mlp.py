@@ -231,20 +231,28 @@ def build_mlps(
     norm_list = norms.tolist()
     act_ids = np.array([ACTIVATION_IDS[name] for name in act_names], dtype=np.uint8)
     act_params = np.zeros((total_layers, 3 * SINE_SLOTS), dtype=np.float32)
+    # One activation per layer, in layer order (random_sine draws its terms from rng);
+    # the last layer of each MLP has none, but drawing its name keeps shapes simple.
+    last = set((first + num_layers - 1).tolist())
+    made = [
+        None if layer in last else make_activation(name, rng)
+        for layer, name in enumerate(act_names)
+    ]
+    for layer, fn_growth in enumerate(made):
+        fn = fn_growth[0] if fn_growth else None
+        if hasattr(fn, "amplitudes"):  # random_sine: hand its frozen terms to the kernel
+            count = len(fn.amplitudes)
+            for slot, values in enumerate((fn.amplitudes, fn.freqs, fn.phases)):
+                act_params[layer, slot * SINE_SLOTS : slot * SINE_SLOTS + count] = values
     mlps: list[RandomMLP] = []
-    for i in range(m):
-        lo, hi = int(first[i]), int(first[i] + num_layers[i])
-        made = [make_activation(name, rng) for name in act_names[lo : hi - 1]]
-        for layer, (fn, _) in enumerate(made, start=lo):
-            if hasattr(fn, "amplitudes"):  # random_sine: hand its frozen terms to the kernel
-                count = len(fn.amplitudes)
-                for slot, values in enumerate((fn.amplitudes, fn.freqs, fn.phases)):
-                    act_params[layer, slot * SINE_SLOTS : slot * SINE_SLOTS + count] = values
+    for lo, n_layers in zip(first.tolist(), num_layers.tolist(), strict=True):
+        hi = lo + n_layers
+        hidden = made[lo : hi - 1]
         mlps.append(
             RandomMLP(
                 weights[lo:hi],
-                [fn for fn, _ in made],
-                [g for _, g in made],
+                [fn for fn, _ in hidden],
+                [g for _, g in hidden],
                 clamps[lo : hi - 1],
                 norm_list[lo:hi],
                 act_ids[lo : hi - 1],
