@@ -72,14 +72,6 @@ class Encoder:
             )
         )
 
-    def __call__(self, values: np.ndarray) -> np.ndarray:
-        if self.table is not None:
-            return self.table[values]
-        out, bound = self.mlp(values)
-        if not bound <= TERM_CLAMP:
-            np.clip(out, -TERM_CLAMP, TERM_CLAMP, out=out)
-        return out
-
     def raw(self, values: np.ndarray) -> np.ndarray:
         """`w · enc(value)` before the clamp, for callers that reweight terms first."""
         if self.raw_table is not None:
