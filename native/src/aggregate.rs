@@ -141,7 +141,7 @@ pub fn table_accumulate(
             "table has 0 columns: need (k, width) with width >= 1".into(),
         ));
     }
-    if table.len() % width != 0 {
+    if !table.len().is_multiple_of(width) {
         return Err(MlpError(format!(
             "table holds {} values, not a whole number of rows of {width}",
             table.len()

@@ -88,7 +88,8 @@ class Decoder:
     categories: np.ndarray | None = None
 
     def __call__(self, h: np.ndarray) -> np.ndarray:
-        out, _ = self.mlp(h, HIDDEN_CLAMP)  # h is clamped to ±1e6 before decoding
+        mlp = self.mlp
+        out = _native.mlp_forward(h, mlp.weights, mlp.act_ids, mlp.act_params, mlp.clamps32)
         if self.categories is None:
             return out[:, 0]
         return np.argmax(out @ self.categories.T, axis=1)

@@ -92,7 +92,6 @@ fn ids_for(dims: &[usize], offset: usize) -> Vec<u8> {
 
 #[test]
 fn accumulate_matches_row_by_row_reference_bit_for_bit() {
-    let isas = [Some(Isa::Baseline), Some(Isa::best())];
     for (k, dims) in SHAPES.iter().enumerate() {
         for offset in 0..NAMES.len() {
             let spec = Spec::new(dims, &ids_for(dims, offset), k as u64);
@@ -105,7 +104,7 @@ fn accumulate_matches_row_by_row_reference_bit_for_bit() {
                 .flat_map(|&xv| spec.reference_row(&[xv]))
                 .map(|t| t.clamp(-2.5, 2.5))
                 .collect();
-            for isa in isas.into_iter().flatten() {
+            for isa in Isa::available() {
                 let mut acc = vec![0.0f32; n * width];
                 accumulate_with(isa, &x, &mlp, 2.5, Agg::Sum, &mut acc, None).unwrap();
                 let same = acc
@@ -120,10 +119,15 @@ fn accumulate_matches_row_by_row_reference_bit_for_bit() {
 
 #[test]
 fn forward_matches_row_by_row_reference_bit_for_bit() {
-    for (k, dims) in [&[32usize, 32, 1][..], &[3, 64, 2], &[16, 8, 8, 16]]
-        .iter()
-        .enumerate()
-    {
+    let shapes = [
+        &[32usize, 32, 1][..],
+        &[32, 32, 32, 1],
+        &[5, 1],
+        &[3, 64, 2],
+        &[16, 8, 8, 16],
+        &[32, 40, 64, 1],
+    ];
+    for (k, dims) in shapes.iter().enumerate() {
         let spec = Spec::new(dims, &ids_for(dims, 3 * k), k as u64 + 11);
         let mlp = spec.mlp().unwrap();
         let n = 21;
@@ -132,14 +136,14 @@ fn forward_matches_row_by_row_reference_bit_for_bit() {
             .chunks(dims[0])
             .flat_map(|r| spec.reference_row(r))
             .collect();
-        for isa in [Isa::Baseline, Isa::best()] {
+        for isa in Isa::available() {
             let mut out = vec![f32::NAN; n * mlp.n_out()];
             forward_with(isa, &input, &mlp, &mut out).unwrap();
             assert!(
                 out.iter()
                     .zip(&want)
                     .all(|(a, b)| a.to_bits() == b.to_bits()),
-                "{dims:?}"
+                "{dims:?} {isa:?}"
             );
         }
     }
@@ -147,16 +151,24 @@ fn forward_matches_row_by_row_reference_bit_for_bit() {
 
 #[test]
 fn simd_and_baseline_builds_give_identical_bits_on_extreme_inputs() {
-    let dims = [1, 32, 32, 32];
     let mut x = noise(203, 3, 1e3);
     x.extend([0.0, -0.0, 1e6, -1e6, 3e38, -3e38, 1e-30, f32::NAN]);
-    for offset in 0..NAMES.len() {
-        let spec = Spec::new(&dims, &ids_for(&dims, offset), 5);
+    let isas = Isa::available();
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // The dev host has AVX-512: fail loudly if a build went missing.
+        assert_eq!(isas, [Isa::Baseline, Isa::Avx2, Isa::Avx512]);
+    }
+    let cases =
+        (0..NAMES.len()).flat_map(|k| [(k, &[1usize, 32, 32, 32][..]), (k, &[1, 16, 64, 48])]);
+    for (offset, dims) in cases {
+        let spec = Spec::new(dims, &ids_for(dims, offset), 5);
+        let width = dims[dims.len() - 1];
         let mlp = spec.mlp().unwrap();
         let run = |isa| {
             let (mut m, mut s) = (
-                vec![f32::NEG_INFINITY; x.len() * 32],
-                vec![0.0; x.len() * 32],
+                vec![f32::NEG_INFINITY; x.len() * width],
+                vec![0.0; x.len() * width],
             );
             accumulate_with(isa, &x, &mlp, 1e4, Agg::LogExp, &mut m, Some(&mut s)).unwrap();
             m.into_iter().chain(s).map(f32::to_bits).collect::<Vec<_>>()
@@ -165,14 +177,17 @@ fn simd_and_baseline_builds_give_identical_bits_on_extreme_inputs() {
         // so NaNs compare equal whatever their payload.
         let same =
             |x: u32, y: u32| x == y || (f32::from_bits(x).is_nan() && f32::from_bits(y).is_nan());
-        let (a, b) = (run(Isa::Baseline), run(Isa::best()));
-        if let Some(i) = (0..a.len()).find(|&i| !same(a[i], b[i])) {
-            let (fa, fb) = (f32::from_bits(a[i]), f32::from_bits(b[i]));
-            panic!(
-                "acts {:?}: element {i} of {}: {fa:e} vs {fb:e}",
-                spec.ids,
-                a.len()
-            );
+        let a = run(Isa::Baseline);
+        for &isa in &isas[1..] {
+            let b = run(isa);
+            if let Some(i) = (0..a.len()).find(|&i| !same(a[i], b[i])) {
+                let (fa, fb) = (f32::from_bits(a[i]), f32::from_bits(b[i]));
+                panic!(
+                    "{dims:?} acts {:?} {isa:?}: element {i} of {}: {fa:e} vs {fb:e}",
+                    spec.ids,
+                    a.len()
+                );
+            }
         }
     }
 }
