@@ -242,12 +242,13 @@ def _float(lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False) -> Rule:
     return check
 
 
-def _int(lo: int) -> Rule:
+def _int(lo: int, hi: int | None = None, why: str = "") -> Rule:
     def check(name: str, v: Any) -> int:
         if not _is_int(v):
             raise ConfigError(f"{name}: expected an integer, got {v!r}")
-        if v < lo:
-            raise ConfigError(f"{name}: must be >= {lo}, got {v!r}")
+        if v < lo or (hi is not None and v > hi):
+            bounds = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+            raise ConfigError(f"{name}: must be {bounds}{why}, got {v!r}")
         return int(v)
 
     return check
@@ -416,9 +417,10 @@ class SCMParams(_Group):
     )
     ts_value_scale_choices: _Positives = Choices("set", (0.01, 0.1, 1, 10, 100))
     propagation_agg_choices: Annotated[Choices, _names(AGGREGATIONS)] = Choices("set", AGGREGATIONS)
-    mlp_in_dim: Annotated[int, _int(1)] = 1
-    mlp_out_dim: Annotated[int, _int(1)] = 1
-    mlp_emb_dim: Annotated[int, _int(1)] = 32
+    # Every cell is one scalar, and the native MLP kernels handle widths up to 64.
+    mlp_in_dim: Annotated[int, _int(1, 1, " (a cell is one scalar)")] = 1
+    mlp_out_dim: Annotated[int, _int(1, 1, " (a cell is one scalar)")] = 1
+    mlp_emb_dim: Annotated[int, _int(1, 64, " (the native MLP kernels' limit)")] = 32
     # Two linear maps at least: in -> hidden -> out.
     mlp_num_layers_choices: Annotated[Choices, _num_choices(2, integer=True)] = Choices(
         "range", (2, 4)

@@ -76,7 +76,8 @@ class Encoder:
         """`w · enc(value)` before the clamp, for callers that reweight terms first."""
         if self.raw_table is not None:
             return self.raw_table[values]
-        return self.mlp(values)[0]
+        # type_lazy categorical columns hold int classes; the MLP works in float32.
+        return self.mlp(values.astype(np.float32, copy=False))[0]
 
 
 @dataclass
