@@ -112,3 +112,36 @@ def table_accumulate(
     Raises:
         ValueError: wrong dtype/shape/layout, an index out of range, acc2 missing.
     """
+
+def init_layers(
+    seed: int,
+    tables: np.ndarray,
+    table_offset: np.ndarray,
+    gain: np.ndarray,
+    keep_below: np.ndarray,
+    sparse: np.ndarray,
+    fan_in: int,
+    fan_out: int,
+) -> np.ndarray:
+    """Random weights of `count = len(gain)` layers of shape (fan_in, fan_out).
+
+    Per weight, two 16-bit draws from a SplitMix64 stream seeded by `seed`: an index
+    into the layer's inverse-CDF table, times `gain`, kept when the second draw is
+    below `keep_below` (else 0). Sparse layers then zero ceil(fan_out / 2) random
+    entries of every input row, as torch's `sparse_` does.
+
+    Args:
+        seed: stream seed (0 ≤ seed < 2**64).
+        tables: float32, inverse-CDF tables of 65536 entries each, back to back.
+        table_offset: (count,) uint32, start of each layer's table in `tables`.
+        gain: (count,) float32 factor per layer.
+        keep_below: (count,) uint32, density · 65536 per layer.
+        sparse: (count,) bool.
+        fan_in, fan_out: the layer shape.
+
+    Returns:
+        a new (count, fan_in * fan_out) float32 array, row-major per layer.
+
+    Raises:
+        ValueError: inconsistent lengths, wrong dtypes, an offset outside `tables`.
+    """

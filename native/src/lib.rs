@@ -12,6 +12,7 @@ pub mod activations;
 pub mod aggregate;
 pub mod fastmath;
 pub mod format;
+pub mod init;
 pub mod mlp;
 pub mod npy;
 
@@ -128,12 +129,50 @@ fn mlp_forward<'py>(
     Ok(out)
 }
 
+/// Draw the weights of `len(gain)` equally shaped layers; returns float32
+/// `(count, fan_in * fan_out)`. Shapes and semantics: `_native.pyi`.
+#[pyfunction]
+#[pyo3(signature = (seed, tables, table_offset, gain, keep_below, sparse, fan_in, fan_out))]
+#[allow(clippy::too_many_arguments)] // mirrors the documented Python signature
+fn init_layers<'py>(
+    py: Python<'py>,
+    seed: u64,
+    tables: &Bound<'py, PyAny>,
+    table_offset: &Bound<'py, PyAny>,
+    gain: &Bound<'py, PyAny>,
+    keep_below: &Bound<'py, PyAny>,
+    sparse: &Bound<'py, PyAny>,
+    fan_in: usize,
+    fan_out: usize,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let tables = readonly::<f32, Ix1>(tables, "tables")?;
+    let table_offset = readonly::<u32, Ix1>(table_offset, "table_offset")?;
+    let gain = readonly::<f32, Ix1>(gain, "gain")?;
+    let keep_below = readonly::<u32, Ix1>(keep_below, "keep_below")?;
+    let sparse = readonly::<bool, Ix1>(sparse, "sparse")?;
+    let spec = init::LayerSpec {
+        table_offset: slice(&table_offset, "table_offset")?,
+        gain: slice(&gain, "gain")?,
+        keep_below: slice(&keep_below, "keep_below")?,
+        sparse: slice(&sparse, "sparse")?,
+    };
+    let out = PyArray2::<f32>::zeros(py, [spec.gain.len(), fan_in * fan_out], false);
+    let mut view = out.try_readwrite().map_err(value_error)?;
+    let (tables, dst) = (slice(&tables, "tables")?, slice_mut(&mut view, "out")?);
+    py.detach(|| init::fill_layers(seed, tables, &spec, fan_in, fan_out, dst))
+        .map_err(value_error)?;
+    drop(view);
+    Ok(out)
+}
+
 /// Native core of plurel-ray: node-store format and fused random-MLP kernels (the store
 /// and the sampler arrive later).
 #[pymodule]
 mod _native {
     #[pymodule_export]
-    use super::{check_header, format_info, mlp_accumulate, mlp_forward, table_accumulate};
+    use super::{
+        check_header, format_info, init_layers, mlp_accumulate, mlp_forward, table_accumulate,
+    };
 
     #[pymodule_export]
     const STORE_FORMAT_VERSION: u32 = super::format::STORE_FORMAT_VERSION;

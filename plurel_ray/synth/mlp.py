@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from plurel_ray import _native
 from plurel_ray.config import ACTIVATIONS, SCMParams
 from plurel_ray.synth.activations import Activation, make_activation
-from plurel_ray.synth.rng import random_u16
 from plurel_ray.synth.sampling import sample_many
 
 HIDDEN_CLAMP = 1e6
@@ -97,16 +97,16 @@ class RandomMLP:
         return h, bound
 
 
-# Initialisers draw through 16-bit inverse-CDF tables: one uint16 per weight and a
-# gather cost ~1 ns, where NumPy's float32 normals cost ~10 ns and ndtri ~16 ns
-# (weight init was the largest cost after evaluation). Each table holds the quantiles
-# at the 65536 bin midpoints, so its CDF is within 2^-17 of the exact one; the normal
-# table reaches ±4.3σ.
+# Initialisers draw through 16-bit inverse-CDF tables (a lookup per weight, in the
+# native `init_layers`), where NumPy's float32 normals cost ~10 ns a weight and ndtri
+# ~16 ns; weight init was the largest cost after MLP evaluation. Each table holds the
+# quantiles at the 65536 bin midpoints, so its CDF is within 2^-17 of the exact one;
+# the normal table reaches ±4.3σ.
 _MIDPOINTS = (np.arange(65536) + 0.5) / 65536
 _NORMAL_TABLE = special.ndtri(_MIDPOINTS).astype(np.float32)
 _TRUNC_TABLE = special.ndtri(_TRUNC_LO + _MIDPOINTS * (_TRUNC_HI - _TRUNC_LO)).astype(np.float32)
 _UNIFORM_TABLE = (2 * _MIDPOINTS - 1).astype(np.float32)
-# All three tables back to back, so a whole block is one gather at per-layer offsets.
+# All three tables back to back; a layer names its table by offset.
 _TABLES = np.concatenate([_NORMAL_TABLE, _TRUNC_TABLE, _UNIFORM_TABLE])
 _NORMAL, _TRUNC, _UNIFORM = 0, 65536, 2 * 65536
 
@@ -131,6 +131,9 @@ def _layer_block(
 ) -> np.ndarray:
     """Weights `(len(inits), *shape)` of all layers sharing `shape`, drawn at once.
 
+    The native kernel draws two 16-bit numbers per weight from a stream seeded by
+    `rng`: a table index (the initialiser's inverse CDF) and a density-mask draw.
+
     Args:
         shape: (fan_in, fan_out) of every layer in the block.
         inits: initialiser name per layer.
@@ -146,21 +149,17 @@ def _layer_block(
         chosen = inits == name
         offset[chosen] = table_offset
         scale[chosen] = scale_of(fan_in, fan_out)
-    bits = random_u16(rng, (len(inits), *shape))
-    w = _TABLES[bits + offset[:, None, None]]
-    idx = np.flatnonzero(inits == "sparse")
-    if idx.size:
-        # torch zeroes ceil(0.5 · out_features) random entries of every input column.
-        num_zeros = math.ceil(0.5 * fan_out)
-        order = np.argpartition(rng.random((idx.size, *shape)), num_zeros - 1, axis=2)
-        sparse = w[idx]
-        np.put_along_axis(sparse, order[:, :, :num_zeros], np.float32(0), axis=2)
-        w[idx] = sparse
-    # Density mask from 16 random bits per weight: keep with probability ρ (to 2^-16).
-    keep = random_u16(rng, w.shape) < np.round(rho * 65536.0).astype(np.uint32)[:, None, None]
-    w *= (scale * factor / rho).astype(np.float32)[:, None, None]
-    np.multiply(w, keep, out=w)
-    return w
+    weights = _native.init_layers(
+        int(rng.integers(0, 2**63)),
+        _TABLES,
+        offset,
+        (scale * factor / rho).astype(np.float32),
+        np.round(rho * 65536.0).astype(np.uint32),
+        inits == "sparse",
+        fan_in,
+        fan_out,
+    )
+    return weights.reshape(len(inits), fan_in, fan_out)
 
 
 def build_mlps(

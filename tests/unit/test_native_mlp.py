@@ -287,3 +287,27 @@ def test_invalid_mlp_forward_raises_value_error():
         _native.mlp_forward(np.ones((5, 2), np.float32), *args)
     with pytest.raises(ValueError, match="h must be 2-D"):
         _native.mlp_forward(np.ones(5, np.float32), *args)
+
+
+def test_init_layers_is_deterministic_and_validates_its_arguments():
+    tables = np.arange(3 * 65536, dtype=np.float32)
+    args = (
+        tables,
+        np.array([0, 65536], dtype=np.uint32),
+        np.ones(2, dtype=np.float32),
+        np.array([65536, 0], dtype=np.uint32),  # keep everything / keep nothing
+        np.array([False, False]),
+        4,
+        8,
+    )
+    a = _native.init_layers(11, *args)
+    assert a.shape == (2, 32)
+    assert np.array_equal(a, _native.init_layers(11, *args))
+    assert not np.array_equal(a, _native.init_layers(12, *args))
+    assert (a[0] < 65536).all() and (a[0] > 0).any()
+    assert (a[1] == 0).all()
+    bad_offset = (tables, np.array([5, 0], dtype=np.uint32), *args[2:])
+    with pytest.raises(ValueError, match="table offset"):
+        _native.init_layers(1, *bad_offset)
+    with pytest.raises(ValueError, match="one entry per layer"):
+        _native.init_layers(1, tables, args[1][:1], *args[2:])
