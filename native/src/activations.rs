@@ -6,7 +6,8 @@
 //! (those activations agree bit for bit); transcendental ones use `fastmath`.
 
 use crate::fastmath::{
-    clamp_hi, clamp_lo, clip, cos, erf, exp, expm1, ln_1p, ln_1p_exp_neg_abs, sigmoid, sin, tanh,
+    clamp_hi, clamp_lo, clip, cos, erf, exp_in_range, expm1_in_range, ln_1p, ln_1p_exp_neg_abs,
+    sigmoid, sin, tanh,
 };
 
 /// Activation names in id order: the id is the index in `plurel_ray.config.ACTIVATIONS`.
@@ -188,9 +189,16 @@ impl Activation {
         use Activation::*;
         match self {
             Relu => map(xs, c, |x| clamp_lo(x, 0.0)),
-            Elu | Celu => map(xs, c, |x| if x > 0.0 { x } else { expm1(clamp_hi(x, 0.0)) }),
+            // Only x ≤ 0 reaches expm1; clip (not max) keeps NaN.
+            Elu | Celu => map(xs, c, |x| {
+                if x > 0.0 {
+                    x
+                } else {
+                    expm1_in_range(clip(x, -87.0, 0.0))
+                }
+            }),
             Selu => map(xs, c, |x| {
-                let neg = SELU_ALPHA * expm1(clamp_hi(x, 0.0));
+                let neg = SELU_ALPHA * expm1_in_range(clip(x, -87.0, 0.0));
                 SELU_SCALE * if x > 0.0 { x } else { neg }
             }),
             Silu => map(xs, c, |x| x * sigmoid(x)),
@@ -201,7 +209,7 @@ impl Activation {
             // tanh(softplus(x)) = t / (t + 2) with t = e^x (e^x + 2): one exp instead
             // of exp, log and tanh. Above x = 20 it is 1 in f32, so capping e^x is exact.
             Mish => map(xs, c, |x| {
-                let n = exp(clamp_hi(x, 20.0));
+                let n = exp_in_range(clip(x, -87.0, 20.0));
                 let t = n * (n + 2.0);
                 x * (t / (t + 2.0))
             }),

@@ -49,45 +49,58 @@ fn round_int(v: f32) -> (f32, i32) {
     (t - MAGIC, t.to_bits().wrapping_sub(MAGIC.to_bits()) as i32)
 }
 
-/// `exp(x) = 2^n · (1 + q)`: returns `(q, 2^n)` with `q = expm1(r)`, |r| ≤ ln2/2.
-///
-/// The argument is clamped to [-87, 88]: below -87 the result would leave the normal
-/// range, and denormals cost ~20x (exp(-87) ≈ 1.6e-38 stands in for anything smaller).
+/// `exp(x) = 2^n · (1 + q)` for x already in [-87, 88]: returns `(q, 2^n)` with
+/// `q = expm1(r)`, |r| ≤ ln2/2. Callers clamp (only the side their argument can
+/// reach): below -87 the result would leave the normal range, and denormals cost ~20x
+/// (exp(-87) ≈ 1.6e-38 stands in for anything smaller). NaN gives a NaN `q`.
 #[inline(always)]
-fn exp_parts(x: f32) -> (f32, f32) {
+fn exp_parts_in_range(x: f32) -> (f32, f32) {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // ln 2 split so that n · LN2_HI is exact for |n| ≤ 2^15.
     const LN2_HI: f32 = 0.693_359_375;
     const LN2_LO: f32 = -2.121_944_40e-4;
-    let x = clip(x, -87.0, 88.0);
-    let (n, ni) = round_int(x * LOG2E);
+    // MAGIC + 127: t = x·log2e + BIASED holds n + 127 in its low mantissa bits, so
+    // `bits << 23` is the biased exponent of 2^n directly (n + 127 ∈ [1, 254]).
+    const BIASED: f32 = MAGIC + 127.0;
+    let t = x * LOG2E + BIASED;
+    let n = t - BIASED;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let r2 = r * r;
-    // Estrin's scheme: three independent pairs joined by r² and r⁴. Horner's six
-    // serial multiply-adds made the latency chain, not the work, the bottleneck
-    // (elu ran at ~30 cycles per 8 lanes).
+    // Degree-6 minimax for expm1 on |r| ≤ ln2/2 (relative error 3.3e-9, coefficients
+    // fitted after rounding to f32), in Estrin's scheme: Horner's serial multiply-adds
+    // made the latency chain, not the work, the bottleneck (elu ran at ~30 cycles per
+    // 8 lanes).
     let r4 = r2 * r2;
-    let p01 = 1.666_666_545_9e-1 * r + 5.000_000_120_1e-1;
-    let p23 = 8.333_451_907_3e-3 * r + 4.166_579_589_4e-2;
-    let p45 = 1.987_569_15e-4 * r + 1.398_199_950_7e-3;
-    let p = (p01 + p23 * r2) + p45 * r4;
+    let p01 = 0.166_665_2 * r + 0.499_999_94;
+    let p23 = 0.008_368_906 * r + 0.041_668_292;
+    let p = (p01 + p23 * r2) + 0.001_381_915_3 * r4;
     let q = p * r2 + r;
-    // n ∈ [-126, 127] after the clamp, so the biased exponent is in [1, 254].
-    let scale = f32::from_bits((ni.wrapping_add(127) as u32) << 23);
-    (q, scale)
+    (q, f32::from_bits(t.to_bits() << 23))
 }
 
 /// e^x (≈1 ulp; arguments outside [-87, 88] are clamped, so e^-100 ≈ 1.6e-38).
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    let (q, scale) = exp_parts(x);
+    exp_in_range(clip(x, -87.0, 88.0))
+}
+
+/// `exp` for x already in [-87, 88] (the caller clamps; NaN propagates).
+#[inline(always)]
+pub fn exp_in_range(x: f32) -> f32 {
+    let (q, scale) = exp_parts_in_range(x);
     (q + 1.0) * scale
 }
 
 /// e^x - 1, accurate near 0 (relative ≈2 ulp), where `exp(x) - 1` would cancel.
 #[inline(always)]
 pub fn expm1(x: f32) -> f32 {
-    let (q, scale) = exp_parts(x);
+    expm1_in_range(clip(x, -87.0, 88.0))
+}
+
+/// `expm1` for x already in [-87, 88] (the caller clamps; NaN propagates).
+#[inline(always)]
+pub fn expm1_in_range(x: f32) -> f32 {
+    let (q, scale) = exp_parts_in_range(x);
     scale * q + (scale - 1.0)
 }
 
@@ -104,7 +117,7 @@ pub fn ln(x: f32) -> f32 {
     e = if small { e - 1.0 } else { e };
     let f = if small { m + m - 1.0 } else { m - 1.0 };
     let z = f * f;
-    // Estrin's scheme (see exp_parts): pairs joined by f², f⁴, f⁸.
+    // Estrin's scheme (see exp_parts_in_range): pairs joined by f², f⁴, f⁸.
     let (f2, f4) = (z, z * z);
     let p01 = -2.499_999_399_3e-1 * f + 3.333_333_117_4e-1;
     let p23 = -1.666_805_766_5e-1 * f + 2.000_071_476_5e-1;
@@ -143,14 +156,16 @@ pub fn ln_1p(y: f32) -> f32 {
 /// tanh x via expm1, relative-accurate near 0 (≈3 ulp).
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
-    let em = expm1(-2.0 * x.abs()); // in (-1, 0]
-    (-em / (2.0 + em)).copysign(x)
+    // tanh(9) rounds to 1; -87 only keeps exp in range.
+    let em = expm1_in_range(clamp_lo(-2.0 * x.abs(), -87.0)); // in (-1, 0]
+                                                              // em / (-2 - em) == -em / (2 + em) exactly, one negation fewer.
+    (em / (-2.0 - em)).copysign(x)
 }
 
 /// 1 / (1 + e^-x), never denormal (≥ 1.6e-38 for x < -87).
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
-    let e = exp(-x.abs());
+    let e = exp_in_range(clamp_lo(-x.abs(), -87.0));
     let r = 1.0 / (1.0 + e);
     // For x < 0, σ(x) = e^x / (1 + e^x) keeps relative accuracy where 1 - σ(-x) cancels.
     if x < 0.0 {
@@ -163,14 +178,15 @@ pub fn sigmoid(x: f32) -> f32 {
 /// log(1 + e^-|x|), the shared tail of softplus and logsigmoid.
 #[inline(always)]
 pub fn ln_1p_exp_neg_abs(x: f32) -> f32 {
-    let y = exp(-x.abs()); // in (0, 1]
-    let u = 1.0 + y;
-    // Fast2Sum (1 >= y): d is the rounding error of u, exactly, and
-    // ln(1 + y) = ln(u) + ln(1 + d/u) ≈ ln(u) + d/u. 1.5 - u/2 is within 9% of 1/u on
-    // [1, 2] and exact at both ends; with |d| ≤ 6e-8 that costs < 6e-9, and saves the
-    // division of `ln_1p` (softplus ran at ~2.5 ns per element with it).
-    let d = y - (u - 1.0);
-    ln(u) + d * (1.5 - 0.5 * u)
+    let y = exp_in_range(clamp_lo(-x.abs(), -87.0)); // in (0, 1]
+                                                     // ln(1 + y) = 2 atanh(s), s = y / (2 + y) ∈ (0, 1/3]: one division replaces ln's
+                                                     // range reduction and degree-9 polynomial, and s is relative-accurate for tiny y.
+                                                     // 2 atanh(s) = 2s + 2s·s²·P(s²), P a degree-3 minimax (relative error 4.6e-9).
+    let s = y / (2.0 + y);
+    let z = s * s;
+    let p = (0.200_109_18 * z + 0.333_332_06) + (0.140_230_58 * z + 0.139_978_59) * (z * z);
+    let s2 = s + s;
+    (s2 * z) * p + s2
 }
 
 /// erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), operation for operation as
@@ -196,57 +212,59 @@ pub fn erf(x: f32) -> f32 {
     y *= t;
     y += A[4];
     y *= t;
-    y *= exp(-ax * ax);
+    y *= exp_in_range(-ax * ax); // -ax² ≥ -36
     (1.0 - y).copysign(x)
 }
 
-/// Largest |x| reduced for sin/cos: beyond it the quadrant count leaves the exact range
+/// Largest |x| reduced for sin/cos: beyond it the multiple of π leaves the exact range
 /// of `round_int`; clamping keeps the result deterministic and bounded.
 pub const TRIG_MAX_ARG: f32 = 1.0e6;
 
-/// `(r, q)` with x = q·π/2 + r, |r| ≲ π/4, and q taken mod 4 by the caller.
+/// sin r for |r| ≲ π/2: degree-9 odd minimax, r + r³·P(r²) (absolute error 4.9e-9,
+/// coefficients fitted after rounding to f32). Horner for P: measured faster than
+/// Estrin here (random_sine has independent terms to overlap) and rounds less.
 #[inline(always)]
-fn trig_reduce(x: f32) -> (f32, u32) {
-    const TWO_OVER_PI: f32 = std::f32::consts::FRAC_2_PI;
-    // π/2 in three parts (Cephes' π/4 split doubled): j·P1 and j·P2 are exact for
-    // |j| < 2^15, so r is accurate to ~1e-7 absolute up to |x| ≈ 2·10^4.
-    const P1: f32 = 1.570_312_5;
-    const P2: f32 = 4.837_512_969_970_703_125e-4;
-    const P3: f32 = 7.549_789_954_891_882e-8;
-    let x = clip(x, -TRIG_MAX_ARG, TRIG_MAX_ARG);
-    let (j, ji) = round_int(x * TWO_OVER_PI);
-    let r = ((x - j * P1) - j * P2) - j * P3;
-    (r, ji as u32)
-}
-
-/// sin or cos of the reduced argument `r` in quadrant `q` (mod 4).
-#[inline(always)]
-fn trig_quadrant(r: f32, q: u32) -> f32 {
+fn sin_poly(r: f32) -> f32 {
     let z = r * r;
-    let z2 = z * z;
-    // Estrin's scheme (see exp_parts) for both Cephes polynomials.
-    let ps = (8.332_160_873_6e-3 * z - 1.666_665_461_1e-1) + -1.951_529_589_1e-4 * z2;
-    let s = (r * z) * ps + r;
-    let pc =
-        (-1.388_731_625_493_765e-3 * z + 4.166_664_568_298_827e-2) + 2.443_315_711_809_948e-5 * z2;
-    let c = (pc * z2 - 0.5 * z) + 1.0;
-    let v = if q & 1 == 0 { s } else { c };
-    // Quadrants 2 and 3 flip the sign: xor bit 1 of q into the sign bit.
-    f32::from_bits(v.to_bits() ^ ((q & 2) << 30))
+    let p = ((2.598_837_5e-6 * z - 1.980_603e-4) * z + 0.008_333_009) * z - 0.166_666_57;
+    (r * z) * p + r
 }
 
-/// sin x: ≤ 1e-7 absolute error for |x| ≤ 1e4; bounded beyond (see `TRIG_MAX_ARG`).
+/// `(-1)^n · v` for the integer `n` that `round_int` returned.
+#[inline(always)]
+fn flip_if_odd(v: f32, n: i32) -> f32 {
+    f32::from_bits(v.to_bits() ^ ((n as u32) << 31))
+}
+
+/// `x - m·π` for a multiple `m` of 1/2 with |m| < 2^12, in three parts (Cephes' π/4
+/// split times 4): m·PI1 and m·PI2 are exact, so the result is accurate to ~1e-7
+/// absolute up to |x| ≈ 10^4.
+#[inline(always)]
+fn sub_multiple_of_pi(x: f32, m: f32) -> f32 {
+    const PI1: f32 = 3.140_625;
+    const PI2: f32 = 9.675_025_939_941_406_25e-4;
+    const PI3: f32 = 1.509_957_990_978_376_4e-7;
+    ((x - m * PI1) - m * PI2) - m * PI3
+}
+
+/// sin x: ≤ 2e-7 absolute error for |x| ≤ 1e4; bounded beyond (see `TRIG_MAX_ARG`).
+/// x = n·π + r with |r| ≤ π/2, and sin x = (-1)^n sin r.
 #[inline(always)]
 pub fn sin(x: f32) -> f32 {
-    let (r, q) = trig_reduce(x);
-    trig_quadrant(r, q)
+    const FRAC_1_PI: f32 = std::f32::consts::FRAC_1_PI;
+    let x = clip(x, -TRIG_MAX_ARG, TRIG_MAX_ARG);
+    let (n, ni) = round_int(x * FRAC_1_PI);
+    flip_if_odd(sin_poly(sub_multiple_of_pi(x, n)), ni)
 }
 
-/// cos x = sin(x + π/2), done by shifting the quadrant, not the argument.
+/// cos x = sin(x + π/2) = (-1)^n sin(x - (n - ½)π) with n = round(x/π + ½); the shift
+/// goes into the (exact) multiple of π, not the argument.
 #[inline(always)]
 pub fn cos(x: f32) -> f32 {
-    let (r, q) = trig_reduce(x);
-    trig_quadrant(r, q.wrapping_add(1))
+    const FRAC_1_PI: f32 = std::f32::consts::FRAC_1_PI;
+    let x = clip(x, -TRIG_MAX_ARG, TRIG_MAX_ARG);
+    let (n, ni) = round_int(x * FRAC_1_PI + 0.5);
+    flip_if_odd(sin_poly(sub_multiple_of_pi(x, n - 0.5)), ni)
 }
 
 #[cfg(test)]

@@ -67,11 +67,9 @@ pub fn fill_layers(
             out.len()
         ));
     }
-    if let Some(&bad) = spec
-        .table_offset
-        .iter()
-        .find(|&&o| o as usize % TABLE_LEN != 0 || o as usize + TABLE_LEN > tables.len())
-    {
+    if let Some(&bad) = spec.table_offset.iter().find(|&&o| {
+        !(o as usize).is_multiple_of(TABLE_LEN) || o as usize + TABLE_LEN > tables.len()
+    }) {
         return Err(format!(
             "table offset {bad} is not a table start within the {} table entries",
             tables.len()
