@@ -14,6 +14,7 @@ pub mod fastmath;
 pub mod format;
 pub mod init;
 pub mod mlp;
+pub mod noise;
 pub mod npy;
 
 use aggregate::Agg;
@@ -165,13 +166,35 @@ fn init_layers<'py>(
     Ok(out)
 }
 
+/// Add node noise drawn from a 4096-entry quantile `table` to `h` in place and clamp
+/// to ±`clamp`. Shapes and semantics: `_native.pyi`.
+#[pyfunction]
+fn add_noise(
+    py: Python<'_>,
+    table: &Bound<'_, PyAny>,
+    seed: u64,
+    h: &Bound<'_, PyAny>,
+    clamp: f32,
+) -> PyResult<()> {
+    let table = readonly::<f32, Ix1>(table, "table")?;
+    let shape = h.cast::<numpy::PyUntypedArray>()?.shape().to_vec();
+    let shape: [usize; 2] = shape
+        .try_into()
+        .map_err(|_| value_error("h must be a 2-D float32 array"))?;
+    let mut h = readwrite::<f32>(h, "h", shape)?;
+    let (table, dst) = (slice(&table, "table")?, slice_mut(&mut h, "h")?);
+    py.detach(|| noise::add_noise(table, seed, dst, clamp))
+        .map_err(value_error)
+}
+
 /// Native core of plurel-ray: node-store format and fused random-MLP kernels (the store
 /// and the sampler arrive later).
 #[pymodule]
 mod _native {
     #[pymodule_export]
     use super::{
-        check_header, format_info, init_layers, mlp_accumulate, mlp_forward, table_accumulate,
+        add_noise, check_header, format_info, init_layers, mlp_accumulate, mlp_forward,
+        table_accumulate,
     };
 
     #[pymodule_export]

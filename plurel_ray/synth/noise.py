@@ -2,8 +2,9 @@
 
 A default database needs ~20M such draws; exact NumPy Beta sampling costs ~1.2 s for
 them, uniform bits ~0.05 s (DESIGN.md). So each node gets a 4096-entry quantile table,
-and a draw is one 12-bit uniform index into it: a discrete distribution whose CDF is
-within ~1/4096 of the Beta CDF (tested with a KS test against the exact Beta).
+and a draw is one 12-bit uniform index into it (drawn natively by `add_noise`): a
+discrete distribution whose CDF is within ~1/4096 of the Beta CDF (tested with a KS
+test against the exact Beta).
 
 The table is built without the slow inverse incomplete beta: the CDF is evaluated on a
 grid that is dense near 0 and 1 (where α or β < 1 put the mass) for all nodes in one
@@ -15,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from plurel_ray.synth.rng import random_u16
+from plurel_ray import _native
 
 TABLE_BITS = 12
 TABLE_SIZE = 1 << TABLE_BITS
@@ -47,12 +48,16 @@ def beta_quantile_tables(alpha: np.ndarray, beta: np.ndarray, scale: float) -> n
     return tables
 
 
-def draw_noise(table: np.ndarray, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    """`shape` float32 draws from one node's quantile `table` (a fresh, writable array).
+def add_noise(h: np.ndarray, table: np.ndarray, rng: np.random.Generator, clamp: float) -> None:
+    """Add one draw from a node's quantile `table` to every element of `h`, then clamp.
+
+    The native kernel draws the 12-bit table indices from a stream seeded by `rng` and
+    fuses the addition and the clamp into the same pass.
 
     Args:
+        h: `(rows, width)` float32, C-contiguous, updated in place.
         table: one row of `beta_quantile_tables`.
-        rng: the generator to draw from.
-        shape: (rows, width).
+        rng: the generator that seeds the draws.
+        clamp: bound on |h| afterwards (inf for none).
     """
-    return table[random_u16(rng, shape) >> (16 - TABLE_BITS)]
+    _native.add_noise(table, int(rng.integers(0, 2**63)), h, clamp)

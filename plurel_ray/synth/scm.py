@@ -24,14 +24,13 @@ from plurel_ray.config import DAGParams, SCMParams
 from plurel_ray.synth.aggregate import Accumulator
 from plurel_ray.synth.dag import CompiledDAG, build_dag
 from plurel_ray.synth.mlp import HIDDEN_CLAMP, RandomMLP, build_embeddings, build_mlps
-from plurel_ray.synth.noise import beta_quantile_tables, draw_noise
+from plurel_ray.synth.noise import add_noise, beta_quantile_tables
 from plurel_ray.synth.rng import derive_rng
 from plurel_ray.synth.sampling import sample_many
 from plurel_ray.synth.schema import CATEGORICAL, TableSpec
 from plurel_ray.synth.sources import categorical_source, numerical_source
 
 TERM_CLAMP = np.float32(1e4)
-_H_CLAMP = np.float32(HIDDEN_CLAMP)
 
 
 @dataclass
@@ -284,10 +283,8 @@ class TableSCM:
                 self.edge_encoders[e].accumulate_into(acc, values[int(self.dag.src[e])])
             if acc.mode in foreign_terms:
                 acc.add(foreign_terms[acc.mode])
-            agg = acc.result()
-            h = draw_noise(self.noise_tables[v], noise_rng, (n, emb))
-            h += agg
-            np.clip(h, -_H_CLAMP, _H_CLAMP, out=h)
+            h = acc.result()  # owned by this node: noise is added in place
+            add_noise(h, self.noise_tables[v], noise_rng, HIDDEN_CLAMP)
             values[v] = self.decoders[v](h)
         return self._finish_columns(values, scm_params)
 

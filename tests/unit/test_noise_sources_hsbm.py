@@ -20,10 +20,17 @@ from plurel_ray.synth.hsbm import (
     level_matrix,
     sample_hierarchy,
 )
-from plurel_ray.synth.noise import TABLE_SIZE, beta_quantile_tables, draw_noise
+from plurel_ray.synth.noise import TABLE_SIZE, add_noise, beta_quantile_tables
 from plurel_ray.synth.sources import categorical_source, numerical_source
 
 SOURCE_KINDS = ("ts", "uniform", "gaussian", "beta", "mixed")
+
+
+def draw_noise(table, generator, shape):
+    """Noise draws alone: `add_noise` on zeros, without a clamp."""
+    h = np.zeros(shape, dtype=np.float32)
+    add_noise(h, table, generator, math.inf)
+    return h
 
 
 def rng(seed: int = 0) -> np.random.Generator:
@@ -89,19 +96,26 @@ def test_noise_is_scaled_by_one_over_the_embedding_width():
     assert draws.mean() == pytest.approx(2.0 / 5.0 / 32, rel=0.01)
 
 
-def test_draw_noise_shape_dtype_and_fresh_writable_array():
+def test_add_noise_adds_table_draws_in_place_clamps_and_rejects_bad_input():
     table = table_for(1.5, 2.5, 1.0 / 32)
     before = table.copy()
     draws = draw_noise(table, rng(3), (17, 32))
-    assert draws.shape == (17, 32)
-    assert draws.dtype == np.float32
-    assert draws.flags.writeable
+    assert draws.shape == (17, 32) and draws.dtype == np.float32
     assert np.isin(draws, table).all()
-    draws += 1.0  # callers add the aggregate in place
+    h = np.full((17, 32), 5.0, dtype=np.float32)
+    add_noise(h, table, rng(3), math.inf)
+    np.testing.assert_array_equal(h, np.float32(5.0) + draws)  # same draws, added
+    clamped = np.full((17, 32), 5.0, dtype=np.float32)
+    add_noise(clamped, table, rng(3), 1.0)
+    assert (clamped == 1.0).all()
     np.testing.assert_array_equal(table, before)
+    with pytest.raises(ValueError):
+        add_noise(np.zeros((4, 32)), table, rng(3), 1.0)  # float64
+    with pytest.raises(ValueError):
+        add_noise(np.zeros((4, 32), np.float32), table[:100], rng(3), 1.0)
 
 
-def test_draw_noise_is_reproducible_from_the_rng_state_and_differs_across_rngs():
+def test_noise_is_reproducible_from_the_rng_state_and_differs_across_rngs():
     table = table_for(1.5, 2.5)
     a = draw_noise(table, rng(4), (100, 32))
     np.testing.assert_array_equal(a, draw_noise(table, rng(4), (100, 32)))
@@ -112,7 +126,7 @@ def test_draw_noise_is_reproducible_from_the_rng_state_and_differs_across_rngs()
     )
 
 
-def test_draw_noise_uses_every_table_entry_uniformly():
+def test_noise_uses_every_table_entry_uniformly():
     table = table_for(1.0, 1.0)  # Beta(1, 1): strictly increasing, so values give indices
     assert (np.diff(table) > 0).all()
     draws = draw_noise(table, rng(7), (409600, 1)).ravel()
