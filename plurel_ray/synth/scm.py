@@ -76,7 +76,9 @@ class Encoder:
         if self.raw_table is not None:
             return self.raw_table[values]
         # type_lazy categorical columns hold int classes; the MLP works in float32.
-        return self.mlp(values.astype(np.float32, copy=False))[0]
+        column = values.astype(np.float32).reshape(-1, 1)
+        mlp = self.mlp
+        return _native.mlp_forward(column, mlp.weights, mlp.act_ids, mlp.act_params, mlp.clamps32)
 
 
 @dataclass
@@ -303,9 +305,15 @@ class TableSCM:
                 # Encode on whichever side has fewer rows; the per-row result is the same.
                 small = len(column) <= len(rows)
                 emb = encoder.raw(column)[rows] if small else encoder.raw(column[rows])
+                unweighted = None  # the weight-1 term, shared by max, product and logexp
                 for mode, acc in accumulators.items():
-                    weighted = emb * share if mode == "sum" else emb.copy()
-                    acc.add(np.clip(weighted, -TERM_CLAMP, TERM_CLAMP, out=weighted))
+                    if mode == "sum":
+                        weighted = emb * share
+                        acc.add(np.clip(weighted, -TERM_CLAMP, TERM_CLAMP, out=weighted))
+                        continue
+                    if unweighted is None:
+                        unweighted = np.clip(emb, -TERM_CLAMP, TERM_CLAMP)
+                    acc.add(unweighted)
         return {m: acc.result() for m, acc in accumulators.items()}
 
     def _finish_columns(
