@@ -44,8 +44,8 @@ def mlp_accumulate(
     `acc` in place: per row `h = x[i] · W0[0]`, then per hidden layer l
     `h = clip(act_l(h), ±clamps[l]) @ W_{l+1}`, then `t = clip(h, ±term_clamp)` and
     `acc[i] = agg(acc[i], t)`. Sums run in ascending input index; results depend only
-    on the inputs (not on the CPU: AVX-512, AVX2 and SSE2 builds give identical bits, NaN
-    payloads aside).
+    on the inputs (not on the CPU: the AVX-512 + FMA, AVX2 + FMA and SSE2 builds give
+    identical bits, NaN payloads aside; multiply-adds are fused, correctly rounded).
 
     Args:
         x: (n,) float32, C-contiguous.

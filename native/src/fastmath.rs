@@ -1,10 +1,14 @@
 //! Branch-free f32 math that auto-vectorises.
 //!
 //! `f32::exp`, `ln`, `sin`, … call scalar libm, which stops LLVM from vectorising the
-//! loops in `activations`. These versions use only `+ - * /`, `sqrt`, compares with
-//! selects and integer bit tricks, so a loop over an array of them compiles to SSE2 or
-//! AVX2 code with identical results (no FMA is ever formed: Rust never contracts
-//! `a * b + c`). Polynomials are the Cephes single-precision ones (≈1 ulp).
+//! loops in `activations`. These versions use only `+ - * /`, `sqrt`, fused
+//! multiply-adds (`fma`), compares with selects and integer bit tricks, so a loop over
+//! an array of them compiles to AVX2/AVX-512 code with identical results on every
+//! build: `f32::mul_add` is correctly rounded by definition, so it is one `vfmadd`
+//! where the `fma` target feature is enabled and a call to libm's (correctly rounded,
+//! slow) `fmaf` elsewhere, with the same bits. Rust never contracts `a * b + c` on its
+//! own, so every fused operation is an explicit `fma` call and the operation tree is
+//! the same on every build. Polynomials are the Cephes single-precision ones (≈1 ulp).
 //!
 //! NaN propagates through every function here; `±inf` does where noted.
 
@@ -15,6 +19,13 @@
 /// bits of `v + MAGIC` hold it, for |v| < 2^22. SSE2 has no vector floor, so `f32::floor`
 /// would call libm.
 const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+
+/// `a · b + c` with a single rounding (`f32::mul_add`): one `vfmadd` in builds with the
+/// `fma` target feature, libm's correctly rounded `fmaf` otherwise; same bits either way.
+#[inline(always)]
+pub fn fma(a: f32, b: f32, c: f32) -> f32 {
+    a.mul_add(b, c)
+}
 
 /// `min(x, hi)` that keeps a NaN `x` (compiles to a single `minps hi, x`).
 #[inline(always)]
@@ -62,19 +73,19 @@ fn exp_parts_in_range(x: f32) -> (f32, f32) {
     // MAGIC + 127: t = x·log2e + BIASED holds n + 127 in its low mantissa bits, so
     // `bits << 23` is the biased exponent of 2^n directly (n + 127 ∈ [1, 254]).
     const BIASED: f32 = MAGIC + 127.0;
-    let t = x * LOG2E + BIASED;
+    let t = fma(x, LOG2E, BIASED);
     let n = t - BIASED;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let r = fma(-n, LN2_LO, fma(-n, LN2_HI, x));
     let r2 = r * r;
     // Degree-6 minimax for expm1 on |r| ≤ ln2/2 (relative error 3.3e-9, coefficients
     // fitted after rounding to f32), in Estrin's scheme: Horner's serial multiply-adds
     // made the latency chain, not the work, the bottleneck (elu ran at ~30 cycles per
     // 8 lanes).
     let r4 = r2 * r2;
-    let p01 = 0.166_665_2 * r + 0.499_999_94;
-    let p23 = 0.008_368_906 * r + 0.041_668_292;
-    let p = (p01 + p23 * r2) + 0.001_381_915_3 * r4;
-    let q = p * r2 + r;
+    let p01 = fma(0.166_665_2, r, 0.499_999_94);
+    let p23 = fma(0.008_368_906, r, 0.041_668_292);
+    let p = fma(0.001_381_915_3, r4, fma(p23, r2, p01));
+    let q = fma(p, r2, r);
     (q, f32::from_bits(t.to_bits() << 23))
 }
 
@@ -101,7 +112,7 @@ pub fn expm1(x: f32) -> f32 {
 #[inline(always)]
 pub fn expm1_in_range(x: f32) -> f32 {
     let (q, scale) = exp_parts_in_range(x);
-    scale * q + (scale - 1.0)
+    fma(scale, q, scale - 1.0)
 }
 
 /// ln x for x > 0 (≈1 ulp for normal x); `+inf` and NaN come back unchanged.
@@ -119,15 +130,17 @@ pub fn ln(x: f32) -> f32 {
     let z = f * f;
     // Estrin's scheme (see exp_parts_in_range): pairs joined by f², f⁴, f⁸.
     let (f2, f4) = (z, z * z);
-    let p01 = -2.499_999_399_3e-1 * f + 3.333_333_117_4e-1;
-    let p23 = -1.666_805_766_5e-1 * f + 2.000_071_476_5e-1;
-    let p45 = -1.242_014_084_6e-1 * f + 1.424_932_278_7e-1;
-    let p67 = -1.151_461_031_0e-1 * f + 1.167_699_874_0e-1;
-    let p = ((p01 + p23 * f2) + (p45 + p67 * f2) * f4) + 7.037_683_629_2e-2 * (f4 * f4);
+    let p01 = fma(-2.499_999_399_3e-1, f, 3.333_333_117_4e-1);
+    let p23 = fma(-1.666_805_766_5e-1, f, 2.000_071_476_5e-1);
+    let p45 = fma(-1.242_014_084_6e-1, f, 1.424_932_278_7e-1);
+    let p67 = fma(-1.151_461_031_0e-1, f, 1.167_699_874_0e-1);
+    let p0123 = fma(p23, f2, p01);
+    let p4567 = fma(p67, f2, p45);
+    let p = fma(7.037_683_629_2e-2, f4 * f4, fma(p4567, f4, p0123));
     let mut y = p * f * z;
-    y += -2.121_944_40e-4 * e;
-    y += -0.5 * z;
-    let r = (f + y) + 0.693_359_375 * e;
+    y = fma(-2.121_944_40e-4, e, y);
+    y = fma(-0.5, z, y);
+    let r = fma(0.693_359_375, e, f + y);
     // +inf and NaN would otherwise come out finite.
     if x < f32::INFINITY {
         r
@@ -184,13 +197,18 @@ pub fn ln_1p_exp_neg_abs(x: f32) -> f32 {
                                                      // 2 atanh(s) = 2s + 2s·s²·P(s²), P a degree-3 minimax (relative error 4.6e-9).
     let s = y / (2.0 + y);
     let z = s * s;
-    let p = (0.200_109_18 * z + 0.333_332_06) + (0.140_230_58 * z + 0.139_978_59) * (z * z);
+    let p = fma(
+        fma(0.140_230_58, z, 0.139_978_59),
+        z * z,
+        fma(0.200_109_18, z, 0.333_332_06),
+    );
     let s2 = s + s;
-    (s2 * z) * p + s2
+    fma(s2 * z, p, s2)
 }
 
-/// erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), operation for operation as
-/// `plurel_ray.synth.activations._erf`, so the two agree to exp's rounding.
+/// erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), the same Horner scheme as
+/// `plurel_ray.synth.activations._erf` with its multiply-adds fused (fewer roundings),
+/// so the two agree to a few ulp.
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
     const P: f32 = 0.327_591_1;
@@ -202,15 +220,11 @@ pub fn erf(x: f32) -> f32 {
         0.254_829_592,
     ];
     let ax = clamp_hi(x.abs(), 6.0); // erf(6) == 1 in f32; keeps exp out of denormals
-    let t = 1.0 / (1.0 + P * ax);
-    let mut y = A[0] * t;
-    y += A[1];
-    y *= t;
-    y += A[2];
-    y *= t;
-    y += A[3];
-    y *= t;
-    y += A[4];
+    let t = 1.0 / fma(P, ax, 1.0);
+    let mut y = fma(A[0], t, A[1]);
+    y = fma(y, t, A[2]);
+    y = fma(y, t, A[3]);
+    y = fma(y, t, A[4]);
     y *= t;
     y *= exp_in_range(-ax * ax); // -ax² ≥ -36
     (1.0 - y).copysign(x)
@@ -226,8 +240,12 @@ pub const TRIG_MAX_ARG: f32 = 1.0e6;
 #[inline(always)]
 fn sin_poly(r: f32) -> f32 {
     let z = r * r;
-    let p = ((2.598_837_5e-6 * z - 1.980_603e-4) * z + 0.008_333_009) * z - 0.166_666_57;
-    (r * z) * p + r
+    let p = fma(
+        fma(fma(2.598_837_5e-6, z, -1.980_603e-4), z, 0.008_333_009),
+        z,
+        -0.166_666_57,
+    );
+    fma(r * z, p, r)
 }
 
 /// `(-1)^n · v` for the integer `n` that `round_int` returned.
@@ -244,7 +262,7 @@ fn sub_multiple_of_pi(x: f32, m: f32) -> f32 {
     const PI1: f32 = 3.140_625;
     const PI2: f32 = 9.675_025_939_941_406_25e-4;
     const PI3: f32 = 1.509_957_990_978_376_4e-7;
-    ((x - m * PI1) - m * PI2) - m * PI3
+    fma(-m, PI3, fma(-m, PI2, fma(-m, PI1, x)))
 }
 
 /// sin x: ≤ 2e-7 absolute error for |x| ≤ 1e4; bounded beyond (see `TRIG_MAX_ARG`).
@@ -263,7 +281,7 @@ pub fn sin(x: f32) -> f32 {
 pub fn cos(x: f32) -> f32 {
     const FRAC_1_PI: f32 = std::f32::consts::FRAC_1_PI;
     let x = clip(x, -TRIG_MAX_ARG, TRIG_MAX_ARG);
-    let (n, ni) = round_int(x * FRAC_1_PI + 0.5);
+    let (n, ni) = round_int(fma(x, FRAC_1_PI, 0.5));
     flip_if_odd(sin_poly(sub_multiple_of_pi(x, n - 0.5)), ni)
 }
 
@@ -383,6 +401,55 @@ mod tests {
             assert!(sin(x).abs() <= 1.01 && cos(x).abs() <= 1.01, "{x}");
         }
         assert!(sin(f32::NAN).is_nan() && cos(f32::NAN).is_nan());
+    }
+
+    /// `f` over `xs` in an AVX2 + FMA build (fma is one vfmadd there).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn map_fma(f: impl Fn(f32) -> f32, xs: &[f32]) -> Vec<u32> {
+        xs.iter().map(|&x| f(x).to_bits()).collect()
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn fma_and_fallback_builds_give_identical_bits() {
+        if !std::is_x86_feature_detected!("avx2") || !std::is_x86_feature_detected!("fma") {
+            return;
+        }
+        let xs: Vec<f32> = grid(-100.0, 100.0, 200_000)
+            .chain(grid(-1e-3, 1e-3, 20_000))
+            .chain(grid(-30.0, 30.0, 20_000).map(|t| t.exp2()))
+            .chain([0.0, -0.0, 1e6, -1e6, 3e38, f32::INFINITY, f32::NEG_INFINITY])
+            .collect();
+        // A macro, not a loop over `fn` pointers: each function must be inlined into
+        // (and so compiled for) the FMA build.
+        macro_rules! check {
+            ($($name:literal: $f:expr),+) => {$({
+                // Fallback: this test build has no `fma` target feature, so `fma` is a
+                // call to `fmaf`; the FMA build inlines it to vfmadd.
+                let want: Vec<u32> = xs.iter().map(|&x| $f(x).to_bits()).collect();
+                // SAFETY: the CPU reported AVX2 and FMA above.
+                let got = unsafe { map_fma($f, &xs) };
+                for ((&x, &a), &b) in xs.iter().zip(&want).zip(&got) {
+                    let (fa, fb) = (f32::from_bits(a), f32::from_bits(b));
+                    assert!(a == b || (fa.is_nan() && fb.is_nan()), "{}({x:e})", $name);
+                }
+            })+};
+        }
+        check!(
+            "exp": exp,
+            "expm1": expm1,
+            "ln": ln,
+            "ln_1p": ln_1p,
+            "tanh": tanh,
+            "sigmoid": sigmoid,
+            "ln_1p_exp_neg_abs": ln_1p_exp_neg_abs,
+            "erf": erf,
+            "sin": sin,
+            "cos": cos,
+            "sin(100x)": |x: f32| sin(x * 100.0),
+            "fma": |x: f32| fma(x, 1.0 + f32::EPSILON, -x)
+        );
     }
 
     #[test]

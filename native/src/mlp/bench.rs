@@ -8,7 +8,7 @@ use super::kernel::{matmul_for_bench, Tile, TILE};
 use super::*;
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn run<const H: usize>(h: &mut Tile<H>, w: &[[f32; H]], reps: usize) {
     let mut out = [[0.0f32; H]; TILE];
     for _ in 0..reps {
@@ -18,7 +18,7 @@ unsafe fn run<const H: usize>(h: &mut Tile<H>, w: &[[f32; H]], reps: usize) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512dq,avx512vl")]
 unsafe fn run512<const H: usize>(h: &mut Tile<H>, w: &[[f32; H]], reps: usize) {
     let mut out = [[0.0f32; H]; TILE];
     for _ in 0..reps {

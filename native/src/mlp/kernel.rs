@@ -3,13 +3,17 @@
 //! Rows go in tiles of `TILE`, each row a `[f32; H]` with `H` ∈ {16, 32, 64} the
 //! smallest lane count holding every layer width; padded lanes meet zero weights and
 //! never reach an output. With `H` a constant the lane loops vectorise, and on x86_64
-//! the same code is compiled again for AVX2 (8 lanes) and AVX-512 (16 lanes). No FMA is
-//! ever formed (Rust never contracts `a * b + c`) and every lane sums its products in
-//! ascending input order, so all builds give identical bits.
+//! the same code is compiled again for AVX2 + FMA (8 lanes) and AVX-512 + FMA (16
+//! lanes). Every lane accumulates `acc = fma(h_i, w_i, acc)` in ascending input order,
+//! and `fma` (`f32::mul_add`) is correctly rounded: one `vfmadd` in the FMA builds, a
+//! call to libm's `fmaf` in the SSE2 fallback (for CPUs without FMA; slow, same bits).
+//! Rust never contracts `a * b + c` by itself, so all builds run the same operation
+//! tree and give identical bits.
 
 use super::Mlp;
 use crate::activations::Activation;
 use crate::aggregate::{fold, Agg};
+use crate::fastmath::fma;
 
 /// Rows per tile: enough to amortise the per-layer activation dispatch, small enough
 /// that a tile's `(TILE, H)` buffers stay in L1.
@@ -51,7 +55,8 @@ impl<const H: usize> Padded<H> {
 
 pub(super) type Tile<const H: usize> = [[f32; H]; TILE];
 
-/// `out = h @ w` for blocks of rows, each lane summing `h_i · w_i` in ascending `i`
+/// `out = h @ w` for blocks of rows, each lane accumulating `fma(h_i, w_i, acc)` in
+/// ascending `i`
 /// (w has n_in ≤ H rows). Each row of the block gets its own named accumulator: written
 /// as a loop over the block's rows, LLVM vectorised that loop (across rows, with
 /// gathers and scatters on AVX-512, ~35x slower) instead of the lane loop.
@@ -66,11 +71,13 @@ macro_rules! matmul_block {
             for c in 0..H / $lanes {
                 $(let mut $acc = [0.0f32; $lanes];)+
                 for (i, wr) in $w[..n].iter().enumerate() {
-                    let wr = &wr.as_chunks::<$lanes>().0[c];
+                    // A copy: borrowed, LLVM rebuilt the fma builds' weight vector
+                    // with 7 inserts per row block (AVX-512 matmul ~17% slower).
+                    let wr: [f32; $lanes] = wr.as_chunks::<$lanes>().0[c];
                     $(
                         let a = hb[$r][i];
-                        for (o, &wv) in $acc.iter_mut().zip(wr) {
-                            *o += a * wv;
+                        for (o, &wv) in $acc.iter_mut().zip(&wr) {
+                            *o = fma(a, wv, *o);
                         }
                     )+
                 }
@@ -115,14 +122,14 @@ fn matmul<const H: usize, const V: usize, const REGS: usize>(
     }
 }
 
-/// `out[r] = Σ_i h[r][i] · w[i]` in ascending `i`: a one-output last layer, with the
+/// `out[r] = Σ_i h[r][i] · w[i]` in ascending `i` (fused multiply-adds): a one-output last layer, with the
 /// tile's rows in the vector lanes instead of 31 padded, wasted ones.
 #[inline(always)]
 fn dot_rows<const H: usize>(h: &Tile<H>, w: &[f32], out: &mut [f32; TILE]) {
     let mut acc = [0.0f32; TILE];
     for (i, &wv) in w[..w.len().min(H)].iter().enumerate() {
         for (a, hr) in acc.iter_mut().zip(h) {
-            *a += hr[i] * wv;
+            *a = fma(hr[i], wv, *a);
         }
     }
     *out = acc;
@@ -218,9 +225,10 @@ pub(super) fn forward_tiles<const H: usize, const V: usize, const REGS: usize>(
     }
 }
 
-/// The instruction set a kernel runs with. `Avx2` and `Avx512` are only built by
-/// `Isa::best` and `Isa::available`, after the CPU was checked, which is what makes
-/// calling those builds sound.
+/// The instruction set a kernel runs with. `Avx2` and `Avx512` (both with FMA) are only
+/// built by `Isa::best` and `Isa::available`, after the CPU was checked, which is what
+/// makes calling those builds sound. `Baseline` (SSE2) is the fallback for CPUs without
+/// FMA: its `fma` calls libm's `fmaf`, slow but bit-identical.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Isa {
     Baseline,
@@ -242,6 +250,11 @@ impl Isa {
         let mut isas = vec![Isa::Baseline];
         #[cfg(target_arch = "x86_64")]
         {
+            // Both fast builds fuse multiply-adds: without FMA hardware, only the
+            // baseline build runs (fma through libm, same bits).
+            if !std::is_x86_feature_detected!("fma") {
+                return isas;
+            }
             if std::is_x86_feature_detected!("avx2") {
                 isas.push(Isa::Avx2);
             }
@@ -262,14 +275,14 @@ impl Isa {
 macro_rules! multiversion {
     ($entry:ident, $avx2:ident, $avx512:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
+        #[target_feature(enable = "avx2,fma")]
         #[allow(clippy::too_many_arguments)]
         unsafe fn $avx2<const H: usize>($($arg: $ty),*) {
             $body::<H, 8, 16>($($arg),*)
         }
 
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl")]
+        #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512dq,avx512vl")]
         #[allow(clippy::too_many_arguments)]
         unsafe fn $avx512<const H: usize>($($arg: $ty),*) {
             $body::<H, 16, 32>($($arg),*)
