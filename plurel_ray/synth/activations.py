@@ -95,7 +95,6 @@ def _random_sine(rng: np.random.Generator) -> Activation:
             out += a * np.sin(f * x + p)
         return out
 
-    random_sine.growth = (0.0, float(np.abs(amplitudes).sum()) + 1e-3)
     random_sine.amplitudes, random_sine.freqs, random_sine.phases = amplitudes, freqs, phases
     return random_sine
 
@@ -136,59 +135,15 @@ ACTIVATIONS: dict[str, Callable[[np.random.Generator], Activation]] = {
     "random_sine": _random_sine,
 }
 
-# Growth bounds `|f(z)| <= slope · |z| + offset` for every activation, used to prove
-# that a ±1e6 / ±1e4 clamp cannot bite for a given input range and skip its pass
-# (clamps were ~10 % of generation time). random_sine's offset is Σ|a_i| (set per
-# instance in `make_activation`). Offsets are rounded up; looser is still correct.
-GROWTH: dict[str, tuple[float, float]] = {
-    "relu": (1.0, 0.0),
-    "elu": (1.0, 1.0),
-    "selu": (1.051, 1.759),
-    "silu": (1.0, 0.3),
-    "softsign": (0.0, 1.0),
-    "tanh": (0.0, 1.0),
-    "sigmoid": (0.0, 1.0),
-    "hardswish": (1.0, 0.4),
-    "mish": (1.0, 0.7),
-    "leaky_relu": (1.0, 0.0),
-    "gelu": (1.0, 0.2),
-    "softplus": (1.0, 0.7),
-    "hardsigmoid": (0.0, 1.0),
-    "hardtanh": (0.0, 1.0),
-    "celu": (1.0, 1.0),
-    "tanhshrink": (1.0, 1.0),
-    "rrelu": (1.0, 0.0),
-    "logsigmoid": (1.0, 0.7),
-    "softshrink": (1.0, 0.0),
-    "hardshrink": (1.0, 0.0),
-    "identity": (1.0, 0.0),
-    "abs": (1.0, 0.0),
-    "sin": (0.0, 1.0),
-    "cos": (0.0, 1.0),
-    "sign": (0.0, 1.0),
-    "clamp": (0.0, 1.0),
-    "signed_log1p": (1.0, 0.0),
-    "smooth_identity": (1.5, 0.0),
-    "random_sine": (0.0, math.inf),
-}
+_FIXED = {name: factory(None) for name, factory in ACTIVATIONS.items() if name != "random_sine"}
 
 
-_FIXED = {
-    name: (factory(None), GROWTH[name])
-    for name, factory in ACTIVATIONS.items()
-    if name != "random_sine"
-}
-
-
-def make_activation(name: str, rng: np.random.Generator) -> tuple[Activation, tuple[float, float]]:
-    """The activation `name` and its growth bound, random parameters drawn from `rng`.
+def make_activation(name: str, rng: np.random.Generator) -> Activation:
+    """The activation `name`, random parameters (random_sine's) drawn from `rng`.
 
     Args:
         name: a key of `ACTIVATIONS`.
         rng: generator for `random_sine`'s frozen parameters.
     """
     fixed = _FIXED.get(name)
-    if fixed is not None:
-        return fixed
-    fn = ACTIVATIONS[name](rng)
-    return fn, fn.growth
+    return fixed if fixed is not None else ACTIVATIONS[name](rng)

@@ -5,9 +5,10 @@ shapes, initialisers, activations, weights and density masks one MLP at a time c
 more than evaluating them, so `build_mlps` draws everything for a whole SCM with a
 handful of generator calls and slices per-layer views out of flat buffers.
 
-Two exact rewrites keep evaluation lean: the activation scale `s` is folded into the
-next layer's weights (`clamp(s·a, ±1e6) @ W == clamp(a, ±1e6/s) @ (s·W)`), and a clamp
-is skipped wherever interval bounds prove it cannot change a value.
+The activation scale `s` is folded into the next layer's weights, an exact rewrite:
+`clamp(s·a, ±1e6) @ W == clamp(a, ±1e6/s) @ (s·W)`. MLPs are evaluated by the native
+kernels (`plurel_ray._native`); `RandomMLP.__call__` is the NumPy reference of what
+they compute, and the tests hold the kernels to it.
 """
 
 from __future__ import annotations
@@ -39,62 +40,36 @@ class RandomMLP:
     Args:
         weights: per layer an `(in, out)` float32 matrix; the previous activation's
             scale is already folded in.
-        activations: one per hidden layer (len(weights) - 1).
-        growth: per hidden layer, the activation's `(slope, offset)` growth bound.
+        activations: one per hidden layer (len(weights) - 1), NumPy functions.
         clamp_bounds: per hidden layer, the bound that realises the ±1e6 clamp on the
             unscaled activation output (1e6 / scale).
-        norms: per layer, max_j Σ_i |W_ij|: the ∞-norm bound of the linear map.
         act_ids: per hidden layer, the activation's index in `config.ACTIVATIONS`
-            (uint8), for the native kernel.
+            (uint8), for the native kernels.
         act_params: `(hidden layers, 21)` float32: random_sine's amplitudes,
             frequencies and phases in 7 slots each (zero amplitude = unused slot).
-        clamps32: `clamp_bounds` as float32, for the native kernel.
+        clamps32: `clamp_bounds` as float32, for the native kernels.
     """
 
     weights: list[np.ndarray]
     activations: list[Activation]
-    growth: list[tuple[float, float]]
     clamp_bounds: list[float]
-    norms: list[float]
     act_ids: np.ndarray
     act_params: np.ndarray
     clamps32: np.ndarray
 
-    def __call__(self, x: np.ndarray, x_bound: float = math.inf) -> tuple[np.ndarray, float]:
-        """Apply to `x` of shape (n, in), or (n,) when in == 1.
+    def forward(self, h: np.ndarray) -> np.ndarray:
+        """Apply to float32 `h` of shape (n, in) with the native kernel; (n, out) float32."""
+        return _native.mlp_forward(h, self.weights, self.act_ids, self.act_params, self.clamps32)
 
-        Interval bounds carried from `x_bound` (max |x|, computed here for 1-D input)
-        decide per hidden layer whether the ±1e6 clamp can bite; where it cannot, the
-        clamp pass is skipped, which changes no value.
-
-        Returns:
-            the `(n, out)` float32 output and a bound on its absolute values.
-        """
-        first = self.weights[0]
-        if x.ndim == 1:
-            if x.size:
-                x_bound = float(np.max(np.abs(x)))
-            # An outer product by broadcasting is ~3x faster than a K=1 matmul.
-            h = x[:, None] * first[0]
-        else:
-            h = x @ first
-        bound = x_bound * self.norms[0]
-        for act, (slope, offset), clamp, weight, norm in zip(
-            self.activations,
-            self.growth,
-            self.clamp_bounds,
-            self.weights[1:],
-            self.norms[1:],
-            strict=True,
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """NumPy reference of `forward`, for `x` of shape (n, in) or (n,) when in == 1."""
+        h = x[:, None] * self.weights[0][0] if x.ndim == 1 else x @ self.weights[0]
+        for act, clamp, weight in zip(
+            self.activations, self.clamp_bounds, self.weights[1:], strict=True
         ):
-            h = act(h)
-            bound = slope * bound + offset
-            if not bound <= clamp:  # also true for NaN bounds: clamp to be safe
-                np.clip(h, -clamp, clamp, out=h)
-                bound = clamp
+            h = np.clip(act(h), -clamp, clamp)
             h = h @ weight
-            bound *= norm
-        return h, bound
+        return h
 
 
 # Initialisers draw through 16-bit inverse-CDF tables (a lookup per weight, in the
@@ -205,7 +180,6 @@ def build_mlps(
         factor = np.where(is_last, factor * np.asarray(out_scale, np.float64)[mlp_of_layer], factor)
 
     weights: list[np.ndarray] = [np.empty(0, np.float32)] * total_layers
-    norms = np.empty(total_layers)
     shapes = np.stack([fan_in, fan_out], axis=1)
     for shape in np.unique(shapes, axis=0):
         same_shape = np.flatnonzero((shapes == shape).all(axis=1))
@@ -220,14 +194,12 @@ def build_mlps(
                 density[mlp_of_layer[idx]],
                 rng,
             )
-            norms[idx] = np.abs(block).sum(axis=1).max(axis=1)
             for j, layer in enumerate(idx):
                 weights[layer] = block[j]
 
     clamp_values = HIDDEN_CLAMP / scales
     clamps = clamp_values.tolist()
     clamps32 = clamp_values.astype(np.float32)
-    norm_list = norms.tolist()
     act_ids = np.array([ACTIVATION_IDS[name] for name in act_names], dtype=np.uint8)
     act_params = np.zeros((total_layers, 3 * SINE_SLOTS), dtype=np.float32)
     # One activation per layer, in layer order (random_sine draws its terms from rng);
@@ -237,8 +209,7 @@ def build_mlps(
         None if layer in last else make_activation(name, rng)
         for layer, name in enumerate(act_names)
     ]
-    for layer, fn_growth in enumerate(made):
-        fn = fn_growth[0] if fn_growth else None
+    for layer, fn in enumerate(made):
         if hasattr(fn, "amplitudes"):  # random_sine: hand its frozen terms to the kernel
             count = len(fn.amplitudes)
             for slot, values in enumerate((fn.amplitudes, fn.freqs, fn.phases)):
@@ -250,10 +221,8 @@ def build_mlps(
         mlps.append(
             RandomMLP(
                 weights[lo:hi],
-                [fn for fn, _ in hidden],
-                [g for _, g in hidden],
+                hidden,
                 clamps[lo : hi - 1],
-                norm_list[lo:hi],
                 act_ids[lo : hi - 1],
                 act_params[lo : hi - 1],
                 clamps32[lo : hi - 1],

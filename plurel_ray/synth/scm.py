@@ -76,9 +76,7 @@ class Encoder:
         if self.raw_table is not None:
             return self.raw_table[values]
         # type_lazy categorical columns hold int classes; the MLP works in float32.
-        column = values.astype(np.float32).reshape(-1, 1)
-        mlp = self.mlp
-        return _native.mlp_forward(column, mlp.weights, mlp.act_ids, mlp.act_params, mlp.clamps32)
+        return self.mlp.forward(values.astype(np.float32).reshape(-1, 1))
 
 
 @dataclass
@@ -90,15 +88,14 @@ class Decoder:
     categories: np.ndarray | None = None
 
     def __call__(self, h: np.ndarray) -> np.ndarray:
-        mlp = self.mlp
-        out = _native.mlp_forward(h, mlp.weights, mlp.act_ids, mlp.act_params, mlp.clamps32)
+        out = self.mlp.forward(h)
         if self.categories is None:
             return out[:, 0]
         return np.argmax(out @ self.categories.T, axis=1)
 
 
 def _categorical_encoder(embedding: np.ndarray, mlp: RandomMLP, weight: float) -> Encoder:
-    raw, _ = mlp(embedding)
+    raw = mlp.forward(embedding)
     raw *= np.float32(weight)
     return Encoder(raw_table=raw, table=np.clip(raw, -TERM_CLAMP, TERM_CLAMP))
 
