@@ -145,3 +145,26 @@ def init_layers(
     Raises:
         ValueError: inconsistent lengths, wrong dtypes, an offset outside `tables`.
     """
+
+def dense_accumulate(
+    term: np.ndarray,
+    agg: int,
+    acc: np.ndarray,
+    acc2: np.ndarray | None = None,
+) -> None:
+    """Fold the rows of a dense `(n, out)` float32 `term` into `acc` (and `acc2` for
+    logexp) in place, with the aggregations of `mlp_accumulate` and no clamp.
+
+    Raises:
+        ValueError: wrong dtype/shape/layout, acc2 missing for logexp.
+    """
+
+def add_noise(table: np.ndarray, seed: int, h: np.ndarray, clamp: float) -> None:
+    """`h[i] = clamp(h[i] + table[draw_i], ±clamp)` for every element of the 2-D float32
+    `h`, each draw a 12-bit index into the 4096-entry `table` from a SplitMix64 stream
+    seeded by `seed`.
+
+    Raises:
+        ValueError: `table` not of 4096 float32 entries, `h` not 2-D writable float32,
+            a negative or NaN `clamp`.
+    """

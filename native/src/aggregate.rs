@@ -174,6 +174,27 @@ pub fn table_accumulate(
 
 /// `fold` of pre-clipped rows, in the AVX2 + FMA build where the CPU has it: `exp` and
 /// the logexp update use `fma`, which elsewhere is a libm call (same bits, slower).
+/// Fold a dense `(n, width)` term (row-major) into `acc` (and `acc2` for logexp):
+/// the same aggregation as `table_accumulate`, with row `i` of `term` as the term.
+pub fn dense_accumulate(
+    term: &[f32],
+    width: usize,
+    agg: Agg,
+    acc: &mut [f32],
+    acc2: Option<&mut [f32]>,
+) -> Result<(), MlpError> {
+    if width == 0 || !term.len().is_multiple_of(width) {
+        return Err(MlpError(format!(
+            "term holds {} values, not whole rows of width {width}",
+            term.len()
+        )));
+    }
+    let acc2 = check_accumulators(term.len() / width, width, agg, acc, acc2)?;
+    let rows: Vec<&[f32]> = term.chunks_exact(width).collect();
+    fold_best(agg, &rows, width, acc, acc2);
+    Ok(())
+}
+
 fn fold_best(agg: Agg, rows: &[&[f32]], width: usize, acc: &mut [f32], acc2: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {

@@ -100,6 +100,32 @@ fn table_accumulate(
         .map_err(value_error)
 }
 
+/// Fold a dense `(n, width)` float32 `term` into `acc` (and `acc2` for logexp) in
+/// place, as `table_accumulate` does with gathered rows.
+#[pyfunction]
+#[pyo3(signature = (term, agg, acc, acc2=None))]
+fn dense_accumulate(
+    py: Python<'_>,
+    term: &Bound<'_, PyAny>,
+    agg: i64,
+    acc: &Bound<'_, PyAny>,
+    acc2: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let agg = Agg::from_id(agg).map_err(value_error)?;
+    let term = readonly::<f32, Ix2>(term, "term")?;
+    let shape = [term.shape()[0], term.shape()[1]];
+    let mut acc = readwrite::<f32>(acc, "acc", shape)?;
+    let mut acc2 = logexp_sums(agg, acc2, shape)?;
+    let rows = slice(&term, "term")?;
+    let accs = slice_mut(&mut acc, "acc")?;
+    let acc2s = match acc2.as_mut() {
+        Some(a) => Some(slice_mut(a, "acc2")?),
+        None => None,
+    };
+    py.detach(|| aggregate::dense_accumulate(rows, shape[1], agg, accs, acc2s))
+        .map_err(value_error)
+}
+
 /// Evaluate a random MLP on the rows of a 2-D float32 `h`; returns a new
 /// `(n, out)` float32 array. Shapes and semantics: `_native.pyi`.
 #[pyfunction]
@@ -193,8 +219,8 @@ fn add_noise(
 mod _native {
     #[pymodule_export]
     use super::{
-        add_noise, check_header, format_info, init_layers, mlp_accumulate, mlp_forward,
-        table_accumulate,
+        add_noise, check_header, dense_accumulate, format_info, init_layers, mlp_accumulate,
+        mlp_forward, table_accumulate,
     };
 
     #[pymodule_export]

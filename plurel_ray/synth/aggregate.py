@@ -1,10 +1,10 @@
 """Streaming elementwise aggregation of a node's incoming terms (SPEC §4).
 
 A node combines `w_e · enc_e(parent)` over its in-edges and the foreign terms `F` with
-sum, max, product or logsumexp. Terms are folded in one at a time, so only the
-accumulator is alive, never a stack of `d` terms; logsumexp keeps a running maximum
-and a rescaled running sum. All four are associative, so a partial aggregate (such as
-the table-wide foreign aggregate) enters as one more term.
+sum, max, product or logsumexp. Terms are folded in one at a time by the native
+kernels, so only the accumulator is alive, never a stack of `d` terms; logsumexp keeps
+a running maximum and a rescaled running sum. All four are associative, so a partial
+aggregate (such as the table-wide foreign aggregate) enters as one more term.
 """
 
 from __future__ import annotations
@@ -13,17 +13,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from plurel_ray import _native
+
 # The aggregation ids of the native kernels (`plurel_ray._native`).
 AGG_CODES = {"sum": 0, "max": 1, "product": 2, "logexp": 3}
-
-# exp(-80) is ~1e-35: negligible next to exp(0) = 1 and still a normal float32
-# (denormals are ~20x slower).
-_EXP_CAP = np.float32(80)
-
-
-def _exp_capped(x: np.ndarray) -> np.ndarray:
-    np.maximum(x, -_EXP_CAP, out=x)
-    return np.exp(x, out=x)
 
 
 class Accumulator:
@@ -50,21 +43,8 @@ class Accumulator:
             raise ValueError(f"unknown aggregation {mode!r}")
 
     def add(self, term: np.ndarray) -> None:
-        """Fold in one `(n, width)` term (not modified)."""
-        self.count += 1
-        if self.mode == "sum":
-            self.value += term
-        elif self.mode == "max":
-            np.maximum(self.value, term, out=self.value)
-        elif self.mode == "product":
-            with np.errstate(over="ignore"):  # ±inf is meaningful here; see result()
-                self.value *= term
-        else:
-            top = np.maximum(self.value, term)
-            if self.count > 1:
-                self.total *= _exp_capped(self.value - top)
-            self.total += _exp_capped(term - top)
-            self.value = top
+        """Fold in one `(n, width)` float32 C-contiguous term (not modified)."""
+        self.add_native(lambda agg, value, total: _native.dense_accumulate(term, agg, value, total))
 
     def add_native(self, encode: Callable[[int, np.ndarray, np.ndarray | None], None]) -> None:
         """Fold in one term computed by a native kernel straight into the buffers.

@@ -311,3 +311,16 @@ def test_init_layers_is_deterministic_and_validates_its_arguments():
         _native.init_layers(1, *bad_offset)
     with pytest.raises(ValueError, match="one entry per layer"):
         _native.init_layers(1, tables, args[1][:1], *args[2:])
+
+
+def test_dense_accumulate_folds_rows_and_validates_shapes():
+    term = np.arange(12, dtype=np.float32).reshape(3, 4)
+    acc = np.ones((3, 4), np.float32)
+    _native.dense_accumulate(term, 0, acc)  # sum
+    np.testing.assert_array_equal(acc, term + 1)
+    _native.dense_accumulate(np.full((3, 4), 5.0, np.float32), 1, acc)  # max
+    np.testing.assert_array_equal(acc, np.maximum(term + 1, 5))
+    with pytest.raises(ValueError, match="acc"):
+        _native.dense_accumulate(term, 0, np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match="acc2"):
+        _native.dense_accumulate(term, 3, np.zeros((3, 4), np.float32))
