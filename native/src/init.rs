@@ -85,11 +85,15 @@ pub fn fill_layers(
     {
         let table = &tables[spec.table_offset[layer] as usize..][..TABLE_LEN];
         let (gain, keep_below) = (spec.gain[layer], spec.keep_below[layer]);
-        for w in weights.iter_mut() {
+        // One 64-bit draw feeds two weights: 16 bits of table index and 16 of mask each.
+        for pair in weights.chunks_mut(2) {
             let bits = rng.next_u64();
-            let value = table[(bits & 0xFFFF) as usize] * gain;
-            let keep = ((bits >> 16) & 0xFFFF) < u64::from(keep_below);
-            *w = if keep { value } else { 0.0 };
+            for (k, w) in pair.iter_mut().enumerate() {
+                let draw = bits >> (32 * k);
+                let value = table[(draw & 0xFFFF) as usize] * gain;
+                let keep = ((draw >> 16) & 0xFFFF) < u64::from(keep_below);
+                *w = if keep { value } else { 0.0 };
+            }
         }
         if spec.sparse[layer] {
             for row in weights.chunks_exact_mut(fan_out.max(1)) {
