@@ -76,7 +76,7 @@ def bench_accumulate(names: list[str], n: int, repeats: int) -> tuple[float, flo
 
     def numpy():
         for m in mlps:
-            out, _ = m(x)
+            out = m(x)
             np.clip(out, -TERM_CLAMP, TERM_CLAMP, out=out)
             acc.__iadd__(out)
 

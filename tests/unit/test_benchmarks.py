@@ -1,0 +1,37 @@
+"""The benchmark scripts still run and print their documented JSON keys.
+
+Smoke runs on tiny inputs: they check that the scripts work, not how fast anything is
+(figures come from full runs, recorded in the README).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def run_json(script: str, *args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def test_bench_generate_prints_the_four_required_figures():
+    figures = run_json("bench_generate.py", "--seeds", "13-13")
+    assert {"median_s", "max_s", "cells_per_s", "peak_rss_mb"} <= figures.keys()
+    assert figures["total_cells"] > 0 and figures["cells_per_s"] > 0
+
+
+def test_bench_native_mlp_compares_kernel_and_numpy_for_every_case():
+    rows = run_json("bench_native_mlp.py", "--n", "64", "--repeats", "1")
+    assert any(key.startswith("accumulate/mixed") for key in rows)
+    assert all(row["native_ns"] > 0 and row["numpy_ns"] > 0 for row in rows.values())
