@@ -135,7 +135,10 @@ ACTIVATIONS: dict[str, Callable[[np.random.Generator], Activation]] = {
     "random_sine": _random_sine,
 }
 
-_FIXED = {name: factory(None) for name, factory in ACTIVATIONS.items() if name != "random_sine"}
+# Every activation without random parameters, built once.
+FIXED_ACTIVATIONS = {
+    name: factory(None) for name, factory in ACTIVATIONS.items() if name != "random_sine"
+}
 
 
 def make_activation(name: str, rng: np.random.Generator) -> Activation:
@@ -145,5 +148,5 @@ def make_activation(name: str, rng: np.random.Generator) -> Activation:
         name: a key of `ACTIVATIONS`.
         rng: generator for `random_sine`'s frozen parameters.
     """
-    fixed = _FIXED.get(name)
+    fixed = FIXED_ACTIVATIONS.get(name)
     return fixed if fixed is not None else ACTIVATIONS[name](rng)

@@ -22,7 +22,7 @@ from scipy import special
 
 from plurel_ray import _native
 from plurel_ray.config import ACTIVATIONS, SCMParams
-from plurel_ray.synth.activations import Activation, make_activation
+from plurel_ray.synth.activations import FIXED_ACTIVATIONS, Activation, make_activation
 from plurel_ray.synth.sampling import sample_many
 
 HIDDEN_CLAMP = 1e6
@@ -202,18 +202,17 @@ def build_mlps(
     clamps32 = clamp_values.astype(np.float32)
     act_ids = np.array([ACTIVATION_IDS[name] for name in act_names], dtype=np.uint8)
     act_params = np.zeros((total_layers, 3 * SINE_SLOTS), dtype=np.float32)
-    # One activation per layer, in layer order (random_sine draws its terms from rng);
-    # the last layer of each MLP has none, but drawing its name keeps shapes simple.
-    last = set((first + num_layers - 1).tolist())
-    made = [
-        None if layer in last else make_activation(name, rng)
-        for layer, name in enumerate(act_names)
-    ]
-    for layer, fn in enumerate(made):
-        if hasattr(fn, "amplitudes"):  # random_sine: hand its frozen terms to the kernel
-            count = len(fn.amplitudes)
-            for slot, values in enumerate((fn.amplitudes, fn.freqs, fn.phases)):
-                act_params[layer, slot * SINE_SLOTS : slot * SINE_SLOTS + count] = values
+    # One activation per layer (the last layer of each MLP has none, but drawing its
+    # name keeps shapes simple). Only random_sine draws from rng: its terms are frozen
+    # here, in layer order, and handed to the kernel through act_params.
+    made = [FIXED_ACTIVATIONS.get(name) for name in act_names.tolist()]
+    is_hidden = np.ones(total_layers, dtype=bool)
+    is_hidden[first + num_layers - 1] = False
+    for layer in np.flatnonzero(is_hidden & (act_names == "random_sine")).tolist():
+        fn = made[layer] = make_activation("random_sine", rng)
+        count = len(fn.amplitudes)
+        for slot, values in enumerate((fn.amplitudes, fn.freqs, fn.phases)):
+            act_params[layer, slot * SINE_SLOTS : slot * SINE_SLOTS + count] = values
     mlps: list[RandomMLP] = []
     for lo, n_layers in zip(first.tolist(), num_layers.tolist(), strict=True):
         hi = lo + n_layers
