@@ -324,3 +324,20 @@ def test_dense_accumulate_folds_rows_and_validates_shapes():
         _native.dense_accumulate(term, 0, np.zeros((2, 4), np.float32))
     with pytest.raises(ValueError, match="acc2"):
         _native.dense_accumulate(term, 3, np.zeros((3, 4), np.float32))
+
+
+def test_encoding_distinct_values_once_gives_the_per_row_terms():
+    from plurel_ray.synth.scm import Distinct, Encoder
+
+    column = np.repeat(np.array([-3.0, 0.5, 7.0], np.float32), 40)
+    distinct = Distinct.of(column)
+    assert distinct is not None
+    np.testing.assert_array_equal(distinct.values[distinct.index], column)
+    assert Distinct.of(np.arange(100, dtype=np.float32)) is None  # all distinct
+    for mlp in build("tanh", 3):
+        encoder = Encoder(mlp=mlp)
+        per_row = Accumulator("sum", (len(column), 32))
+        encoder.accumulate_into(per_row, column)
+        deduplicated = Accumulator("sum", (len(column), 32))
+        encoder.accumulate_into(deduplicated, column, distinct)
+        assert_close(deduplicated.result(), per_row.result(), 1e-5)
