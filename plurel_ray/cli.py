@@ -15,7 +15,7 @@ import dataclasses
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from plurel_ray import __version__
@@ -41,24 +41,19 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
-    return value
+def _int_at_least(lo: int, what: str) -> Callable[[str], int]:
+    """An argparse type for integers >= `lo`, whose errors say `what` is expected."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+        return value
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,9 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate the databases of seeds S..S+N-1; each is written to "
         "OUT/seed-<seed:06d> as a RelBench-3 dataset folder.",
     )
-    gen.add_argument("--seed", type=_seed, required=True, metavar="S", help="first seed (>= 0)")
     gen.add_argument(
-        "--num-dbs", type=_count, default=1, metavar="N", help="number of databases (default 1)"
+        "--seed",
+        type=_int_at_least(0, "a non-negative integer"),
+        required=True,
+        metavar="S",
+        help="first seed (>= 0)",
+    )
+    gen.add_argument(
+        "--num-dbs",
+        type=_int_at_least(1, "an integer >= 1"),
+        default=1,
+        metavar="N",
+        help="number of databases (default 1)",
     )
     gen.add_argument(
         "--config", metavar="FILE", help="config file (.yaml, .yml or .json); default: defaults"
