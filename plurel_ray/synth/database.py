@@ -15,7 +15,6 @@ import pandas as pd
 
 from plurel_ray.config import Config
 from plurel_ray.errors import ConfigError
-from plurel_ray.synth.allocator import tune_allocator
 from plurel_ray.synth.hsbm import assign_parents, sample_hierarchy
 from plurel_ray.synth.postprocess import postprocess_columns
 from plurel_ray.synth.random_schema import sample_schema
@@ -138,7 +137,6 @@ def generate_database(
         schema: a pre-parsed schema (e.g. shared by many seeds); by default loaded
             from `config.schema_file` or sampled.
     """
-    tune_allocator()
     if schema is None:
         schema = load_schema(config, seed)
     timeline = sample_timeline(config, derive_rng(seed, "timeline"))
