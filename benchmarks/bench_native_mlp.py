@@ -62,7 +62,7 @@ def best_ns(fn, n_rows: int, repeats: int, inner: int) -> float:
 
 
 def kernel_args(mlp):
-    return mlp.weights, mlp.act_ids, mlp.act_params, mlp.clamps32
+    return mlp.weights, mlp.act_ids, mlp.act_params, mlp.clamps
 
 
 def bench_accumulate(names: list[str], n: int, repeats: int) -> tuple[float, float]:

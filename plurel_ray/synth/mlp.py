@@ -41,32 +41,28 @@ class RandomMLP:
         weights: per layer an `(in, out)` float32 matrix; the previous activation's
             scale is already folded in.
         activations: one per hidden layer (len(weights) - 1), NumPy functions.
-        clamp_bounds: per hidden layer, the bound that realises the ±1e6 clamp on the
-            unscaled activation output (1e6 / scale).
+        clamps: float32, per hidden layer, the bound that realises the ±1e6 clamp on
+            the unscaled activation output (1e6 / scale).
         act_ids: per hidden layer, the activation's index in `config.ACTIVATIONS`
             (uint8), for the native kernels.
         act_params: `(hidden layers, 21)` float32: random_sine's amplitudes,
             frequencies and phases in 7 slots each (zero amplitude = unused slot).
-        clamps32: `clamp_bounds` as float32, for the native kernels.
     """
 
     weights: list[np.ndarray]
     activations: list[Activation]
-    clamp_bounds: list[float]
+    clamps: np.ndarray
     act_ids: np.ndarray
     act_params: np.ndarray
-    clamps32: np.ndarray
 
     def forward(self, h: np.ndarray) -> np.ndarray:
         """Apply to float32 `h` of shape (n, in) with the native kernel; (n, out) float32."""
-        return _native.mlp_forward(h, self.weights, self.act_ids, self.act_params, self.clamps32)
+        return _native.mlp_forward(h, self.weights, self.act_ids, self.act_params, self.clamps)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """NumPy reference of `forward`, for `x` of shape (n, in) or (n,) when in == 1."""
         h = x[:, None] * self.weights[0][0] if x.ndim == 1 else x @ self.weights[0]
-        for act, clamp, weight in zip(
-            self.activations, self.clamp_bounds, self.weights[1:], strict=True
-        ):
+        for act, clamp, weight in zip(self.activations, self.clamps, self.weights[1:], strict=True):
             h = np.clip(act(h), -clamp, clamp)
             h = h @ weight
         return h
@@ -197,9 +193,7 @@ def build_mlps(
             for j, layer in enumerate(idx):
                 weights[layer] = block[j]
 
-    clamp_values = HIDDEN_CLAMP / scales
-    clamps = clamp_values.tolist()
-    clamps32 = clamp_values.astype(np.float32)
+    clamps = (HIDDEN_CLAMP / scales).astype(np.float32)
     act_ids = np.array([ACTIVATION_IDS[name] for name in act_names], dtype=np.uint8)
     act_params = np.zeros((total_layers, 3 * SINE_SLOTS), dtype=np.float32)
     # One activation per layer (the last layer of each MLP has none, but drawing its
@@ -224,7 +218,6 @@ def build_mlps(
                 clamps[lo : hi - 1],
                 act_ids[lo : hi - 1],
                 act_params[lo : hi - 1],
-                clamps32[lo : hi - 1],
             )
         )
     return mlps

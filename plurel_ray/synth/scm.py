@@ -104,7 +104,7 @@ class Encoder:
                 mlp.weights,
                 mlp.act_ids,
                 mlp.act_params,
-                mlp.clamps32,
+                mlp.clamps,
                 float(TERM_CLAMP),
                 agg,
                 value,

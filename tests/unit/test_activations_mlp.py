@@ -304,7 +304,7 @@ def test_layer_count_within_mlp_num_layers_and_all_counts_occur():
     assert set(counts) == {2, 3, 4}
     for m in mlps:
         assert len(m.activations) == len(m.weights) - 1
-        assert len(m.clamp_bounds) == len(m.weights) - 1
+        assert len(m.clamps) == len(m.weights) - 1
 
 
 @pytest.mark.parametrize(
@@ -361,7 +361,7 @@ def test_mlp_does_not_modify_its_input(name):
 def test_hidden_clamp_bounds_follow_the_activation_scale():
     params = scm(activation_choices=single("identity"), mlp_num_layers_choices=fixed_range(4))
     for m in build_mlps([(1, 32)] * 50, params, rng(3)):
-        for bound in m.clamp_bounds:
+        for bound in m.clamps:
             # clamp(s·a, ±1e6) ⇔ a clamped to ±1e6 / s, s = exp(U(-1, 1)).
             assert bound is not None
             assert HIDDEN_CLAMP / math.e <= bound <= HIDDEN_CLAMP * math.e
@@ -378,7 +378,7 @@ def test_identity_mlp_with_huge_input_saturates_at_the_hidden_clamp():
     for m in build_mlps([(1, 1)] * 20, params, rng(12)):
         out = apply(m, x.copy())
         assert np.isfinite(out).all()
-        (bound,) = m.clamp_bounds
+        (bound,) = m.clamps
         w0, w1 = m.weights
         expected = np.clip(x.astype(np.float64)[:, None] * w0[0], -bound, bound) @ w1
         np.testing.assert_allclose(out, expected, rtol=1e-5)
@@ -400,7 +400,7 @@ def test_deep_mlp_with_huge_input_stays_finite_and_bounded(name):
     for m in build_mlps([(32, 1)] * 20, params, rng(13)):
         out = apply(m, x)
         assert np.isfinite(out).all(), name
-        last_bound = m.clamp_bounds[-1]
+        last_bound = m.clamps[-1]
         limit = last_bound * np.abs(m.weights[-1]).sum(axis=0)
         assert (np.abs(out) <= limit * (1 + 1e-5)).all()
 

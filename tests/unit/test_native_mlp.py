@@ -37,7 +37,7 @@ def kernel_args(mlp: RandomMLP, name: str) -> tuple:
     hidden = len(mlp.weights) - 1
     act_ids = np.full(hidden, ACTIVATIONS.index(name), np.uint8)
     act_params = np.stack([sine_params(fn) for fn in mlp.activations]).reshape(hidden, -1)
-    return mlp.weights, act_ids, act_params, np.asarray(mlp.clamp_bounds)
+    return mlp.weights, act_ids, act_params, np.asarray(mlp.clamps)
 
 
 def build(name: str, count: int, dims=(1, 32), seed: int = 0) -> list[RandomMLP]:
