@@ -1,6 +1,8 @@
 //! The node-store file format: magic, version and header validation.
 //!
-//! Every store file starts with a fixed 16-byte header:
+//! Every store file starts with the same 16-byte prefix (magic, version, reserved); array
+//! files continue it into the 64-byte header of `array_file`. The whole layout is
+//! documented in `docs/store-format.md`.
 //!
 //! | bytes  | field                                  |
 //! |--------|----------------------------------------|
@@ -18,7 +20,7 @@ pub const STORE_MAGIC: [u8; 8] = *b"PLRLSTOR";
 /// The store format version this build writes and reads.
 pub const STORE_FORMAT_VERSION: u32 = 1;
 
-/// Length of the fixed header in bytes.
+/// Length of the prefix every store file starts with, in bytes.
 pub const HEADER_LEN: usize = 16;
 
 /// Why a header was rejected.

@@ -10,6 +10,7 @@ use pyo3::types::{PyBytes, PyDict};
 
 pub mod activations;
 pub mod aggregate;
+pub mod array_file;
 pub mod fastmath;
 pub mod format;
 pub mod init;
