@@ -15,3 +15,13 @@ class SchemaError(PlurelError, ValueError):
 
 class DatasetError(PlurelError, OSError):
     """A dataset folder is missing, incomplete or not ours; the message names the path."""
+
+
+class StoreError(PlurelError, OSError):
+    """A node store on disk is missing, truncated, corrupted or of another format version;
+    the message names the file and says how to rebuild it."""
+
+
+class SamplerError(PlurelError, ValueError):
+    """A sampler was asked for something its stores cannot give (unknown table or column,
+    empty task, out-of-range batch); the message names it."""
