@@ -1,7 +1,8 @@
 """The `plurel-ray` command: parse arguments, call the library, report in one line.
 
-    plurel-ray generate --seed 0 --num-dbs 10 --out data/        # data/seed-000000 ...
+    plurel-ray generate --seed 0 --num-dbs 10 --out data/        # data/plurel-0 ...
     plurel-ray generate --seed 7 --config small.yaml --schema shop.sql --out data/
+    plurel-ray generate --num-dbs 100 --out s3://bucket/run --ray --preprocess
 
 Errors a user can cause (bad config, bad SQL, existing output, missing file, bad
 arguments) print one line, ``plurel-ray: error: <message>``, and exit non-zero; Ctrl-C
@@ -11,16 +12,12 @@ exits 130. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 import sys
-import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from plurel_ray import __version__
-from plurel_ray.config import Config
-from plurel_ray.errors import DatasetError, PlurelError
+from plurel_ray.errors import PlurelError
+from plurel_ray.pipeline.generate_args import add_generate_arguments, run_from_args
 
 PROG = "plurel-ray"
 EXIT_ERROR = 1
@@ -64,79 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser(
         "generate",
         help="generate databases and write one RelBench-3 folder per seed",
-        description="Generate the databases of seeds S..S+N-1; each is written to "
-        "OUT/seed-<seed:06d> as a RelBench-3 dataset folder.",
+        description="Generate the databases of the given seeds into OUT/plurel-<seed>/ "
+        "(RelBench-3 dataset folders) and OUT/_index.parquet; complete databases of an "
+        "earlier run are skipped. Same pipeline as jobs/generate.py.",
     )
-    gen.add_argument(
-        "--seed",
-        type=_int_at_least(0, "a non-negative integer"),
-        required=True,
-        metavar="S",
-        help="first seed (>= 0)",
-    )
-    gen.add_argument(
-        "--num-dbs",
-        type=_int_at_least(1, "an integer >= 1"),
-        default=1,
-        metavar="N",
-        help="number of databases (default 1)",
-    )
-    gen.add_argument(
-        "--config", metavar="FILE", help="config file (.yaml, .yml or .json); default: defaults"
-    )
-    gen.add_argument(
-        "--schema", metavar="FILE.sql", help="SQL DDL fixing the tables; overrides schema_file"
-    )
-    gen.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    gen.add_argument("--overwrite", action="store_true", help="replace existing seed folders")
-    gen.set_defaults(run=_generate)
+    add_generate_arguments(gen, ray_by_default=False)
+    gen.set_defaults(run=run_from_args)
     return parser
-
-
-def _generate(args: argparse.Namespace) -> int:
-    # Imported here, not at the top: the generator and writer pull in relbench, scipy and
-    # networkx (~2 s), which `--version` and argument errors should not wait for.
-    from tqdm import tqdm
-
-    from plurel_ray.relbench_io import write_dataset
-    from plurel_ray.synth.database import generate_database, load_schema
-
-    config = Config.load(args.config) if args.config is not None else Config()
-    if args.schema is not None:
-        config = dataclasses.replace(config, schema_file=args.schema)
-    # Parse an SQL schema once, up front: a bad file fails before any generation, and
-    # every seed shares the parsed schema. Random schemas are drawn per seed (None).
-    schema = load_schema(config, args.seed) if config.schema_file is not None else None
-
-    out = Path(args.out).expanduser()
-    seeds = range(args.seed, args.seed + args.num_dbs)
-    targets = {seed: out / f"seed-{seed:06d}" for seed in seeds}
-    if not args.overwrite:
-        # Checked before generating so a clash at the last seed does not waste the run.
-        for target in targets.values():
-            if os.path.lexists(target):
-                raise DatasetError(f"{target} already exists; pass --overwrite to replace it")
-
-    total_cells, start = 0, time.perf_counter()
-    for seed in tqdm(seeds, desc="databases", unit="db", file=sys.stderr, disable=None):
-        t0 = time.perf_counter()
-        db = generate_database(seed, config, schema=schema)
-        path = write_dataset(db, targets[seed], config, overwrite=args.overwrite)
-        seconds = time.perf_counter() - t0
-        rows = sum(len(df) for df in db.tables.values())
-        total_cells += db.num_cells
-        # tqdm.write keeps the progress bar intact when both streams are a terminal.
-        tqdm.write(
-            f"{path.name}  tables={len(db.tables)}  rows={rows:,}  cells={db.num_cells:,}  "
-            f"{seconds:.2f}s  -> {path}",
-            file=sys.stdout,
-        )
-    elapsed = time.perf_counter() - start
-    print(
-        f"total  databases={len(seeds)}  cells={total_cells:,}  {elapsed:.2f}s  "
-        f"{total_cells / max(elapsed, 1e-9):,.0f} cells/s  -> {out}"
-    )
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

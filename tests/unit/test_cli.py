@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import relbench
 
@@ -60,21 +61,20 @@ def _assert_one_line_error(code: int, err: str, *words: str) -> None:
 def test_generate_writes_one_loadable_folder_per_seed(tiny_config, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["generate", "--seed", "3", "--num-dbs", "2", "--config", str(tiny_config),
-                 "--out", str(out)])  # fmt: skip
+                 "--out", str(out), "--no-progress"])  # fmt: skip
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["seed-000003", "seed-000004"]
-    for folder in out.iterdir():
-        ds = relbench.load_dataset(folder)
-        db = ds.get_db(upto_test_timestamp=False)
+    assert sorted(p.name for p in out.iterdir()) == ["_index.parquet", "plurel-3", "plurel-4"]
+    for seed in (3, 4):
+        db = relbench.load_dataset(out / f"plurel-{seed}").get_db(upto_test_timestamp=False)
         assert len(db.table_dict) == 3
+    index = pq.read_table(out / "_index.parquet").sort_by("seed").to_pylist()
+    assert [(r["db_name"], r["status"], r["tables"]) for r in index] == [
+        ("plurel-3", "generated", 3), ("plurel-4", "generated", 3)
+    ]  # fmt: skip
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3
-    for line, seed in zip(lines[:2], ("seed-000003", "seed-000004"), strict=True):
-        assert line.startswith(seed)
-        assert "tables=3" in line and "rows=" in line and "cells=" in line
-        assert line.endswith(str(out / seed))
-    assert lines[-1].startswith("total") and "databases=2" in lines[-1]
-    assert "cells/s" in lines[-1]
+    assert lines[0].startswith("databases: 2 (2 generated, 0 already complete, 0 failed)")
+    assert "cells/s" in lines[1]
+    assert str(out) in lines[2]
 
 
 def test_console_entry_point_runs_as_subprocess(tiny_config, tmp_path):
@@ -82,11 +82,11 @@ def test_console_entry_point_runs_as_subprocess(tiny_config, tmp_path):
     schema.write_text(SQL)
     out = tmp_path / "out"
     proc = _run("generate", "--seed", 0, "--config", tiny_config, "--schema", schema,
-                "--out", out)  # fmt: skip
+                "--out", out, "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert proc.stdout.startswith("seed-000000  tables=2  ")
-    db = relbench.load_dataset(out / "seed-000000").get_db(upto_test_timestamp=False)
+    assert proc.stdout.startswith("databases: 1 (1 generated")
+    db = relbench.load_dataset(out / "plurel-0").get_db(upto_test_timestamp=False)
     assert set(db.table_dict) == {"customers", "orders"}
     assert db.table_dict["orders"].fkey_col_to_pkey_table == {"customer_id": "customers"}
 
@@ -96,27 +96,29 @@ def test_version_flag_prints_package_version(capsys):
     assert capsys.readouterr().out.strip() == f"plurel-ray {__version__}"
 
 
-def test_existing_output_needs_overwrite(tiny_config, tmp_path, capsys):
+def test_rerun_skips_complete_databases_and_redoes_partial_ones(tiny_config, tmp_path, capsys):
     out = tmp_path / "out"
-    (out / "seed-000001").mkdir(parents=True)
     args = ["generate", "--seed", "0", "--num-dbs", "2", "--config", str(tiny_config),
-            "--out", str(out)]  # fmt: skip
-    code = main(args)
-    captured = capsys.readouterr()
-    _assert_one_line_error(code, captured.err, "seed-000001", "already exists", "--overwrite")
-    # Checked up front: seed 0, before the clash, was not generated either.
-    assert captured.out == ""
-    assert sorted(p.name for p in out.iterdir()) == ["seed-000001"]
+            "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    first = (out / "plurel-0" / "db").iterdir()
+    before = {p.name: p.read_bytes() for p in first}
+    # A folder without plurel.json is what a write killed half-way leaves on object stores.
+    (out / "plurel-1" / "plurel.json").unlink()
+    capsys.readouterr()
 
-    assert main([*args, "--overwrite"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["seed-000000", "seed-000001"]
-    relbench.load_dataset(out / "seed-000001")
+    assert main(args) == 0
+    assert capsys.readouterr().out.startswith("databases: 2 (1 generated, 1 already complete")
+    assert {p.name: p.read_bytes() for p in (out / "plurel-0" / "db").iterdir()} == before
+    relbench.load_dataset(out / "plurel-1")
+    statuses = pq.read_table(out / "_index.parquet").sort_by("seed").column("status")
+    assert statuses.to_pylist() == ["skipped", "generated"]
 
 
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--seed", "-1"], ["--seed", "non-negative", "-1"]),
+        (["--seed", "-1"], ["--seed", ">= 0", "-1"]),
         (["--seed", "x"], ["--seed", "'x'"]),
         (["--seed", "0", "--num-dbs", "0"], ["--num-dbs", ">= 1"]),
     ],
@@ -175,14 +177,14 @@ def test_bad_argument_in_subprocess_exits_2(tmp_path):
 
 
 def test_interrupt_exits_130_in_one_line(tiny_config, tmp_path, capsys, monkeypatch):
-    import plurel_ray.synth.database as database
+    import plurel_ray.pipeline.seed_worker as seed_worker
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(database, "generate_database", interrupted)
+    monkeypatch.setattr(seed_worker, "generate_database", interrupted)
     code = main(["generate", "--seed", "0", "--config", str(tiny_config),
                  "--out", str(tmp_path / "out")])  # fmt: skip
     assert code == 130
     _assert_one_line_error(code, capsys.readouterr().err, "interrupted")
-    assert not (tmp_path / "out").exists()
+    assert list((tmp_path / "out").iterdir()) == []  # no half-written folder, no index

@@ -1,0 +1,114 @@
+"""Seeds → database folders (and node stores) on Ray Data, or in this process.
+
+    request = GenerationRequest(seeds=range(100), out="s3://bucket/run1", config=Config())
+    summary = run_generation(request)              # Ray: embedded local, or RAY_ADDRESS
+
+The Ray pipeline is one streaming Dataset: the seeds, as many small blocks, go through an
+actor pool of `GeneratorActor`s (each holds its config, generator and output root; 1 CPU
+by default; pool size from the cluster's CPUs). An actor generates a database, writes it
+as a RelBench-3 folder in local scratch, preprocesses it there when asked (reading the
+local copy beats fetching it back from object storage, and needs no second pool), and
+publishes both; it returns one index row per seed. With `embed`, a second actor pool —
+GPUs when the cluster has them — embeds each new store's vocabulary. The driver streams
+the index rows into `_index.parquet`, so its memory does not grow with the seed count.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from plurel_ray.config import Config
+from plurel_ray.errors import DatasetError
+from plurel_ray.pipeline.index import IndexSink, RunSummary
+from plurel_ray.pipeline.output import OutputRoot
+from plurel_ray.pipeline.seed_worker import SeedWorker
+
+# Seeds per input block: small blocks keep every actor busy until the end of a run.
+SEEDS_PER_BLOCK = 1
+MAX_BLOCKS = 100_000
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A generation run, as plain data.
+
+    Args:
+        seeds: the seeds to produce, in order.
+        out: the output root (local path, `s3://…`, `gs://…`).
+        config: the generator configuration.
+        preprocess: also write a node store per database under `<out>/stores/`.
+        embed: also embed each store's vocabulary (implies `preprocess`).
+        num_actors: generator actors; default: the cluster's CPUs / `cpus_per_actor`.
+        cpus_per_actor: logical CPUs per generator actor.
+        no_progress_timeout_s: Ray Data gives up when no operator progresses this long.
+    """
+
+    seeds: Sequence[int]
+    out: str
+    config: Config = field(default_factory=Config)
+    preprocess: bool = False
+    embed: bool = False
+    num_actors: int | None = None
+    cpus_per_actor: float = 1.0
+    no_progress_timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if len(self.seeds) == 0:
+            raise DatasetError("no seeds to generate: give --num-dbs ≥ 1 or a non-empty --seeds")
+        if any(int(s) < 0 for s in self.seeds):
+            raise DatasetError("seeds must be non-negative integers")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise DatasetError("seeds must be distinct")
+        if self.num_actors is not None and self.num_actors < 1:
+            raise DatasetError(f"num_actors must be ≥ 1, got {self.num_actors}")
+
+
+def _scratch() -> Path:
+    return Path(tempfile.gettempdir()) / "plurel-ray-scratch"
+
+
+def run_generation(
+    request: GenerationRequest, *, use_ray: bool = True, progress: bool = True
+) -> RunSummary:
+    """Produce every seed of `request`; failed seeds are in the summary, not raised.
+
+    Args:
+        request: what to produce and where.
+        use_ray: run on Ray Data (connecting to `RAY_ADDRESS` or starting an embedded
+            local Ray); False runs the same per-seed work in this process.
+        progress: show progress bars.
+
+    Raises:
+        DatasetError: the output is not writable (checked before any work starts).
+    """
+    root = OutputRoot(request.out)
+    root.check_writable()
+    sink = IndexSink(root, _scratch())
+    start = time.perf_counter()
+    rows = _ray_rows(request, progress) if use_ray else _local_rows(request, progress)
+    for batch in rows:
+        sink.add(batch)
+    index_path = sink.publish()
+    return RunSummary.of(sink, time.perf_counter() - start, index_path)
+
+
+def _local_rows(request: GenerationRequest, progress: bool) -> Iterator[list[dict]]:
+    from tqdm import tqdm
+
+    worker = SeedWorker(request.config, request.out, preprocess=request.preprocess)
+    for seed in tqdm(request.seeds, desc="databases", unit="db", file=sys.stderr,
+                     disable=None if progress else True):  # fmt: skip
+        yield [worker.run(int(seed))]
+
+
+def _ray_rows(request: GenerationRequest, progress: bool) -> Iterator[list[dict]]:
+    from plurel_ray.pipeline.ray_stages import generation_dataset
+
+    dataset = generation_dataset(request, progress=progress)
+    for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+        yield batch.to_pylist()

@@ -1,0 +1,95 @@
+"""The Ray Data side of generation: connecting to Ray, the actor pools, the Dataset."""
+
+from __future__ import annotations
+
+import os
+
+import ray
+import ray.data
+from ray.data import ActorPoolStrategy, DataContext
+
+from plurel_ray.config import Config
+from plurel_ray.pipeline.seed_worker import SeedWorker
+
+# The embedding stage is light (a few hundred mostly cached strings per database), so on
+# a CPU-only cluster its one actor takes a fraction of a CPU instead of a whole one.
+EMBED_CPUS = 0.25
+
+
+def ensure_ray(num_cpus: int | None = None) -> None:
+    """Connect to the cluster in `RAY_ADDRESS` (what `ray job submit` sets), or start an
+    embedded local Ray with `num_cpus` (default: all of this machine's)."""
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=True)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False)
+
+
+class GeneratorActor:
+    """Holds one `SeedWorker`; a Ray Data actor-pool UDF from seeds to index rows."""
+
+    def __init__(self, config: dict, out: str, preprocess: bool) -> None:
+        node = ray.get_runtime_context().get_node_id()
+        self.worker = SeedWorker(Config.from_dict(config), out, node=node, preprocess=preprocess)
+
+    def __call__(self, batch: dict) -> dict:
+        rows = [self.worker.run(int(seed)) for seed in batch["seed"]]
+        return {key: [row[key] for row in rows] for key in rows[0]}
+
+
+class EmbedActor:
+    """Embeds the vocabulary of every store that was just written (GPU when given one)."""
+
+    def __init__(self, out: str) -> None:
+        from plurel_ray.pipeline.output import OutputRoot
+
+        self.root = OutputRoot(out)
+
+    def __call__(self, batch: dict) -> dict:
+        from plurel_ray.store.embed import embed
+
+        stores = [s for s in batch["store"] if s is not None]
+        if stores and self.root.is_local:
+            embed(stores, progress=False)
+        return batch
+
+
+def _pool_size(request, reserved_cpus: float) -> int:
+    if request.num_actors is not None:
+        return request.num_actors
+    cpus = float(ray.cluster_resources().get("CPU", 1.0))
+    return max(1, int((cpus - reserved_cpus) // request.cpus_per_actor))
+
+
+def generation_dataset(request, *, progress: bool = True) -> ray.data.Dataset:
+    """The streaming Dataset of index rows for `request` (a `GenerationRequest`)."""
+    ensure_ray()
+    context = DataContext.get_current()
+    context.execution_no_progress_timeout_s = request.no_progress_timeout_s
+    context.enable_progress_bars = progress
+    has_gpus = ray.cluster_resources().get("GPU", 0) >= 1
+    embed_cpus = EMBED_CPUS if request.embed and not has_gpus else 0.0
+    seeds = [{"seed": int(s)} for s in request.seeds]
+    # from_items needs no read tasks, so the actor pool can take every CPU without
+    # starving a reader (RAY_NOTES §0.6).
+    dataset = ray.data.from_items(seeds, override_num_blocks=min(len(seeds), 100_000))
+    dataset = dataset.map_batches(
+        GeneratorActor,
+        fn_constructor_args=(request.config.to_dict(), request.out, request.preprocess),
+        batch_size=1,
+        compute=ActorPoolStrategy(size=_pool_size(request, embed_cpus)),
+        num_cpus=request.cpus_per_actor,
+    )
+    if request.embed:
+        dataset = dataset.map_batches(
+            EmbedActor,
+            fn_constructor_args=(request.out,),
+            batch_size=8,
+            compute=ActorPoolStrategy(size=1),
+            num_cpus=0 if has_gpus else embed_cpus,
+            num_gpus=1 if has_gpus else 0,
+        )
+    return dataset
+

@@ -1,0 +1,151 @@
+"""One seed → one published database folder and one index row; no Ray in here.
+
+The same `SeedWorker` runs inside the Ray Data actors and in the single-process driver,
+so there is one implementation of what a seed produces.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from plurel_ray.config import Config
+from plurel_ray.pipeline.output import OutputRoot, database_name
+from plurel_ray.relbench_io import write_dataset
+from plurel_ray.synth.database import generate_database, load_schema
+from plurel_ray.synth.schema import DatabaseSchema
+
+STORES_DIR = "stores"
+STORE_MARKER = "meta.json"  # a node store is complete once its meta.json is written
+
+STATUS_GENERATED = "generated"
+STATUS_SKIPPED = "skipped"  # complete from an earlier run
+STATUS_FAILED = "failed"
+
+
+def _row(seed: int, status: str, **fields) -> dict:
+    row = {
+        "db_name": database_name(seed),
+        "seed": seed,
+        "status": status,
+        "tables": 0,
+        "rows": 0,
+        "cells": 0,
+        "bytes": 0,
+        "seconds": 0.0,
+        "node": fields.pop("node", socket.gethostname()),
+        "error": None,
+        "store": None,
+    }
+    row.update(fields)
+    return row
+
+
+class SeedWorker:
+    """Generates and publishes databases of one config under one output root.
+
+    Args:
+        config: the generator configuration (every seed shares it).
+        out_uri: the output root (local path or URI).
+        node: how index rows name the machine that did the work.
+        preprocess: also publish a node store per database under `<root>/stores/`.
+    """
+
+    def __init__(
+        self, config: Config, out_uri: str, node: str | None = None, preprocess: bool = False
+    ) -> None:
+        self.config = config
+        self.root = OutputRoot(out_uri)
+        self.node = node or socket.gethostname()
+        self.preprocess = preprocess
+        self.config_hash = config.content_hash()
+        # An SQL schema is parsed once per worker; random schemas are drawn per seed.
+        self.schema: DatabaseSchema | None = (
+            load_schema(config, 0) if config.schema_file is not None else None
+        )
+        self.scratch = Path(tempfile.gettempdir()) / f"plurel-ray-{os.getpid()}"
+
+    def run(self, seed: int) -> dict:
+        """Produce the database of `seed` unless it is already complete; never raises for
+        a failing seed — the error goes into the returned index row."""
+        name = database_name(seed)
+        start = time.perf_counter()
+        try:
+            info = self.root.read_info(name)
+            if info is not None:
+                store = self._ensure_store(name, None)
+                return self._skipped(seed, info, time.perf_counter() - start, store)
+            db = generate_database(seed, self.config, schema=self.schema)
+            staging = self.root.staging_dir(name, self.scratch)
+            write_dataset(db, staging, self.config, name=name)
+            store = self._ensure_store(name, staging)
+            self.root.publish(staging, name)
+            return _row(
+                seed,
+                STATUS_GENERATED,
+                tables=len(db.tables),
+                rows=sum(len(df) for df in db.tables.values()),
+                cells=db.num_cells,
+                bytes=self.root.folder_bytes(name),
+                seconds=time.perf_counter() - start,
+                node=self.node,
+                store=store,
+            )
+        except Exception as err:  # a failing seed is data for the index, not a crash
+            last = traceback.format_exception_only(err)[-1].strip()
+            return _row(
+                seed,
+                STATUS_FAILED,
+                seconds=time.perf_counter() - start,
+                node=self.node,
+                error=last,
+            )
+
+    def _ensure_store(self, name: str, local_dataset: Path | None) -> str | None:
+        """Publish the node store of database `name` unless it is complete already;
+        returns its path under the root (None without `preprocess`).
+
+        Args:
+            name: the database folder name.
+            local_dataset: a local copy of the database, or None to fetch the published one.
+        """
+        if not self.preprocess:
+            return None
+        from plurel_ray.store.preprocess import preprocess
+
+        store_name = f"{STORES_DIR}/{name}"
+        if self.root.is_complete(store_name, STORE_MARKER):
+            return self.root.join(store_name)
+        dataset = local_dataset or self.root.fetch(name, self.scratch)
+        staging = self.root.staging_dir(store_name, self.scratch)
+        staging.mkdir(parents=True)
+        written = preprocess(dataset, staging, name=name)
+        self.root.publish(written, store_name, marker=STORE_MARKER)
+        shutil.rmtree(staging, ignore_errors=True)
+        if local_dataset is None and not self.root.is_local:
+            shutil.rmtree(dataset, ignore_errors=True)
+        return self.root.join(store_name)
+
+    def _skipped(self, seed: int, info: dict, seconds: float, store: str | None) -> dict:
+        if info.get("config_hash") != self.config_hash:
+            raise ValueError(
+                f"{database_name(seed)} exists with config {str(info.get('config_hash'))[:12]}, "
+                f"not this run's {self.config_hash[:12]}; write to another --out"
+            )
+        rows = info.get("rows", {})
+        return _row(
+            seed,
+            STATUS_SKIPPED,
+            tables=len(rows),
+            rows=sum(rows.values()),
+            cells=info.get("num_cells", 0),
+            bytes=self.root.folder_bytes(database_name(seed)),
+            seconds=seconds,
+            node=self.node,
+            store=store,
+        )
