@@ -35,3 +35,9 @@ def test_bench_native_mlp_compares_kernel_and_numpy_for_every_case():
     rows = run_json("bench_native_mlp.py", "--n", "64", "--repeats", "1")
     assert any(key.startswith("accumulate/mixed") for key in rows)
     assert all(row["native_ns"] > 0 and row["numpy_ns"] > 0 for row in rows.values())
+
+
+def test_bench_pipeline_prints_speedup_and_overhead():
+    figures = run_json("bench_pipeline.py", "--num-dbs", "2")
+    assert {"single_dbs_per_s", "ray_dbs_per_s", "speedup", "overhead_frac"} <= figures.keys()
+    assert figures["single_dbs_per_s"] > 0 and figures["ray_dbs_per_s"] > 0

@@ -1,0 +1,116 @@
+"""Databases/s of the generation pipeline: one process versus Ray Data with 2 actors.
+
+    python benchmarks/bench_pipeline.py                  # 24 default databases, a summary
+    python benchmarks/bench_pipeline.py --json           # one JSON object
+    python benchmarks/bench_pipeline.py --num-dbs 8      # quicker, noisier
+
+Both runs produce the same seeds with the default Config into fresh folders (generation
+and the RelBench-3 write, as `jobs/generate.py` does):
+- single: `run_generation(use_ray=False)` — the per-seed worker in this process;
+- ray: `run_generation()` on an embedded `ray.init(num_cpus=2)` with 2 generator actors,
+  timed from submission to the published index (actor start-up included; `ray.init`
+  itself is reported apart as ray_init_s, a once-per-cluster cost).
+
+speedup = ray_dbs_per_s / single_dbs_per_s. overhead_frac is what Ray adds to the time
+of one database: (ray wall × actors / databases) / (single wall / databases) − 1; it
+includes the two actors sharing the machine's memory bandwidth, so it is an upper bound
+on Ray's own cost. Targets on a 2-core machine: speedup ≥ 1.7, overhead_frac < 0.05.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Each process (driver and actors) is single-threaded in BLAS: two actors on two cores.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from plurel_ray.config import Config  # noqa: E402
+from plurel_ray.pipeline.generate import GenerationRequest, run_generation  # noqa: E402
+
+TARGET_SPEEDUP = 1.7
+TARGET_OVERHEAD = 0.05
+ACTORS = 2
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def measure(num_dbs: int, config: Config, work: Path) -> dict:
+    """Run both drivers over seeds 0..num_dbs-1 and return the figures."""
+    import ray
+
+    seeds = range(num_dbs)
+    single = GenerationRequest(seeds=seeds, out=str(work / "single"), config=config)
+    start = time.perf_counter()
+    summary = run_generation(single, use_ray=False, progress=False)
+    single_s = time.perf_counter() - start
+    assert summary.generated == num_dbs, summary
+
+    start = time.perf_counter()
+    ray.init(num_cpus=ACTORS, include_dashboard=False, log_to_driver=False)
+    ray_init_s = time.perf_counter() - start
+    try:
+        request = GenerationRequest(seeds=seeds, out=str(work / "ray"), config=config,
+                                    num_actors=ACTORS)  # fmt: skip
+        start = time.perf_counter()
+        summary = run_generation(request, progress=False)
+        ray_s = time.perf_counter() - start
+    finally:
+        ray.shutdown()
+    assert summary.generated == num_dbs, summary
+
+    single_rate, ray_rate = num_dbs / single_s, num_dbs / ray_s
+    return {
+        "num_dbs": num_dbs,
+        "single_s": round(single_s, 2),
+        "ray_s": round(ray_s, 2),
+        "ray_init_s": round(ray_init_s, 2),
+        "single_dbs_per_s": round(single_rate, 3),
+        "ray_dbs_per_s": round(ray_rate, 3),
+        "speedup": round(ray_rate / single_rate, 3),
+        "overhead_frac": round((ray_s * ACTORS) / single_s - 1, 3),
+        "actors": ACTORS,
+        "cpu": _cpu_model(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--num-dbs", type=int, default=24, help="databases per run")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as work:
+        figures = measure(args.num_dbs, Config(), Path(work))
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print(f"machine: {figures['cpu']} ({figures['cpus']} CPUs)")
+    print(f"single process: {figures['single_dbs_per_s']:.3f} databases/s "
+          f"({figures['num_dbs']} in {figures['single_s']} s)")  # fmt: skip
+    print(f"ray, {ACTORS} actors: {figures['ray_dbs_per_s']:.3f} databases/s "
+          f"({figures['ray_s']} s; ray.init {figures['ray_init_s']} s apart)")  # fmt: skip
+    print(f"speedup: {figures['speedup']:.2f}x (target >= {TARGET_SPEEDUP})")
+    print(f"overhead per database: {figures['overhead_frac']:+.1%} "
+          f"(target < {TARGET_OVERHEAD:.0%})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
