@@ -12,6 +12,8 @@ import pyarrow.parquet as pq
 from plurel_ray.pipeline.output import INDEX_FILE, OutputRoot
 from plurel_ray.pipeline.seed_worker import STATUS_FAILED, STATUS_GENERATED, STATUS_SKIPPED
 
+SHOWN_FAILURES = 5  # the summary names this many failed seeds; the index has them all
+
 INDEX_SCHEMA = pa.schema(
     [
         ("db_name", pa.string()),
@@ -90,6 +92,7 @@ class RunSummary:
     seconds: float
     index_path: str
     out: str
+    first_failures: tuple[tuple[int, str], ...] = ()
 
     @classmethod
     def of(cls, sink: IndexSink, seconds: float, index_path: str) -> RunSummary:
@@ -103,6 +106,7 @@ class RunSummary:
             seconds=seconds,
             index_path=index_path,
             out=sink.root.uri,
+            first_failures=tuple(sorted(sink.failures)[:SHOWN_FAILURES]),
         )
 
     def lines(self) -> list[str]:
@@ -113,4 +117,5 @@ class RunSummary:
             f"already complete, {self.failed} failed) in {self.seconds:.1f} s",
             f"throughput: {rate:.2f} databases/s, {cell_rate:,.0f} cells/s",
             f"output: {self.out}  (index: {self.index_path})",
+            *(f"failed: seed {seed}: {error}" for seed, error in self.first_failures),
         ]

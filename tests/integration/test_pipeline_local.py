@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pyarrow.parquet as pq
 import pytest
 import ray
@@ -54,8 +56,6 @@ def test_failed_seed_is_recorded_and_the_run_goes_on(tmp_path, tiny_config, caps
     out.mkdir()
     # A file where seed 2's folder belongs: that seed cannot be written.
     (out / "plurel-2").write_text("in the way")
-    import argparse
-
     parser = argparse.ArgumentParser()
     add_generate_arguments(parser, ray_by_default=True)
     config_file = tmp_path / "tiny.yaml"
@@ -63,8 +63,9 @@ def test_failed_seed_is_recorded_and_the_run_goes_on(tmp_path, tiny_config, caps
     argv = ["--seeds", "1-3", "--out", str(out), "--config", str(config_file),
             "--num-actors", "2", "--no-progress"]  # fmt: skip
     assert run_from_args(parser.parse_args(argv)) == 1
-    err = capsys.readouterr().err
-    assert "1 seed(s) failed" in err and "--allow-failures" in err
+    captured = capsys.readouterr()
+    assert "1 seed(s) failed" in captured.err and "--allow-failures" in captured.err
+    assert "failed: seed 2: " in captured.out
     index = {r["seed"]: r for r in pq.read_table(out / "_index.parquet").to_pylist()}
     assert index[2]["status"] == "failed" and "plurel-2" in index[2]["error"]
     assert index[1]["status"] == index[3]["status"] == "generated"
