@@ -35,3 +35,11 @@ def test_bench_native_mlp_compares_kernel_and_numpy_for_every_case():
     rows = run_json("bench_native_mlp.py", "--n", "64", "--repeats", "1")
     assert any(key.startswith("accumulate/mixed") for key in rows)
     assert all(row["native_ns"] > 0 and row["numpy_ns"] > 0 for row in rows.values())
+
+
+def test_bench_sampler_prints_throughput_figures():
+    args = "--dbs 1 --tasks-per-store 2 --batch-size 8 --ctx-len 128 --batches 3 --skip-full"
+    figures = run_json("bench_sampler.py", *args.split())
+    keys = {"contexts_per_s", "batches_per_s", "compact_batches_per_s", "preprocess_s_median"}
+    assert keys <= figures.keys()
+    assert figures["compact_batches_per_s"] > 0 and figures["items"] > 0
