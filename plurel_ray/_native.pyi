@@ -168,3 +168,64 @@ def add_noise(table: np.ndarray, seed: int, h: np.ndarray, clamp: float) -> None
         ValueError: `table` not of 4096 float32 entries, `h` not 2-D writable float32,
             a negative or NaN `clamp`.
     """
+
+# Context sampler (native/src/sampler/). Use it through plurel_ray.store.sampler.Sampler,
+# which resolves table and column names through each store's meta.json and maps the two
+# exceptions below to plurel_ray.errors.StoreError and SamplerError.
+
+class NativeStoreError(ValueError):
+    """A node store file is missing, truncated, corrupted or inconsistent."""
+
+class NativeSamplerError(ValueError):
+    """A sampler argument the stores cannot satisfy."""
+
+class Sampler:
+    """Context batches (SPEC §6) over memory-mapped node stores.
+
+    Args:
+        store_dirs: the store directories; each is mapped and cross-validated.
+        emb_dims: per store, the embedding width from meta.json to map text_emb.bin
+            with, or None to ignore embeddings.
+        sources: (store index, table id, target column id, leakage column ids) per source.
+        batch_size: sequences per batch and rank.
+        ctx_len: cells per sequence.
+        max_bfs_width: database children followed per node at most.
+        seed: seeds the epoch shuffles and every context (with epoch and global slot).
+        rank, world_size: this rank's share of every global batch.
+        max_f2p: parents per position in f2p_nbr_idxs; None = the most any node has.
+        num_threads: threads of a dedicated rayon pool; None = the global pool.
+    """
+
+    def __init__(
+        self,
+        store_dirs: Sequence[str],
+        emb_dims: Sequence[int | None],
+        sources: Sequence[tuple[int, int, int, Sequence[int]]],
+        *,
+        batch_size: int,
+        ctx_len: int = 1024,
+        max_bfs_width: int = 128,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        max_f2p: int | None = None,
+        num_threads: int | None = None,
+    ) -> None: ...
+    @property
+    def num_items(self) -> int: ...
+    @property
+    def batches_per_epoch(self) -> int: ...
+    @property
+    def max_f2p(self) -> int: ...
+    @property
+    def emb_dim(self) -> int | None: ...
+    def epoch_of(self, index: int) -> int: ...
+    def store_counts(self) -> list[dict[str, int]]:
+        """Per store, the counts its arrays imply (meta.json "counts" keys)."""
+    def batch(self, index: int, compact: bool = True) -> dict[str, np.ndarray | int]:
+        """Batch `index` of this rank, counting across epochs; fields as documented in
+        plurel_ray.store.sampler. The GIL is released while sequences are built."""
+    def embedding_matrix(self) -> np.ndarray:
+        """The merged float32 (vocab, dim) embedding matrix."""
+    def vocabulary(self) -> list[str]:
+        """The merged vocabulary, in global id order."""

@@ -1,9 +1,15 @@
 //! Python bindings for `plurel_ray._native`. Bindings only: the logic lives in the
 //! concern modules (`format`; `mlp`, `activations`, `aggregate`, `fastmath` for the
-//! fused MLP kernels; `npy` checks NumPy arguments; later the store and the sampler).
+//! fused MLP kernels; `npy` checks NumPy arguments; `sampler` reads node stores and
+//! builds context batches).
+
+use std::path::PathBuf;
 
 use numpy::ndarray::{Ix1, Ix2};
-use numpy::{PyArray2, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{
+    Element, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyReadwriteArrayDyn,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -17,9 +23,33 @@ pub mod init;
 pub mod mlp;
 pub mod noise;
 pub mod npy;
+pub mod sampler;
 
 use aggregate::Agg;
 use npy::{logexp_sums, readonly, readwrite, slice, slice_mut, value_error, MlpArrays};
+use sampler::batch::{BatchSlices, EmbeddingSlices};
+use sampler::store::{MappedStore, StoreSource};
+use sampler::{Config, SamplerError, SourceSpec};
+
+pyo3::create_exception!(
+    plurel_ray._native,
+    NativeStoreError,
+    PyValueError,
+    "A node store file is missing, truncated, corrupted or inconsistent (the message names it)."
+);
+pyo3::create_exception!(
+    plurel_ray._native,
+    NativeSamplerError,
+    PyValueError,
+    "A sampler argument the stores cannot satisfy (the message names it)."
+);
+
+fn sampler_error(e: SamplerError) -> PyErr {
+    match e {
+        SamplerError::Store(e) => NativeStoreError::new_err(e.to_string()),
+        SamplerError::Invalid(msg) => NativeSamplerError::new_err(msg),
+    }
+}
 
 /// Validate a 16-byte store header and return its format version.
 ///
@@ -214,14 +244,274 @@ fn add_noise(
         .map_err(value_error)
 }
 
-/// Native core of plurel-ray: node-store format and fused random-MLP kernels (the store
-/// and the sampler arrive later).
+/// A new zeroed array of `shape`, borrowed for writing.
+fn fresh<'py, T: Element>(
+    py: Python<'py>,
+    shape: &[usize],
+) -> PyResult<PyReadwriteArrayDyn<'py, T>> {
+    PyArrayDyn::<T>::zeros(py, shape, false)
+        .try_readwrite()
+        .map_err(value_error)
+}
+
+/// Context sampler over memory-mapped node stores. Semantics and batch fields:
+/// `_native.pyi`; Python's face is `plurel_ray.store.sampler.Sampler`.
+#[pyclass(frozen, name = "Sampler", module = "plurel_ray._native")]
+struct PySampler {
+    inner: sampler::Sampler<MappedStore>,
+    /// A dedicated rayon pool when `num_threads` was given, else the global one.
+    pool: Option<rayon::ThreadPool>,
+}
+
+#[pymethods]
+impl PySampler {
+    #[new]
+    #[pyo3(signature = (
+        store_dirs, emb_dims, sources, *, batch_size, ctx_len=1024, max_bfs_width=128,
+        seed=0, rank=0, world_size=1, max_f2p=None, num_threads=None
+    ))]
+    #[allow(clippy::too_many_arguments)] // mirrors the documented Python signature
+    fn new(
+        py: Python<'_>,
+        store_dirs: Vec<PathBuf>,
+        emb_dims: Vec<Option<usize>>,
+        sources: Vec<(usize, u32, u32, Vec<u32>)>,
+        batch_size: usize,
+        ctx_len: usize,
+        max_bfs_width: usize,
+        seed: u64,
+        rank: usize,
+        world_size: usize,
+        max_f2p: Option<usize>,
+        num_threads: Option<usize>,
+    ) -> PyResult<Self> {
+        if emb_dims.len() != store_dirs.len() {
+            return Err(NativeSamplerError::new_err(format!(
+                "emb_dims has {} entries for {} stores",
+                emb_dims.len(),
+                store_dirs.len()
+            )));
+        }
+        let specs: Vec<SourceSpec> = sources
+            .into_iter()
+            .map(|(store, table, target, leakage)| SourceSpec {
+                store,
+                table,
+                target,
+                leakage,
+            })
+            .collect();
+        let config = Config {
+            batch_size,
+            ctx_len,
+            max_bfs_width,
+            seed,
+            rank,
+            world_size,
+            max_f2p,
+        };
+        let inner = py
+            .detach(|| {
+                let stores = store_dirs
+                    .iter()
+                    .zip(&emb_dims)
+                    .map(|(dir, &dim)| MappedStore::open(dir, dim))
+                    .collect::<Result<Vec<_>, _>>()?;
+                sampler::Sampler::new(stores, &specs, config)
+            })
+            .map_err(sampler_error)?;
+        let pool = match num_threads {
+            Some(n) => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(value_error)?,
+            ),
+            None => None,
+        };
+        Ok(Self { inner, pool })
+    }
+
+    #[getter]
+    fn num_items(&self) -> u64 {
+        self.inner.num_items()
+    }
+
+    #[getter]
+    fn batches_per_epoch(&self) -> u64 {
+        self.inner.batches_per_epoch()
+    }
+
+    #[getter]
+    fn max_f2p(&self) -> usize {
+        self.inner.max_f2p()
+    }
+
+    #[getter]
+    fn emb_dim(&self) -> Option<usize> {
+        self.inner.embeddings().ok().map(|e| e.dim)
+    }
+
+    fn epoch_of(&self, index: i64) -> PyResult<u64> {
+        let index = u64::try_from(index)
+            .map_err(|_| NativeSamplerError::new_err(format!("batch index {index} is negative")))?;
+        Ok(self.inner.epoch_of(index))
+    }
+
+    /// Per store, the counts its arrays imply (for the cross-check with meta.json).
+    fn store_counts<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.inner
+            .stores()
+            .iter()
+            .map(|s| {
+                let i = s.info();
+                let d = PyDict::new(py);
+                for (k, v) in [
+                    ("nodes", i.nodes),
+                    ("cells", i.cells),
+                    ("f2p_edges", i.f2p_edges),
+                    ("p2f_edges", i.p2f_edges),
+                    ("task_p2f_edges", i.task_p2f_edges),
+                    ("tables", i.tables),
+                    ("columns", i.columns),
+                    ("vocab", i.vocab),
+                    ("max_f2p", i.max_f2p),
+                ] {
+                    d.set_item(k, v)?;
+                }
+                Ok(d)
+            })
+            .collect()
+    }
+
+    #[pyo3(signature = (index, compact=true))]
+    fn batch<'py>(
+        &self,
+        py: Python<'py>,
+        index: i64,
+        compact: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let index = u64::try_from(index)
+            .map_err(|_| NativeSamplerError::new_err(format!("batch index {index} is negative")))?;
+        let shape = self.inner.shape(!compact).map_err(sampler_error)?;
+        let (cells, with_f2p) = (
+            [shape.batch, shape.len],
+            [shape.batch, shape.len, shape.f2p],
+        );
+        let emb_shape = [shape.batch, shape.len, shape.dim];
+        let mut i32s = [
+            fresh::<i32>(py, &cells)?,
+            fresh::<i32>(py, &with_f2p)?,
+            fresh::<i32>(py, &cells)?,
+            fresh::<i32>(py, &cells)?,
+            fresh::<i32>(py, &cells)?,
+            fresh::<i32>(py, &cells)?,
+        ];
+        let mut f32s = [
+            fresh::<f32>(py, &cells)?,
+            fresh::<f32>(py, &cells)?,
+            fresh::<f32>(py, &cells)?,
+        ];
+        let mut bools = [
+            fresh::<bool>(py, &cells)?,
+            fresh::<bool>(py, &cells)?,
+            fresh::<bool>(py, &cells)?,
+            fresh::<bool>(py, &cells)?,
+        ];
+        let mut times = fresh::<i64>(py, &cells)?;
+        let mut embs = if compact {
+            None
+        } else {
+            Some([fresh::<u16>(py, &emb_shape)?, fresh::<u16>(py, &emb_shape)?])
+        };
+        let real = {
+            let [node, f2p, table, col, class, sem] = i32s.each_mut().map(|a| a.as_slice_mut());
+            let [num, date, boolean] = f32s.each_mut().map(|a| a.as_slice_mut());
+            let [masks, targets, task, padding] = bools.each_mut().map(|a| a.as_slice_mut());
+            let embeddings = match embs.as_mut() {
+                Some([c, t]) => Some(EmbeddingSlices {
+                    col_name_values: c.as_slice_mut().map_err(value_error)?,
+                    text_values: t.as_slice_mut().map_err(value_error)?,
+                }),
+                None => None,
+            };
+            let out = BatchSlices {
+                node_idxs: node.map_err(value_error)?,
+                f2p_nbr_idxs: f2p.map_err(value_error)?,
+                table_name_idxs: table.map_err(value_error)?,
+                col_name_idxs: col.map_err(value_error)?,
+                class_value_idxs: class.map_err(value_error)?,
+                sem_types: sem.map_err(value_error)?,
+                number_values: num.map_err(value_error)?,
+                datetime_values: date.map_err(value_error)?,
+                boolean_values: boolean.map_err(value_error)?,
+                masks: masks.map_err(value_error)?,
+                is_targets: targets.map_err(value_error)?,
+                is_task_nodes: task.map_err(value_error)?,
+                is_padding: padding.map_err(value_error)?,
+                timestamps: times.as_slice_mut().map_err(value_error)?,
+                embeddings,
+            };
+            let fill = || self.inner.fill_batch(index, out);
+            py.detach(|| match &self.pool {
+                Some(pool) => pool.install(fill),
+                None => fill(),
+            })
+            .map_err(sampler_error)?
+        };
+        let dict = PyDict::new(py);
+        let names_i32 = [
+            "node_idxs",
+            "f2p_nbr_idxs",
+            "table_name_idxs",
+            "col_name_idxs",
+            "class_value_idxs",
+            "sem_types",
+        ];
+        for (name, a) in names_i32.iter().zip(&i32s) {
+            dict.set_item(name, &***a)?;
+        }
+        for (name, a) in ["number_values", "datetime_values", "boolean_values"]
+            .iter()
+            .zip(&f32s)
+        {
+            dict.set_item(name, &***a)?;
+        }
+        for (name, a) in ["masks", "is_targets", "is_task_nodes", "is_padding"]
+            .iter()
+            .zip(&bools)
+        {
+            dict.set_item(name, &***a)?;
+        }
+        dict.set_item("timestamps", &**times)?;
+        if let Some([c, t]) = &embs {
+            dict.set_item("col_name_values", &***c)?;
+            dict.set_item("text_values", &***t)?;
+        }
+        dict.set_item("true_batch_size", real)?;
+        Ok(dict)
+    }
+
+    /// The merged embedding matrix, float32 `(vocab, dim)`.
+    fn embedding_matrix<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let emb = self.inner.embeddings().map_err(sampler_error)?;
+        PyArray1::from_slice(py, &emb.values).reshape([emb.values.len() / emb.dim, emb.dim])
+    }
+
+    /// The merged vocabulary, in global id order.
+    fn vocabulary(&self) -> Vec<String> {
+        self.inner.vocabulary()
+    }
+}
+
+/// Native core of plurel-ray: node-store format, fused random-MLP kernels and the
+/// context sampler.
 #[pymodule]
 mod _native {
     #[pymodule_export]
     use super::{
         add_noise, check_header, dense_accumulate, format_info, init_layers, mlp_accumulate,
-        mlp_forward, table_accumulate,
+        mlp_forward, table_accumulate, NativeSamplerError, NativeStoreError, PySampler,
     };
 
     #[pymodule_export]

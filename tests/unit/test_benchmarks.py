@@ -41,3 +41,11 @@ def test_bench_pipeline_prints_speedup_and_overhead():
     figures = run_json("bench_pipeline.py", "--num-dbs", "2")
     assert {"single_dbs_per_s", "ray_dbs_per_s", "speedup", "overhead_frac"} <= figures.keys()
     assert figures["single_dbs_per_s"] > 0 and figures["ray_dbs_per_s"] > 0
+
+
+def test_bench_sampler_prints_throughput_figures():
+    args = "--dbs 1 --tasks-per-store 2 --batch-size 8 --ctx-len 128 --batches 3 --skip-full"
+    figures = run_json("bench_sampler.py", *args.split())
+    keys = {"contexts_per_s", "batches_per_s", "compact_batches_per_s", "preprocess_s_median"}
+    assert keys <= figures.keys()
+    assert figures["compact_batches_per_s"] > 0 and figures["items"] > 0
