@@ -25,3 +25,8 @@ class StoreError(PlurelError, OSError):
 class SamplerError(PlurelError, ValueError):
     """A sampler was asked for something its stores cannot give (unknown table or column,
     empty task, out-of-range batch); the message names it."""
+
+
+class ModelError(PlurelError, OSError):
+    """A text encoder model cannot be loaded (package not installed, folder incomplete,
+    architecture or pooling we do not implement); the message names the file and the fix."""
