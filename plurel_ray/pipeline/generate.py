@@ -26,7 +26,7 @@ from plurel_ray.config import Config
 from plurel_ray.errors import DatasetError
 from plurel_ray.pipeline.index import IndexSink, RunSummary
 from plurel_ray.pipeline.output import OutputRoot
-from plurel_ray.pipeline.seed_worker import SeedWorker
+from plurel_ray.pipeline.seed_worker import SeedWorker, StoreEmbedder
 
 # Seeds per input block: small blocks keep every actor busy until the end of a run.
 SEEDS_PER_BLOCK = 1
@@ -101,9 +101,13 @@ def _local_rows(request: GenerationRequest, progress: bool) -> Iterator[list[dic
     from tqdm import tqdm
 
     worker = SeedWorker(request.config, request.out, preprocess=request.preprocess)
+    embedder = StoreEmbedder(request.out) if request.embed else None
     for seed in tqdm(request.seeds, desc="databases", unit="db", file=sys.stderr,
                      disable=None if progress else True):  # fmt: skip
-        yield [worker.run(int(seed))]
+        row = worker.run(int(seed))
+        if embedder is not None and row["store"] is not None:
+            embedder.embed(row["db_name"])
+        yield [row]
 
 
 def _ray_rows(request: GenerationRequest, progress: bool) -> Iterator[list[dict]]:

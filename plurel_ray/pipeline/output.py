@@ -121,6 +121,12 @@ class OutputRoot:
             pafs.copy_files(str(file), dest, destination_filesystem=self.fs)
         shutil.rmtree(local_dir, ignore_errors=True)
 
+    def upload(self, local_dir: Path, name: str, files: list[str]) -> None:
+        """Copy `files` (relative to `local_dir`) into folder `name`, in the given order."""
+        for file in files:
+            pafs.copy_files(str(local_dir / file), self.join(name, file),
+                            destination_filesystem=self.fs)  # fmt: skip
+
     def staging_dir(self, name: str, scratch: Path) -> Path:
         """A fresh local folder to write `name` into before `publish`.
 

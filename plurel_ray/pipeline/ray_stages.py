@@ -9,7 +9,7 @@ import ray.data
 from ray.data import ActorPoolStrategy, DataContext
 
 from plurel_ray.config import Config
-from plurel_ray.pipeline.seed_worker import SeedWorker
+from plurel_ray.pipeline.seed_worker import SeedWorker, StoreEmbedder
 
 # The embedding stage is light (a few hundred mostly cached strings per database), so on
 # a CPU-only cluster its one actor takes a fraction of a CPU instead of a whole one.
@@ -40,19 +40,15 @@ class GeneratorActor:
 
 
 class EmbedActor:
-    """Embeds the vocabulary of every store that was just written (GPU when given one)."""
+    """A Ray Data actor-pool UDF around one `StoreEmbedder` (GPU or a fraction of a CPU)."""
 
     def __init__(self, out: str) -> None:
-        from plurel_ray.pipeline.output import OutputRoot
-
-        self.root = OutputRoot(out)
+        self.embedder = StoreEmbedder(out)
 
     def __call__(self, batch: dict) -> dict:
-        from plurel_ray.store.embed import embed
-
-        stores = [s for s in batch["store"] if s is not None]
-        if stores and self.root.is_local:
-            embed(stores, progress=False)
+        for db_name, store in zip(batch["db_name"], batch["store"], strict=True):
+            if store is not None:
+                self.embedder.embed(db_name)
         return batch
 
 

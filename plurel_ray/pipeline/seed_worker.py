@@ -149,3 +149,38 @@ class SeedWorker:
             node=self.node,
             store=store,
         )
+
+
+class StoreEmbedder:
+    """Embeds the vocabulary of published node stores, fetching remote ones to local disk.
+
+    Holds the text encoder (loaded once) and a vocabulary cache on local disk
+    (`PLUREL_RAY_CACHE_DIR`, else under the temp dir) shared by every process on the
+    machine, so strings common to many databases are encoded once per machine.
+
+    Args:
+        out_uri: the output root the stores were published under.
+    """
+
+    def __init__(self, out_uri: str) -> None:
+        from plurel_ray.store.embed import CACHE_DIR_ENV
+        from plurel_ray.store.encoder import TextEncoder
+
+        self.root = OutputRoot(out_uri)
+        self.encoder = TextEncoder.load()
+        self.scratch = Path(tempfile.gettempdir()) / f"plurel-ray-{os.getpid()}"
+        self.cache_dir = os.environ.get(CACHE_DIR_ENV) or str(
+            Path(tempfile.gettempdir()) / "plurel-ray-embed-cache"
+        )
+
+    def embed(self, db_name: str) -> None:
+        """Embed the store of database `db_name` (skipped when already embedded)."""
+        from plurel_ray.store.embed import embed
+
+        name = f"{STORES_DIR}/{db_name}"
+        local = self.root.fetch(name, self.scratch)
+        embed([local], model=self.encoder, cache_dir=self.cache_dir, progress=False)
+        if not self.root.is_local:
+            # meta.json last: it names the embedding, so readers see it only when complete.
+            self.root.upload(local, name, ["text_emb.bin", "meta.json"])
+            shutil.rmtree(local, ignore_errors=True)
