@@ -2,6 +2,7 @@
 
     plurel-ray generate --seed 0 --num-dbs 10 --out data/        # data/seed-000000 ...
     plurel-ray generate --seed 7 --config small.yaml --schema shop.sql --out data/
+    plurel-ray preprocess data/seed-* --out stores/                 # stores/plurel-0 ...
 
 Errors a user can cause (bad config, bad SQL, existing output, missing file, bad
 arguments) print one line, ``plurel-ray: error: <message>``, and exit non-zero; Ctrl-C
@@ -90,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, metavar="DIR", help="output folder")
     gen.add_argument("--overwrite", action="store_true", help="replace existing seed folders")
     gen.set_defaults(run=_generate)
+    pre = commands.add_parser(
+        "preprocess",
+        help="turn RelBench-3 dataset folders into node stores",
+        description="Preprocess each dataset folder into a node store at OUT/<dataset name>.",
+    )
+    pre.add_argument("datasets", nargs="+", metavar="DATASET_DIR", help="dataset folders")
+    pre.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    pre.add_argument(
+        "--tasks", nargs="+", metavar="T", help="tasks to include (default: all of them)"
+    )
+    pre.add_argument("--overwrite", action="store_true", help="replace existing stores")
+    pre.set_defaults(run=_preprocess)
     return parser
 
 
@@ -136,6 +149,28 @@ def _generate(args: argparse.Namespace) -> int:
         f"total  databases={len(seeds)}  cells={total_cells:,}  {elapsed:.2f}s  "
         f"{total_cells / max(elapsed, 1e-9):,.0f} cells/s  -> {out}"
     )
+    return 0
+
+
+def _preprocess(args: argparse.Namespace) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from plurel_ray.store.preprocess import META_FILE, preprocess
+
+    start = time.perf_counter()
+    for dataset in tqdm(args.datasets, desc="datasets", unit="db", file=sys.stderr, disable=None):
+        t0 = time.perf_counter()
+        path = preprocess(dataset, args.out, args.tasks, overwrite=args.overwrite)
+        counts = json.loads((path / META_FILE).read_text())["counts"]
+        tqdm.write(
+            f"{path.name}  nodes={counts['nodes']:,}  cells={counts['cells']:,}  "
+            f"{time.perf_counter() - t0:.2f}s  -> {path}",
+            file=sys.stdout,
+        )
+    elapsed = time.perf_counter() - start
+    print(f"total  stores={len(args.datasets)}  {elapsed:.2f}s  -> {Path(args.out).expanduser()}")
     return 0
 
 

@@ -1,6 +1,7 @@
 //! Python bindings for `plurel_ray._native`. Bindings only: the logic lives in the
 //! concern modules (`format`; `mlp`, `activations`, `aggregate`, `fastmath` for the
-//! fused MLP kernels; `npy` checks NumPy arguments; later the store and the sampler).
+//! fused MLP kernels; `npy` checks NumPy arguments; `store` preprocesses databases into
+//! node stores; later the sampler).
 
 use numpy::ndarray::{Ix1, Ix2};
 use numpy::{PyArray2, PyArrayMethods, PyUntypedArrayMethods};
@@ -17,6 +18,7 @@ pub mod init;
 pub mod mlp;
 pub mod noise;
 pub mod npy;
+pub mod store;
 
 use aggregate::Agg;
 use npy::{logexp_sums, readonly, readwrite, slice, slice_mut, value_error, MlpArrays};
@@ -214,6 +216,21 @@ fn add_noise(
         .map_err(value_error)
 }
 
+/// Preprocess a database into the array files of a node store in `out_dir`; returns
+/// counts, statistics, tables, columns, skipped columns, warnings and files. The plan's
+/// shape and the report: `_native.pyi`.
+#[pyfunction]
+fn preprocess<'py>(
+    py: Python<'py>,
+    plan: store::Plan,
+    out_dir: std::path::PathBuf,
+) -> PyResult<Bound<'py, PyDict>> {
+    let summary = py
+        .detach(|| store::preprocess(&plan, &out_dir))
+        .map_err(value_error)?;
+    summary.into_pyobject(py)
+}
+
 /// Native core of plurel-ray: node-store format and fused random-MLP kernels (the store
 /// and the sampler arrive later).
 #[pymodule]
@@ -221,7 +238,7 @@ mod _native {
     #[pymodule_export]
     use super::{
         add_noise, check_header, dense_accumulate, format_info, init_layers, mlp_accumulate,
-        mlp_forward, table_accumulate,
+        mlp_forward, preprocess, table_accumulate,
     };
 
     #[pymodule_export]

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from realdata import write_realdata_folder
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
@@ -35,3 +37,10 @@ def test_bench_native_mlp_compares_kernel_and_numpy_for_every_case():
     rows = run_json("bench_native_mlp.py", "--n", "64", "--repeats", "1")
     assert any(key.startswith("accumulate/mixed") for key in rows)
     assert all(row["native_ns"] > 0 and row["numpy_ns"] > 0 for row in rows.values())
+
+
+def test_bench_preprocess_prints_median_and_max_per_database(tmp_path):
+    folder = write_realdata_folder(tmp_path / "realdata")
+    figures = run_json("bench_preprocess.py", str(folder), "--repeats", "1")
+    assert figures["max_s"] >= figures["median_s"] > 0
+    assert figures["per_db"][0]["cells"] > 0
