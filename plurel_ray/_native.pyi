@@ -229,3 +229,91 @@ class Sampler:
         """The merged float32 (vocab, dim) embedding matrix."""
     def vocabulary(self) -> list[str]:
         """The merged vocabulary, in global id order."""
+
+
+# Node-store preprocessing (native/src/store/). The plan is plain data; the Python face is
+# plurel_ray.store.preprocess, which builds it from a dataset's manifests.
+
+class _PlanTable(TypedDict):  # stub-only helper types, down to `preprocess`
+    name: str  # store table name, unique: "users", "<task>/train"
+    vocab_name: str  # table name in the vocabulary (the task name for task tables)
+    kind: str  # "db" or "task"
+    path: str  # the table's Parquet file
+    pkey: str | None
+    time_col: str | None
+    fkeys: list[tuple[str, str]]  # (column, parent store table name), in edge order
+    stats_from: str | None  # an earlier table whose training statistics this one reuses
+
+class _Plan(TypedDict):
+    name: str  # dataset name, for messages
+    val_timestamp: int  # seconds; rows at or before it (or without a time) are training rows
+    tables: list[_PlanTable]  # in node order
+
+class _Counts(TypedDict):
+    nodes: int
+    cells: int
+    f2p_edges: int
+    p2f_edges: int
+    task_p2f_edges: int
+    tables: int
+    columns: int
+    vocab: int
+    max_f2p: int
+
+class _Stats(TypedDict):
+    mean: float
+    std: float
+
+class _TableReport(TypedDict):
+    name: str
+    node_offset: int
+    num_nodes: int
+    dangling_fkeys: int
+
+class _ColumnReport(TypedDict):
+    id: int
+    table: str  # store name of the first table that has the column
+    name: str
+    sem_type: str  # "number", "text", "datetime" or "boolean"
+    mean: float  # value = (x - mean) / std; (0, 1) for text and booleans
+    std: float
+    vocab_id: int  # of "<name> of <vocab name>"
+
+class _Skipped(TypedDict):
+    table: str
+    name: str
+    reason: str  # "binary", "all null", "unsupported type …"
+
+class _FileReport(TypedDict):
+    bytes: int
+    crc32: int
+
+class _PreprocessReport(TypedDict):
+    counts: _Counts
+    datetime: _Stats
+    tables: list[_TableReport]
+    columns: list[_ColumnReport]
+    skipped_columns: list[_Skipped]
+    warnings: list[str]
+    files: dict[str, _FileReport]
+
+def preprocess(plan: _Plan, out_dir: str) -> _PreprocessReport:
+    """Read every table of `plan` and write the array files of a node store into
+    `out_dir` (created if needed; meta.json is the caller's), as docs/store-format.md
+    lays them out. Tables are read in parallel; the GIL is released throughout.
+
+    One node per row, tables in plan order. Primary keys are not cells, foreign keys
+    are edges, the time column is the node time and a datetime cell. Numbers are
+    standardised per column, datetimes (seconds) with one global mean/std, both from
+    training rows of tables without `stats_from` (sample std; 0 or undefined → 1).
+    Foreign-key values (integers, strings, integral floats, lists of them) map to
+    parent rows through the parent's primary key; null gives no edge, a value no
+    parent holds is counted in `dangling_fkeys`.
+
+    Raises:
+        ValueError: an unreadable or missing file, a missing key or time column, a key
+            of a type keys cannot have, a duplicate primary key, a foreign key to an
+            unknown table or one without a primary key, a column with two types across
+            the splits of a task, more rows than u32 node ids; the message names the
+            table, column or file.
+    """

@@ -3,6 +3,7 @@
     plurel-ray generate --seed 0 --num-dbs 10 --out data/        # data/plurel-0 ...
     plurel-ray generate --seed 7 --config small.yaml --schema shop.sql --out data/
     plurel-ray generate --num-dbs 100 --out s3://bucket/run --ray --preprocess
+    plurel-ray preprocess data/plurel-* --out stores/               # stores/plurel-0 ...
 
 Errors a user can cause (bad config, bad SQL, existing output, missing file, bad
 arguments) print one line, ``plurel-ray: error: <message>``, and exit non-zero; Ctrl-C
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
+from pathlib import Path
 
 from plurel_ray import __version__
 from plurel_ray.errors import PlurelError
@@ -38,21 +41,6 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def _int_at_least(lo: int, what: str) -> Callable[[str], int]:
-    """An argparse type for integers >= `lo`, whose errors say `what` is expected."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < lo:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
-        return value
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `plurel-ray` command."""
     parser = _Parser(prog=PROG, description="Synthetic relational databases from the PluRel prior.")
@@ -67,7 +55,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_generate_arguments(gen, ray_by_default=False)
     gen.set_defaults(run=run_from_args)
+    pre = commands.add_parser(
+        "preprocess",
+        help="turn RelBench-3 dataset folders into node stores",
+        description="Preprocess each dataset folder into a node store at OUT/<dataset name>.",
+    )
+    pre.add_argument("datasets", nargs="+", metavar="DATASET_DIR", help="dataset folders")
+    pre.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    pre.add_argument(
+        "--tasks", nargs="+", metavar="T", help="tasks to include (default: all of them)"
+    )
+    pre.add_argument("--overwrite", action="store_true", help="replace existing stores")
+    pre.set_defaults(run=_preprocess)
     return parser
+
+
+def _preprocess(args: argparse.Namespace) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from plurel_ray.store.preprocess import META_FILE, preprocess
+
+    start = time.perf_counter()
+    for dataset in tqdm(args.datasets, desc="datasets", unit="db", file=sys.stderr, disable=None):
+        t0 = time.perf_counter()
+        path = preprocess(dataset, args.out, args.tasks, overwrite=args.overwrite)
+        counts = json.loads((path / META_FILE).read_text())["counts"]
+        tqdm.write(
+            f"{path.name}  nodes={counts['nodes']:,}  cells={counts['cells']:,}  "
+            f"{time.perf_counter() - t0:.2f}s  -> {path}",
+            file=sys.stdout,
+        )
+    elapsed = time.perf_counter() - start
+    print(f"total  stores={len(args.datasets)}  {elapsed:.2f}s  -> {Path(args.out).expanduser()}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

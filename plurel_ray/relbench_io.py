@@ -20,8 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -33,6 +31,7 @@ import pyarrow.parquet as pq
 from relbench.manifest import DatasetManifest, TableSpec
 
 from plurel_ray import __version__
+from plurel_ray.atomic_dir import move_into_place, remove, temporary_sibling
 from plurel_ray.autocomplete import table_tasks
 from plurel_ray.config import Config
 from plurel_ray.errors import DatasetError, SchemaError
@@ -184,36 +183,6 @@ def _write_contents(db: GeneratedDatabase, root: Path, config: Config, name: str
     (root / "README.md").write_text(_readme(db, info, num_tasks))
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Rename the finished `tmp` to `out`; with `overwrite`, the old `out` goes after."""
-    old = None
-    if overwrite and os.path.lexists(out):
-        old = out.with_name(f"{out.name}.old-{uuid.uuid4().hex}")
-        os.rename(out, old)
-    try:
-        # rename refuses a non-empty target directory, so a racing writer that finished
-        # first keeps its folder and this one fails cleanly.
-        os.rename(tmp, out)
-    except OSError as err:
-        if old is not None:
-            os.rename(old, out)
-        if os.path.lexists(out):
-            raise DatasetError(
-                f"{out} appeared while it was being written (another writer?); "
-                "pass overwrite=True (--overwrite) to replace it"
-            ) from err
-        raise
-    if old is not None:
-        _remove(old)
-
-
 def write_dataset(
     db: GeneratedDatabase,
     out_dir: str | os.PathLike,
@@ -242,12 +211,12 @@ def write_dataset(
     if os.path.lexists(out) and not overwrite:
         raise DatasetError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp-{uuid.uuid4().hex}")
+    tmp = temporary_sibling(out)
     try:
         _write_contents(db, tmp, config, name or f"plurel-{db.seed}")
-        _move_into_place(tmp, out, overwrite)
+        move_into_place(tmp, out, overwrite, DatasetError)
     except BaseException:
-        _remove(tmp)
+        remove(tmp)
         raise
     return out
 

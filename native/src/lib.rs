@@ -1,7 +1,7 @@
 //! Python bindings for `plurel_ray._native`. Bindings only: the logic lives in the
 //! concern modules (`format`; `mlp`, `activations`, `aggregate`, `fastmath` for the
-//! fused MLP kernels; `npy` checks NumPy arguments; `sampler` reads node stores and
-//! builds context batches).
+//! fused MLP kernels; `npy` checks NumPy arguments; `store` preprocesses databases into
+//! node stores; `sampler` reads node stores and builds context batches).
 
 use std::path::PathBuf;
 
@@ -24,6 +24,7 @@ pub mod mlp;
 pub mod noise;
 pub mod npy;
 pub mod sampler;
+pub mod store;
 
 use aggregate::Agg;
 use npy::{logexp_sums, readonly, readwrite, slice, slice_mut, value_error, MlpArrays};
@@ -504,14 +505,29 @@ impl PySampler {
     }
 }
 
-/// Native core of plurel-ray: node-store format, fused random-MLP kernels and the
-/// context sampler.
+/// Preprocess a database into the array files of a node store in `out_dir`; returns
+/// counts, statistics, tables, columns, skipped columns, warnings and files. The plan's
+/// shape and the report: `_native.pyi`.
+#[pyfunction]
+fn preprocess<'py>(
+    py: Python<'py>,
+    plan: store::Plan,
+    out_dir: PathBuf,
+) -> PyResult<Bound<'py, PyDict>> {
+    let summary = py
+        .detach(|| store::preprocess(&plan, &out_dir))
+        .map_err(value_error)?;
+    summary.into_pyobject(py)
+}
+
+/// Native core of plurel-ray: fused random-MLP kernels, the node store (format and
+/// preprocess) and the context sampler.
 #[pymodule]
 mod _native {
     #[pymodule_export]
     use super::{
         add_noise, check_header, dense_accumulate, format_info, init_layers, mlp_accumulate,
-        mlp_forward, table_accumulate, NativeSamplerError, NativeStoreError, PySampler,
+        mlp_forward, preprocess, table_accumulate, NativeSamplerError, NativeStoreError, PySampler,
     };
 
     #[pymodule_export]

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from realdata import write_realdata_folder
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
@@ -49,3 +51,10 @@ def test_bench_sampler_prints_throughput_figures():
     keys = {"contexts_per_s", "batches_per_s", "compact_batches_per_s", "preprocess_s_median"}
     assert keys <= figures.keys()
     assert figures["compact_batches_per_s"] > 0 and figures["items"] > 0
+
+
+def test_bench_preprocess_prints_median_and_max_per_database(tmp_path):
+    folder = write_realdata_folder(tmp_path / "realdata")
+    figures = run_json("bench_preprocess.py", str(folder), "--repeats", "1")
+    assert figures["max_s"] >= figures["median_s"] > 0
+    assert figures["per_db"][0]["cells"] > 0
