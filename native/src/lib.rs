@@ -30,7 +30,7 @@ use aggregate::Agg;
 use npy::{logexp_sums, readonly, readwrite, slice, slice_mut, value_error, MlpArrays};
 use sampler::batch::{BatchSlices, EmbeddingSlices};
 use sampler::store::{MappedStore, StoreSource};
-use sampler::{Config, SamplerError, SourceSpec};
+use sampler::{Config, RowSplit, SamplerError, SourceSpec};
 
 pyo3::create_exception!(
     plurel_ray._native,
@@ -255,6 +255,36 @@ fn fresh<'py, T: Element>(
         .map_err(value_error)
 }
 
+/// A source as Python passes it: (store, table, target column, leakage columns, split),
+/// the split being `("rows", start, end)` or `("time", after, up_to)` (None: open) or None.
+type SourceTuple = (
+    usize,
+    u32,
+    u32,
+    Vec<u32>,
+    Option<(String, Option<i64>, Option<i64>)>,
+);
+
+fn row_split((kind, a, b): (String, Option<i64>, Option<i64>)) -> PyResult<RowSplit> {
+    let position = |v: Option<i64>| {
+        v.and_then(|v| u32::try_from(v).ok()).ok_or_else(|| {
+            NativeSamplerError::new_err(format!(
+                "split rows need two bounds in [0, 2^32), got {a:?}, {b:?}"
+            ))
+        })
+    };
+    match kind.as_str() {
+        "rows" => Ok(RowSplit::Positions {
+            start: position(a)?,
+            end: position(b)?,
+        }),
+        "time" => Ok(RowSplit::Times { after: a, up_to: b }),
+        _ => Err(NativeSamplerError::new_err(format!(
+            "split kind must be 'rows' or 'time', got {kind:?}"
+        ))),
+    }
+}
+
 /// Context sampler over memory-mapped node stores. Semantics and batch fields:
 /// `_native.pyi`; Python's face is `plurel_ray.store.sampler.Sampler`.
 #[pyclass(frozen, name = "Sampler", module = "plurel_ray._native")]
@@ -276,7 +306,7 @@ impl PySampler {
         py: Python<'_>,
         store_dirs: Vec<PathBuf>,
         emb_dims: Vec<Option<usize>>,
-        sources: Vec<(usize, u32, u32, Vec<u32>)>,
+        sources: Vec<SourceTuple>,
         batch_size: usize,
         ctx_len: usize,
         max_bfs_width: usize,
@@ -293,15 +323,18 @@ impl PySampler {
                 store_dirs.len()
             )));
         }
-        let specs: Vec<SourceSpec> = sources
+        let specs = sources
             .into_iter()
-            .map(|(store, table, target, leakage)| SourceSpec {
-                store,
-                table,
-                target,
-                leakage,
+            .map(|(store, table, target, leakage, split)| {
+                Ok(SourceSpec {
+                    store,
+                    table,
+                    target,
+                    leakage,
+                    split: split.map(row_split).transpose()?,
+                })
             })
-            .collect();
+            .collect::<PyResult<Vec<_>>>()?;
         let config = Config {
             batch_size,
             ctx_len,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,46 @@ def _source(root: Path, name: str, manifest_bytes: bytes) -> dict:
     return source
 
 
+def _item_splits(
+    root: Path, manifest: DatasetManifest, tasks: list[dict], tables: list[dict]
+) -> list[str]:
+    """Give every autocomplete task the rule that splits its rows (SPEC §5), as
+    `item_splits` {split: {"time": [after, up_to]} | {"rows": [start, end]}}; returns
+    warnings for tasks no rule applies to (their splits all sample every row).
+
+    A table with a time column splits at the dataset's val/test timestamps (seconds;
+    train ≤ val < val split ≤ test < test split); one without splits by row position at
+    the fractions of the config in plurel.json, as our generator wrote the labels.
+    """
+    by_name = {t["name"]: t for t in tables}
+    fractions = None
+    if (root / INFO_FILE).is_file():
+        config = read_dataset_info(root).get("config", {})
+        if "val_split" in config and "test_split" in config:
+            fractions = (float(config["val_split"]), float(config["test_split"]))
+    val = _seconds(manifest.val_timestamp, root / "manifest.yaml")
+    test = _seconds(manifest.test_timestamp, root / "manifest.yaml")
+    warnings = []
+    for task in tasks:
+        if task["kind"] != KIND_AUTOCOMPLETE:
+            continue
+        table = by_name[task["entity_table"]]
+        if table["time_col"] is not None:
+            bounds = {"train": [None, val], "val": [val, test], "test": [test, None]}
+            task["item_splits"] = {split: {"time": b} for split, b in bounds.items()}
+        elif fractions is not None:
+            n = table["num_nodes"]
+            val_row, test_row = math.floor(n * fractions[0]), math.floor(n * fractions[1])
+            bounds = {"train": [0, val_row], "val": [val_row, test_row], "test": [test_row, n]}
+            task["item_splits"] = {split: {"rows": b} for split, b in bounds.items()}
+        else:
+            warnings.append(
+                f"task {task['name']!r}: {table['name']!r} has no time column and the "
+                f"dataset no {INFO_FILE} split fractions; every split samples all its rows"
+            )
+    return warnings
+
+
 def _write_meta(store: Path, meta: dict) -> None:
     """Write meta.json last and flush it and the directory entry to disk."""
     path = store / META_FILE
@@ -254,6 +295,7 @@ def preprocess(
             entry.update(node_offset=native["node_offset"], num_nodes=native["num_nodes"],
                          dangling_fkeys=native["dangling_fkeys"])  # fmt: skip
         targets = _target_warnings(meta_tasks, report["columns"])
+        targets += _item_splits(root, manifest, meta_tasks, meta_tables)
         meta = {
             "format": STORE_FORMAT,
             "format_version": _native.STORE_FORMAT_VERSION,

@@ -67,7 +67,9 @@ class Source:
         store: the store directory.
         task: a task name from meta.json "tasks"; its `split` table holds the items and
             its "target_col" is the target.
-        split: the task split ("train", "val", "test").
+        split: the task split ("train", "val", "test"). For an autocomplete task, whose
+            items are rows of a database table, only the split's rows (the task's
+            "item_splits" rule: time window or row positions, as its labels were cut).
         table: a table by its store name ("users", "<task>/train"), instead of `task`.
         target: the target column name, with `table`.
         leakage: (table, column) pairs whose cells are dropped from the item row and from
@@ -120,7 +122,12 @@ class _Names:
         self.tables = {t["name"]: i for i, t in enumerate(tables)}
         # Columns belong to the table's name, or for a task table to the task name.
         self.column_owner = [t["task"] if t.get("kind") == "task" else t["name"] for t in tables]
-        self.columns = {(c["table"], c["name"]): c["id"] for c in meta.get("columns", [])}
+        # meta.json reports a task column under its first split table ("<task>/train").
+        owner = dict(zip((t["name"] for t in tables), self.column_owner, strict=True))
+        self.columns = {
+            (owner.get(c["table"], c["table"]), c["name"]): c["id"]
+            for c in meta.get("columns", [])
+        }
         self.tasks = {t["name"]: t for t in meta.get("tasks", [])}
 
     def table(self, name: str) -> int:
@@ -137,8 +144,8 @@ class _Names:
             )
         return self.columns[(owner, name)]
 
-    def resolve(self, src: Source) -> tuple[int, int, list[int]]:
-        """(table id, target column id, leakage column ids) of `src`."""
+    def resolve(self, src: Source) -> tuple[int, int, list[int], tuple | None]:
+        """(table id, target column id, leakage column ids, row split) of `src`."""
         if (src.task is None) == (src.table is None):
             raise SamplerError("a Source names exactly one of task= or table= (with target=)")
         if src.task is not None:
@@ -153,6 +160,7 @@ class _Names:
                     f"(splits: {', '.join(split_tables)})"
                 )
             table, target = self.table(split_tables[src.split]), task["target_col"]
+            rule = task.get("item_splits", {}).get(src.split)
             leakage = src.leakage if src.leakage is not None else task.get("remove_columns", [])
             # Columns a task names but the store dropped (skipped_columns) cannot leak.
             explicit = src.leakage is not None
@@ -161,12 +169,14 @@ class _Names:
                 raise SamplerError(f"{self.store}: Source(table={src.table!r}) needs target=")
             table, target = self.table(src.table), src.target
             leakage, explicit = src.leakage or [], True
+            rule = None
         ids = []
         for pair in leakage:
             owner, name = _pair(pair)
             if explicit or (owner, name) in self.columns:
                 ids.append(self.column(owner, name))
-        return table, self.column(self.column_owner[table], target), ids
+        split = None if rule is None else (next(iter(rule)), *next(iter(rule.values())))
+        return table, self.column(self.column_owner[table], target), ids, split
 
 
 def _pair(pair: Sequence[str]) -> tuple[str, str]:
@@ -195,8 +205,8 @@ def _resolve(sources: Sequence[Source]) -> tuple[tuple[Path, ...], list[dict], l
         store = Path(src.store).expanduser().resolve()
         if store not in names:
             names[store] = _Names(store, read_meta(store))
-        table, target, leakage = names[store].resolve(src)
-        specs.append((list(names).index(store), table, target, leakage))
+        table, target, leakage, split = names[store].resolve(src)
+        specs.append((list(names).index(store), table, target, leakage, split))
     return tuple(names), [n.meta for n in names.values()], specs
 
 

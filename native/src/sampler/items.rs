@@ -10,15 +10,42 @@
 use crate::sampler::error::{invalid, SamplerError};
 use crate::sampler::rng::{derive, mix64, PURPOSE_SHUFFLE};
 use crate::sampler::store::{StoreSource, StoreView};
-use crate::sampler::validate::{TASK_TABLE, TEXT};
+use crate::sampler::validate::{NO_TIME, TASK_TABLE, TEXT};
 
-/// Where items come from: rows of `table` in store `store` that hold `target`.
-#[derive(Debug, Clone)]
+/// Where items come from: rows of `table` in store `store` that hold `target`, and, for
+/// one split of an autocomplete task (whose items are rows of a database table), only
+/// the rows of that split.
+#[derive(Debug, Clone, Default)]
 pub struct SourceSpec {
     pub store: usize,
     pub table: u32,
     pub target: u32,
     pub leakage: Vec<u32>,
+    pub split: Option<RowSplit>,
+}
+
+/// The rows of a table that belong to one split of an autocomplete task (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowSplit {
+    /// Row positions `[start, end)` within the table (tables without a time column).
+    Positions { start: u32, end: u32 },
+    /// Rows whose timestamp is in `(after, up_to]`, a missing bound open; rows without a
+    /// timestamp belong to no split.
+    Times {
+        after: Option<i64>,
+        up_to: Option<i64>,
+    },
+}
+
+impl RowSplit {
+    fn contains(&self, position: u32, time: i64) -> bool {
+        match *self {
+            Self::Positions { start, end } => (start..end).contains(&position),
+            Self::Times { after, up_to } => {
+                time != NO_TIME && after.is_none_or(|a| time > a) && up_to.is_none_or(|u| time <= u)
+            }
+        }
+    }
 }
 
 /// A source checked against its store, ready for sampling.
@@ -60,6 +87,16 @@ pub fn resolve<S: StoreSource>(
             info.columns
         ));
     }
+    if let Some(RowSplit::Positions { start, end }) = spec.split {
+        let t = spec.table as usize;
+        let rows = store.view().table_nodes[t + 1] - store.view().table_nodes[t];
+        if start > end || u64::from(end) > rows {
+            return invalid(format!(
+                "source {i}: split rows [{start}, {end}) outside table {} of {rows} rows in {place}",
+                spec.table
+            ));
+        }
+    }
     let mut leakage = spec.leakage.clone();
     leakage.sort_unstable();
     leakage.dedup();
@@ -72,11 +109,16 @@ pub fn resolve<S: StoreSource>(
     })
 }
 
-/// The rows of `table` that hold a non-NaN cell of `column`, in node order.
-pub fn rows_with_target(view: &StoreView, table: u32, column: u32) -> Vec<u32> {
-    let t = table as usize;
+/// The rows of `spec.table` (in `spec.split`) that hold a non-NaN cell of `spec.target`,
+/// in node order.
+pub fn rows_with_target(view: &StoreView, spec: &SourceSpec) -> Vec<u32> {
+    let (t, column) = (spec.table as usize, spec.target);
     let (lo, hi) = (view.table_nodes[t] as u32, view.table_nodes[t + 1] as u32);
     (lo..hi)
+        .filter(|&node| {
+            spec.split
+                .is_none_or(|split| split.contains(node - lo, view.node_time[node as usize]))
+        })
         .filter(|&node| match view.cell_of(node, column) {
             Some(cell) => view.cell_type[cell] == TEXT || !view.cell_value[cell].is_nan(),
             None => false,

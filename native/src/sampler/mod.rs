@@ -28,8 +28,8 @@ use batch::{write_sequence, BatchSlices, Shape, StoreIds};
 use context::{Limits, Seed, Workspace};
 use error::invalid;
 pub use error::{SamplerError, StoreError};
-pub use items::SourceSpec;
 use items::{resolve, Items, Permutation, Source};
+pub use items::{RowSplit, SourceSpec};
 use rng::{derive, Rng, PURPOSE_CONTEXT};
 use store::StoreSource;
 use vocab::{Embeddings, Vocab};
@@ -106,7 +106,7 @@ impl<S: StoreSource> Sampler<S> {
         let mut items = Items::default();
         for (i, spec) in specs.iter().enumerate() {
             let source = resolve(&stores, i, spec)?;
-            let rows = items::rows_with_target(&stores[spec.store].view(), spec.table, spec.target);
+            let rows = items::rows_with_target(&stores[spec.store].view(), spec);
             if rows.is_empty() {
                 return invalid(format!(
                     "source {i}: no row of table {} in {} holds column {}: nothing to sample",

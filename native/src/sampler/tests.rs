@@ -378,6 +378,7 @@ fn shop_sampler(rank: usize, world_size: usize) -> Sampler<OwnedStore> {
         table: 1,
         target: s.amount,
         leakage: vec![],
+        split: None,
     };
     Sampler::new(vec![s.b.store()], &[spec], config(2, rank, world_size)).unwrap()
 }
@@ -461,6 +462,7 @@ fn construction_rejects_bad_sources_and_a_too_small_max_f2p() {
         table,
         target,
         leakage: vec![],
+        split: None,
     };
     let err = |specs: &[SourceSpec], cfg: Config| {
         Sampler::new(vec![s.b.store()], specs, cfg)
@@ -487,6 +489,7 @@ fn the_full_form_gathers_bf16_embeddings_of_the_global_ids() {
         table: 0,
         target: 1,
         leakage: vec![],
+        split: None,
     };
     // Two copies of the store share every string: the merged vocabulary is one copy.
     let sampler = Sampler::new(vec![s.b.store(), s.b.store()], &[spec], config(2, 0, 1)).unwrap();
@@ -582,4 +585,37 @@ fn opening_a_directory_reports_missing_truncated_and_corrupted_files() {
         .to_string()
         .contains("text_emb.bin"));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_split_restricts_items_to_its_rows() {
+    let s = shop();
+    let count = |split| {
+        let spec = SourceSpec {
+            store: 0,
+            table: 1,
+            target: s.amount,
+            leakage: vec![],
+            split: Some(split),
+        };
+        Sampler::new(vec![s.b.store()], &[spec], config(2, 0, 1)).map(|x| x.num_items())
+    };
+    // Order times are 10, 20, 20, 30, 15.
+    let times = |after, up_to| count(RowSplit::Times { after, up_to }).unwrap();
+    assert_eq!(times(None, Some(15)), 2);
+    assert_eq!(times(Some(15), Some(20)), 2);
+    assert_eq!(times(Some(20), None), 1);
+    let rows = |start, end| count(RowSplit::Positions { start, end });
+    assert_eq!(rows(0, 3).unwrap(), 3);
+    assert_eq!(rows(3, 5).unwrap(), 2);
+    assert!(rows(4, 6)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("outside table 1"));
+    assert!(rows(2, 2)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("nothing to sample"));
 }
