@@ -31,6 +31,14 @@ INDEX_SCHEMA = pa.schema(
 )
 
 
+def index_table(rows: list[dict]) -> pa.Table:
+    """Index rows (dicts with INDEX_SCHEMA's fields) as a table of that schema."""
+    return pa.Table.from_pylist(
+        [{name: row.get(name) for name in INDEX_SCHEMA.names} for row in rows],
+        schema=INDEX_SCHEMA,
+    )
+
+
 class IndexSink:
     """Streams index rows into a local Parquet file, then publishes it at the output root.
 
@@ -52,11 +60,7 @@ class IndexSink:
         self.failures: list[tuple[int, str]] = []
 
     def add(self, rows: list[dict]) -> None:
-        table = pa.Table.from_pylist(
-            [{name: row.get(name) for name in INDEX_SCHEMA.names} for row in rows],
-            schema=INDEX_SCHEMA,
-        )
-        self._writer.write_table(table)
+        self._writer.write_table(index_table(rows))
         for row in rows:
             self.counts[row["status"]] += 1
             if row["status"] == STATUS_GENERATED:

@@ -32,12 +32,17 @@ class OutputRoot:
 
     Args:
         uri: a local path or a URI pyarrow understands (`s3://bucket/run`, `gs://…`).
+        filesystem: a pyarrow filesystem to use instead of resolving `uri`, which is then
+            a path on it (e.g. any fsspec filesystem through `pafs.PyFileSystem`).
     """
 
-    def __init__(self, uri: str | os.PathLike) -> None:
+    def __init__(self, uri: str | os.PathLike, filesystem: pafs.FileSystem | None = None) -> None:
         text = os.fspath(uri)
         try:
-            self.fs, path = pafs.FileSystem.from_uri(text)
+            if filesystem is not None:
+                self.fs, path = filesystem, text
+            else:
+                self.fs, path = pafs.FileSystem.from_uri(text)
         except (pafs.ArrowInvalid, ValueError, TypeError):
             # A plain relative or ~ path: pyarrow only takes absolute local paths.
             self.fs, path = pafs.LocalFileSystem(), str(Path(text).expanduser().resolve())
@@ -80,6 +85,7 @@ class OutputRoot:
         if self.is_local:
             return Path(self.join(name))
         local = scratch / f"fetch-{uuid.uuid4().hex}"
+        local.mkdir(parents=True)
         pafs.copy_files(self.join(name), str(local), source_filesystem=self.fs)
         return local
 

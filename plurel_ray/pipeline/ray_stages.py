@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 
+import pyarrow as pa
 import ray
 import ray.data
 from ray.data import ActorPoolStrategy, DataContext
 
 from plurel_ray.config import Config
+from plurel_ray.pipeline.index import index_table
 from plurel_ray.pipeline.seed_worker import SeedWorker, StoreEmbedder
 
 # The embedding stage is light (a few hundred mostly cached strings per database), so on
@@ -34,9 +36,9 @@ class GeneratorActor:
         node = ray.get_runtime_context().get_node_id()
         self.worker = SeedWorker(Config.from_dict(config), out, node=node, preprocess=preprocess)
 
-    def __call__(self, batch: dict) -> dict:
-        rows = [self.worker.run(int(seed)) for seed in batch["seed"]]
-        return {key: [row[key] for row in rows] for key in rows[0]}
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = [self.worker.run(int(seed)) for seed in batch.column("seed").to_pylist()]
+        return index_table(rows)
 
 
 class EmbedActor:
@@ -45,10 +47,11 @@ class EmbedActor:
     def __init__(self, out: str) -> None:
         self.embedder = StoreEmbedder(out)
 
-    def __call__(self, batch: dict) -> dict:
-        for db_name, store in zip(batch["db_name"], batch["store"], strict=True):
-            if store is not None:
-                self.embedder.embed(db_name)
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = batch.select(["db_name", "store"]).to_pylist()
+        for row in rows:
+            if row["store"] is not None:
+                self.embedder.embed(row["db_name"])
         return batch
 
 
@@ -75,6 +78,7 @@ def generation_dataset(request, *, progress: bool = True) -> ray.data.Dataset:
         GeneratorActor,
         fn_constructor_args=(request.config.to_dict(), request.out, request.preprocess),
         batch_size=1,
+        batch_format="pyarrow",
         compute=ActorPoolStrategy(size=_pool_size(request, embed_cpus)),
         num_cpus=request.cpus_per_actor,
     )
@@ -83,6 +87,7 @@ def generation_dataset(request, *, progress: bool = True) -> ray.data.Dataset:
             EmbedActor,
             fn_constructor_args=(request.out,),
             batch_size=8,
+            batch_format="pyarrow",
             compute=ActorPoolStrategy(size=1),
             num_cpus=0 if has_gpus else embed_cpus,
             num_gpus=1 if has_gpus else 0,

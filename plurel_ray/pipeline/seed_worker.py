@@ -51,16 +51,20 @@ class SeedWorker:
 
     Args:
         config: the generator configuration (every seed shares it).
-        out_uri: the output root (local path or URI).
+        out_uri: the output root (local path or URI), or an `OutputRoot`.
         node: how index rows name the machine that did the work.
         preprocess: also publish a node store per database under `<root>/stores/`.
     """
 
     def __init__(
-        self, config: Config, out_uri: str, node: str | None = None, preprocess: bool = False
+        self,
+        config: Config,
+        out_uri: str | OutputRoot,
+        node: str | None = None,
+        preprocess: bool = False,
     ) -> None:
         self.config = config
-        self.root = OutputRoot(out_uri)
+        self.root = out_uri if isinstance(out_uri, OutputRoot) else OutputRoot(out_uri)
         self.node = node or socket.gethostname()
         self.preprocess = preprocess
         self.config_hash = config.content_hash()
@@ -159,14 +163,14 @@ class StoreEmbedder:
     machine, so strings common to many databases are encoded once per machine.
 
     Args:
-        out_uri: the output root the stores were published under.
+        out_uri: the output root the stores were published under, or an `OutputRoot`.
     """
 
-    def __init__(self, out_uri: str) -> None:
+    def __init__(self, out_uri: str | OutputRoot) -> None:
         from plurel_ray.store.embed import CACHE_DIR_ENV
         from plurel_ray.store.encoder import TextEncoder
 
-        self.root = OutputRoot(out_uri)
+        self.root = out_uri if isinstance(out_uri, OutputRoot) else OutputRoot(out_uri)
         self.encoder = TextEncoder.load()
         self.scratch = Path(tempfile.gettempdir()) / f"plurel-ray-{os.getpid()}"
         self.cache_dir = os.environ.get(CACHE_DIR_ENV) or str(

@@ -13,6 +13,7 @@ from ray_helpers import assert_same_as_single_process
 from plurel_ray.pipeline.generate import GenerationRequest, run_generation
 from plurel_ray.pipeline.generate_args import add_generate_arguments, run_from_args
 from plurel_ray.relbench_io import read_tables
+from plurel_ray.store.sampler import read_meta
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -72,3 +73,19 @@ def test_failed_seed_is_recorded_and_the_run_goes_on(tmp_path, tiny_config, caps
     relbench.load_dataset(out / "plurel-1")
     relbench.load_dataset(out / "plurel-3")
     assert run_from_args(parser.parse_args([*argv, "--allow-failures"])) == 0
+
+
+def test_preprocess_and_embed_stages_publish_embedded_stores(tmp_path, tiny_config):
+    request = _request(tmp_path, tiny_config, [5, 6], preprocess=True, embed=True)
+    summary = run_generation(request, progress=False)
+    assert summary.generated == 2 and summary.failed == 0
+    index = pq.read_table(tmp_path / "_index.parquet").sort_by("seed").to_pylist()
+    for row in index:
+        store = tmp_path / "stores" / row["db_name"]
+        assert row["store"] == str(store)
+        meta = read_meta(store)
+        assert meta["source"]["seed"] == row["seed"]
+        assert meta["embedding"]["dim"] == 384
+    # Rerunning with the stages finds everything complete.
+    again = run_generation(request, progress=False)
+    assert (again.generated, again.skipped) == (0, 2)
