@@ -25,3 +25,13 @@ class StoreError(PlurelError, OSError):
 class SamplerError(PlurelError, ValueError):
     """A sampler was asked for something its stores cannot give (unknown table or column,
     empty task, out-of-range batch); the message names it."""
+
+
+class BatchError(PlurelError, ValueError):
+    """A context batch lacks a field, has a wrong shape or an id out of range; the message
+    names the field and what the sampler must send instead."""
+
+
+class CheckpointError(PlurelError, ValueError):
+    """A checkpoint cannot be read into a Relational Transformer (missing file, missing or
+    unexpected parameter names, wrong shapes); the message lists them and says what to pass."""

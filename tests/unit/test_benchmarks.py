@@ -41,3 +41,11 @@ def test_bench_pipeline_prints_speedup_and_overhead():
     figures = run_json("bench_pipeline.py", "--num-dbs", "2")
     assert {"single_dbs_per_s", "ray_dbs_per_s", "speedup", "overhead_frac"} <= figures.keys()
     assert figures["single_dbs_per_s"] > 0 and figures["ray_dbs_per_s"] > 0
+
+
+def test_bench_train_runs_the_tiny_recipe_on_cpu():
+    tiny = ["--recipe", "tiny", "--steps", "3", "--batch-size", "2", "--ctx-len", "128"]
+    figures = run_json("bench_train.py", *tiny, "--device", "cpu")
+    assert {"tokens_per_s", "step_time_s", "mfu", "data_wait_frac", "device"} <= figures.keys()
+    assert figures["tokens_per_s"] > 0 and 0 <= figures["data_wait_frac"] <= 1
+    assert figures["mfu"] is None, "no peak FLOP/s is known for a CPU"
