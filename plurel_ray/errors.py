@@ -30,3 +30,13 @@ class SamplerError(PlurelError, ValueError):
 class ModelError(PlurelError, OSError):
     """A text encoder model cannot be loaded (package not installed, folder incomplete,
     architecture or pooling we do not implement); the message names the file and the fix."""
+
+
+class BatchError(PlurelError, ValueError):
+    """A context batch lacks a field, has a wrong shape or an id out of range; the message
+    names the field and what the sampler must send instead."""
+
+
+class CheckpointError(PlurelError, ValueError):
+    """A checkpoint cannot be read into a Relational Transformer (missing file, missing or
+    unexpected parameter names, wrong shapes); the message lists them and says what to pass."""

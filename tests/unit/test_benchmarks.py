@@ -58,3 +58,11 @@ def test_bench_preprocess_prints_median_and_max_per_database(tmp_path):
     figures = run_json("bench_preprocess.py", str(folder), "--repeats", "1")
     assert figures["max_s"] >= figures["median_s"] > 0
     assert figures["per_db"][0]["cells"] > 0
+
+
+def test_bench_train_runs_the_tiny_recipe_on_cpu():
+    tiny = ["--recipe", "tiny", "--steps", "3", "--batch-size", "2", "--ctx-len", "128"]
+    figures = run_json("bench_train.py", *tiny, "--device", "cpu")
+    assert {"tokens_per_s", "step_time_s", "mfu", "data_wait_frac", "device"} <= figures.keys()
+    assert figures["tokens_per_s"] > 0 and 0 <= figures["data_wait_frac"] <= 1
+    assert figures["mfu"] is None, "no peak FLOP/s is known for a CPU"
