@@ -42,6 +42,18 @@ def head_node():
     _ray("stop", "--force")
 
 
+def _submit(client: JobSubmissionClient, entrypoint: str) -> str:
+    """Submit, waiting for the head's job agent: `ray start` returns before it is up."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return client.submit_job(entrypoint=entrypoint)
+        except RuntimeError as err:
+            if "No available agent" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
 def _job_args(out: Path, config: Path, *extra: str) -> list[str]:
     return [str(JOB), "--out", str(out), "--config", str(config), "--no-progress", *extra]
 
@@ -50,7 +62,7 @@ def test_ray_job_submit_runs_the_job(head_node, tmp_path, tiny_config_file):
     client = JobSubmissionClient(head_node["dashboard"])
     out = tmp_path / "out"
     entrypoint = " ".join([sys.executable, *_job_args(out, tiny_config_file, "--num-dbs", "2")])
-    job = client.submit_job(entrypoint=entrypoint)
+    job = _submit(client, entrypoint)
     deadline = time.monotonic() + 240
     while not (status := client.get_job_status(job)).is_terminal():
         assert time.monotonic() < deadline, client.get_job_logs(job)
