@@ -1,0 +1,216 @@
+"""Pretraining on Ray Train: sampler actors feed `TorchTrainer` workers.
+
+    request = PretrainRequest(sources=[...], recipe=recipe("tiny", steps=300), name="run1")
+    result = run_pretraining(request)         # result.checkpoint: model.safetensors + …
+
+Why actors addressed by batch index rather than a Ray Data stream: each rank gets one
+`SamplerActor` holding the native sampler built for (rank, world size), so ranks draw
+disjoint items and the sampler's own epoch shuffle applies. A batch is a pure function
+of (seed, batch index, rank, world size), so the data position is a single integer in
+the checkpoint: resuming at step s asks for batch s, bit for bit what an uninterrupted
+run would have seen. A stream would need its iterator state checkpointed and replayed.
+The worker keeps `prefetch` requests in flight, so the actor builds the next batches
+(GIL released, in its own process) while the step runs, and numpy arrays reach the
+worker through the object store without a copy on the same node. The driver owns the
+actors, so they outlive worker restarts (`FailureConfig`).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+import ray.train
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+
+from plurel_ray.errors import ConfigError
+from plurel_ray.train.config import Recipe
+
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class PretrainRequest:
+    """A pretraining run, as plain data.
+
+    Args:
+        sources: the sampler sources, as `plurel_ray.store.Source` keyword dicts
+            (store, task, split, …).
+        recipe: the model and training configuration.
+        name: the run name; rerunning with the same name and storage resumes it.
+        storage_path: where Ray Train keeps checkpoints (local folder or s3://…).
+        num_workers: data-parallel training workers (DDP).
+        use_gpu: one GPU per worker (NCCL); CPU workers use gloo.
+        cpus_per_worker: CPUs reserved per training worker.
+        sampler_cpus: CPUs reserved per sampler actor.
+        prefetch: batch requests each worker keeps in flight.
+        max_failures: worker-group restarts from the last checkpoint before giving up.
+        init_checkpoint: weights to start from (a checkpoint folder or a reference `.pt`).
+        max_bfs_width: the sampler's width limit (SPEC §6).
+    """
+
+    sources: Sequence[dict]
+    recipe: Recipe
+    name: str
+    storage_path: str = field(default_factory=lambda: str(Path("runs").resolve()))
+    num_workers: int = 1
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+    sampler_cpus: float = 1.0
+    prefetch: int = 4
+    max_failures: int = 3
+    init_checkpoint: str | None = None
+    max_bfs_width: int = 128
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise ConfigError("a pretraining run needs at least one sampler source")
+        if self.num_workers < 1 or self.prefetch < 1:
+            raise ConfigError("num_workers and prefetch must be ≥ 1")
+
+
+@ray.remote
+class SamplerActor:
+    """The native sampler of one training rank, serving batches by index."""
+
+    def __init__(self, sources: list[dict], options: dict) -> None:
+        from plurel_ray.store.sampler import Sampler, Source
+
+        self.sampler = Sampler([Source(**s) for s in sources], **options)
+
+    def batch(self, index: int) -> dict:
+        return self.sampler.batch(index, compact=True)
+
+    def embedding_matrix(self):
+        return self.sampler.embedding_matrix()
+
+
+def _batches(actor, start: int, prefetch: int) -> Iterator[dict]:
+    """Batches `start, start+1, …` of `actor`, with `prefetch` requests in flight."""
+    pending = collections.deque(actor.batch.remote(i) for i in range(start, start + prefetch))
+    index = start + prefetch
+    while True:
+        ref = pending.popleft()
+        pending.append(actor.batch.remote(index))
+        index += 1
+        yield ray.get(ref)
+
+
+def _train_worker(config: dict[str, Any]) -> None:
+    """Ray Train's per-worker function: resume or initialise, then `train_loop`."""
+    import torch
+    from ray.train.torch import prepare_model
+
+    from plurel_ray.model.checkpoint import load_checkpoint
+    from plurel_ray.model.config import ModelConfig
+    from plurel_ray.model.transformer import init_model
+    from plurel_ray.train.config import TrainConfig
+    from plurel_ray.train.loop import train_loop
+    from plurel_ray.train.resume import load_resume_state
+
+    context = ray.train.get_context()
+    rank, world_size = context.get_world_rank(), context.get_world_size()
+    model_config = ModelConfig.from_dict(config["model"])
+    train_config = TrainConfig(**{**config["train"], "betas": tuple(config["train"]["betas"])})
+    torch.manual_seed(train_config.seed)
+    model = init_model(model_config, train_config.seed)
+    start_state = None
+    if (checkpoint := ray.train.get_checkpoint()) is not None:
+        with checkpoint.as_directory() as folder:
+            model.load_state_dict(load_checkpoint(folder).model.state_dict())
+            start_state = load_resume_state(folder)
+    elif config["init_checkpoint"] is not None:
+        loaded = load_checkpoint(config["init_checkpoint"], model_config=model_config)
+        model.load_state_dict(loaded.model.state_dict())
+    if world_size > 1:
+        # DDP wraps a model already on its device; train_loop then finds it in place.
+        model = prepare_model(model, move_to_device=train_config.device != "cpu")
+
+    actor = config["samplers"][rank]
+    text_emb = np.array(ray.get(actor.embedding_matrix.remote()))  # writable: torch needs it
+    start = 0 if start_state is None else start_state["data_position"]
+    run_dir = Path(tempfile.mkdtemp(prefix=f"plurel-train-rank{rank}-"))
+
+    def report(step: int, folder: Path | None) -> None:
+        metrics = {"step": step}
+        if folder is not None:
+            log = run_dir / METRICS_FILE
+            shutil.copy(log, folder / METRICS_FILE)  # the run's curve travels with it
+            metrics.update(json.loads(log.read_text().splitlines()[-1]))
+        ray.train.report(
+            metrics,
+            checkpoint=None if folder is None else Checkpoint.from_directory(folder),
+            checkpoint_dir_name=f"step_{step:08d}",
+        )
+
+    try:
+        train_loop(model, _batches(actor, start, config["prefetch"]), text_emb, train_config,
+                   run_dir, start_state=start_state, on_checkpoint=report, rank=rank,
+                   world_size=world_size)  # fmt: skip
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def run_pretraining(request: PretrainRequest) -> ray.train.Result:
+    """Train `request.recipe` on its sources with `request.num_workers` Ray Train workers.
+
+    Returns:
+        Ray Train's result: `.checkpoint` is the last checkpoint folder (model.safetensors,
+        config.json, resume.pt, metrics.jsonl), `.metrics` the last reported metrics.
+    """
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from plurel_ray.pipeline.ray_stages import ensure_ray
+
+    ensure_ray()
+    train = request.recipe.train
+    if request.recipe.train.checkpoint_every == 0:
+        train = dataclasses.replace(train, checkpoint_every=train.steps)  # resumable at the end
+    options = {
+        "batch_size": train.batch_size, "ctx_len": train.ctx_len,
+        "max_bfs_width": request.max_bfs_width, "seed": train.seed,
+        "world_size": request.num_workers,
+    }  # fmt: skip
+    samplers = [
+        SamplerActor.options(num_cpus=request.sampler_cpus).remote(
+            [dict(s) for s in request.sources], {**options, "rank": rank}
+        )
+        for rank in range(request.num_workers)
+    ]
+    resources = {"CPU": request.cpus_per_worker, **({"GPU": 1} if request.use_gpu else {})}
+    trainer = TorchTrainer(
+        _train_worker,
+        train_loop_config={
+            "model": request.recipe.model.to_dict(),
+            "train": {**train.to_dict(), "device": "cuda" if request.use_gpu else "cpu"},
+            "samplers": samplers,
+            "prefetch": request.prefetch,
+            "init_checkpoint": request.init_checkpoint,
+        },
+        torch_config=TorchConfig(backend="nccl" if request.use_gpu else "gloo"),
+        scaling_config=ScalingConfig(
+            num_workers=request.num_workers,
+            use_gpu=request.use_gpu,
+            resources_per_worker=resources,
+        ),
+        run_config=RunConfig(
+            name=request.name,
+            storage_path=request.storage_path,
+            failure_config=FailureConfig(max_failures=request.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=3),
+        ),
+    )
+    try:
+        return trainer.fit()
+    finally:
+        for actor in samplers:
+            ray.kill(actor)
