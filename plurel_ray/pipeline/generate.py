@@ -45,6 +45,8 @@ class GenerationRequest:
         embed: also embed each store's vocabulary (implies `preprocess`).
         num_actors: generator actors; default: the cluster's CPUs / `cpus_per_actor`.
         cpus_per_actor: logical CPUs per generator actor.
+        node_resource: a custom resource that marks the nodes generator actors may use
+            (cluster.yaml gives its generation nodes `gen`); None: any node.
         no_progress_timeout_s: Ray Data gives up when no operator progresses this long.
     """
 
@@ -55,6 +57,7 @@ class GenerationRequest:
     embed: bool = False
     num_actors: int | None = None
     cpus_per_actor: float = 1.0
+    node_resource: str | None = None
     no_progress_timeout_s: float = 600.0
 
     def __post_init__(self) -> None:

@@ -76,6 +76,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser, *, ray_by_default: b
     how = parser.add_argument_group("how")
     how.add_argument("--num-actors", type=_positive, metavar="K",
                      help="generator actors (default: the cluster's CPUs)")  # fmt: skip
+    how.add_argument("--node-resource", metavar="NAME",
+                     help="generators only on nodes with this resource (e.g. gen)")  # fmt: skip
     if ray_by_default:
         how.add_argument("--local", dest="use_ray", action="store_false",
                          help="run in this process, without Ray (same output)")  # fmt: skip
@@ -108,6 +110,7 @@ def request_from_args(args: argparse.Namespace):
         preprocess=args.preprocess or args.embed,  # embedding needs a store
         embed=args.embed,
         num_actors=args.num_actors,
+        node_resource=args.node_resource,
     )
 
 

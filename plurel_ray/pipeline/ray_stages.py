@@ -10,23 +10,43 @@ import ray.data
 from ray.data import ActorPoolStrategy, DataContext
 
 from plurel_ray.config import Config
+from plurel_ray.errors import ConfigError
 from plurel_ray.pipeline.index import index_table
 from plurel_ray.pipeline.seed_worker import SeedWorker, StoreEmbedder
 
 # The embedding stage is light (a few hundred mostly cached strings per database), so on
 # a CPU-only cluster its one actor takes a fraction of a CPU instead of a whole one.
 EMBED_CPUS = 0.25
+# Logical CPUs of an embedded local Ray when a job does not pass them. A job run as a
+# subprocess (tests, a small machine) uses it to oversubscribe: 2 training workers and
+# 2 sampler actors need 3 logical CPUs however many cores there are.
+NUM_CPUS_ENV = "PLUREL_RAY_NUM_CPUS"
+
+
+def _num_cpus_from_env() -> int | None:
+    text = os.environ.get(NUM_CPUS_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{NUM_CPUS_ENV}={text!r}: expected a positive integer, or unset it")
+    return int(text)
 
 
 def ensure_ray(num_cpus: int | None = None) -> None:
     """Connect to the cluster in `RAY_ADDRESS` (what `ray job submit` sets), or start an
-    embedded local Ray with `num_cpus` (default: all of this machine's)."""
+    embedded local Ray with `num_cpus` logical CPUs (default: $PLUREL_RAY_NUM_CPUS if
+    set, else all of this machine's cores).
+
+    Raises:
+        ConfigError: PLUREL_RAY_NUM_CPUS is set but not a positive integer.
+    """
     if ray.is_initialized():
         return
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=True)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False)
+        cpus = num_cpus if num_cpus is not None else _num_cpus_from_env()
+        ray.init(num_cpus=cpus, include_dashboard=False)
 
 
 class GeneratorActor:
@@ -81,6 +101,8 @@ def generation_dataset(request, *, progress: bool = True) -> ray.data.Dataset:
         batch_format="pyarrow",
         compute=ActorPoolStrategy(size=_pool_size(request, embed_cpus)),
         num_cpus=request.cpus_per_actor,
+        # A sliver of the marker resource pins actors to the generation node type.
+        resources={request.node_resource: 0.001} if request.node_resource else None,
     )
     if request.embed:
         dataset = dataset.map_batches(
