@@ -80,13 +80,15 @@ class OutputRoot:
         return self.fs.get_file_info(self.join(name, marker)).type == pafs.FileType.File
 
     def fetch(self, name: str, scratch: Path) -> Path:
-        """A local folder with the contents of `name`: the folder itself on a local root,
-        else a fresh download under `scratch` (the caller removes it)."""
+        """A local folder with the contents of `name` ("" for the root itself): the folder
+        itself on a local root, else a fresh download under `scratch` (the caller removes
+        it)."""
         if self.is_local:
-            return Path(self.join(name))
+            return Path(self.join(name) if name else self.path)
         local = scratch / f"fetch-{uuid.uuid4().hex}"
         local.mkdir(parents=True)
-        pafs.copy_files(self.join(name), str(local), source_filesystem=self.fs)
+        source = self.join(name) if name else self.path
+        pafs.copy_files(source, str(local), source_filesystem=self.fs)
         return local
 
     def folder_bytes(self, name: str) -> int:

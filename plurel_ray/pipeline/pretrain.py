@@ -85,6 +85,8 @@ class SamplerActor:
     def __init__(self, sources: list[dict], options: dict) -> None:
         from plurel_ray.store.sampler import Sampler, Source
 
+        local = _local_stores({s["store"] for s in sources})
+        sources = [{**s, "store": local[s["store"]]} for s in sources]
         self.sampler = Sampler([Source(**s) for s in sources], **options)
 
     def batch(self, index: int) -> dict:
@@ -92,6 +94,19 @@ class SamplerActor:
 
     def embedding_matrix(self):
         return self.sampler.embedding_matrix()
+
+
+def _local_stores(stores: set[str]) -> dict[str, str]:
+    """Store path → a local path: stores on object storage (s3://, gs://) are copied to
+    this node's disk once, since the sampler memory-maps its files."""
+    from plurel_ray.pipeline.output import OutputRoot
+
+    local = {}
+    scratch = Path(tempfile.gettempdir()) / "plurel-ray-stores"
+    for store in sorted(stores):
+        root = OutputRoot(store)
+        local[store] = store if root.is_local else str(root.fetch("", scratch))
+    return local
 
 
 def _batches(actor, start: int, prefetch: int) -> Iterator[dict]:

@@ -76,3 +76,13 @@ def test_config_mismatch_fails_the_seed_with_a_clear_error(tmp_path, small_confi
     row = SeedWorker(Config(), str(tmp_path)).run(14)
     assert row["status"] == "failed"
     assert "another --out" in row["error"] and "plurel-14" in row["error"]
+
+
+def test_fetching_a_whole_remote_root_copies_it_to_local_disk(tmp_path, small_config):
+    root = object_store_root(tmp_path / "remote")
+    (tmp_path / "remote").mkdir()
+    SeedWorker(small_config, root, preprocess=True).run(15)
+    store = object_store_root(tmp_path / "remote" / "stores" / "plurel-15")
+    local = store.fetch("", tmp_path / "scratch")
+    assert local.parent == tmp_path / "scratch"
+    assert read_meta(local) == read_meta(tmp_path / "remote" / "stores" / "plurel-15")
