@@ -4,6 +4,7 @@
     plurel-ray generate --seed 7 --config small.yaml --schema shop.sql --out data/
     plurel-ray generate --num-dbs 100 --out s3://bucket/run --ray --preprocess
     plurel-ray preprocess data/plurel-* --out stores/               # stores/plurel-0 ...
+    plurel-ray hub download org/plurel-rt --revision <sha> --local-dir ckpt/
 
 Errors a user can cause (bad config, bad SQL, existing output, missing file, bad
 arguments) print one line, ``plurel-ray: error: <message>``, and exit non-zero; Ctrl-C
@@ -67,6 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pre.add_argument("--overwrite", action="store_true", help="replace existing stores")
     pre.set_defaults(run=_preprocess)
+    hub = commands.add_parser("hub", help="download checkpoints and datasets from the Hub")
+    hub_commands = hub.add_subparsers(dest="hub_command", required=True, metavar="HUB_COMMAND")
+    down = hub_commands.add_parser(
+        "download",
+        help="download a checkpoint or dataset repo",
+        description="Download every file of a Hugging Face Hub repo at a revision into DIR. "
+        "The Hub is HF_ENDPOINT (default huggingface.co); the token is HF_TOKEN or the "
+        "login of `hf auth login`.",
+    )
+    down.add_argument("repo", metavar="REPO", help="the repo id, org/name")
+    down.add_argument("--revision", metavar="R", help="branch, tag or commit sha (default: main)")
+    down.add_argument("--local-dir", required=True, metavar="DIR", help="folder to download into")
+    down.add_argument(
+        "--repo-type", choices=("model", "dataset"), default="model",
+        help="model (checkpoints, the default) or dataset (databases)",
+    )  # fmt: skip
+    down.set_defaults(run=_hub_download)
     return parser
 
 
@@ -89,6 +107,16 @@ def _preprocess(args: argparse.Namespace) -> int:
         )
     elapsed = time.perf_counter() - start
     print(f"total  stores={len(args.datasets)}  {elapsed:.2f}s  -> {Path(args.out).expanduser()}")
+    return 0
+
+
+def _hub_download(args: argparse.Namespace) -> int:
+    from plurel_ray.hub import download
+
+    path = download(
+        args.repo, revision=args.revision, local_dir=args.local_dir, repo_type=args.repo_type
+    )
+    print(f"{args.repo}@{args.revision or 'main'}  -> {path}")
     return 0
 
 

@@ -40,3 +40,14 @@ class BatchError(PlurelError, ValueError):
 class CheckpointError(PlurelError, ValueError):
     """A checkpoint cannot be read into a Relational Transformer (missing file, missing or
     unexpected parameter names, wrong shapes); the message lists them and says what to pass."""
+
+
+class HubError(PlurelError, OSError):
+    """The Hugging Face Hub refused or failed a push or download (unknown repo or revision,
+    rejected token, Hub unreachable); the message names the repo and says what to fix and
+    never holds the token. `transient` is True when trying again may succeed (HTTP 5xx or
+    429, connection errors)."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
