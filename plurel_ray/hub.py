@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from huggingface_hub import (
     CommitOperationAdd,
     CommitOperationDelete,
@@ -53,12 +52,11 @@ from huggingface_hub.utils import httpx
 
 from plurel_ray import __version__
 from plurel_ray.errors import CheckpointError, ConfigError, DatasetError, HubError
+from plurel_ray.hub_card import LIBRARY_NAME, model_card
 
 logger = logging.getLogger(__name__)
 
-LIBRARY_NAME = "plurel-ray"
 CARD_FILE = "README.md"
-CARD_TAGS = ("plurel-ray", "relational-transformer", "relbench", "synthetic-data")
 # The names model/checkpoint.py, train/resume.py and train/loop.py write, repeated
 # because importing them pulls in torch (2.5 s), which `plurel-ray hub download` never needs.
 WEIGHTS_FILE = "model.safetensors"
@@ -123,7 +121,7 @@ def push_checkpoint(
     endpoint, token = _endpoint(endpoint), _token(token)
     step = json.loads((folder / CONFIG_FILE).read_text()).get("step")
     prefix = path_in_repo.strip("/")
-    card = _model_card(repo_id, step, recipe, data_summary, metrics, names, prefix)
+    card = model_card(repo_id, step, recipe, data_summary, metrics, names, prefix)
     operations = [CommitOperationAdd(_join(prefix, name), folder / name) for name in names]
     operations.append(CommitOperationAdd(_join(prefix, CARD_FILE), _scrub(card, token).encode()))
     api = _api(endpoint, token)
@@ -366,93 +364,6 @@ class HubUploader:
             "giving up pushing %s to %s after %d tries: %s", folder, self.repo_id, attempts, error
         )
         self.failures.append(PushFailure(folder, self.repo_id, error, attempts))
-
-
-def _model_card(
-    repo_id: str,
-    step: int | None,
-    recipe: Mapping[str, Any] | None,
-    data_summary: Mapping[str, Any] | None,
-    metrics: Mapping[str, Any] | None,
-    files: list[str],
-    path_in_repo: str = "",
-) -> str:
-    """The README.md pushed with a checkpoint: YAML front matter, recipe, data, metrics."""
-    front = yaml.safe_dump({"library_name": LIBRARY_NAME, "tags": list(CARD_TAGS)}, sort_keys=False)
-    folder = f"ckpt/{path_in_repo}" if path_in_repo else "ckpt"
-    lines = [
-        f"---\n{front}---",
-        "",
-        f"# {repo_id}",
-        "",
-        "A Relational Transformer checkpoint"
-        + (f" (step {step})" if step is not None else "")
-        + " pretrained with plurel-ray on synthetic relational databases from the PluRel "
-        "prior. Files: " + ", ".join(f"`{name}`" for name in files) + ".",
-        "",
-        "```bash",
-        f"plurel-ray hub download {repo_id} --local-dir ckpt",
-        "```",
-        "",
-        "```python",
-        "from plurel_ray.model.checkpoint import load_checkpoint",
-        f'model = load_checkpoint("{folder}").model',
-        "```",
-        "",
-        "## Training recipe",
-        "",
-    ]
-    if recipe:
-        lines += ["```yaml", yaml.safe_dump(dict(recipe), sort_keys=False).rstrip(), "```"]
-    else:
-        lines.append("Not recorded.")
-    lines += ["", "## Data summary", ""]
-    lines += (
-        _table(("field", "value"), _flatten(data_summary)) if data_summary else ["Not recorded."]
-    )
-    lines += ["", "## Evaluation metrics", ""]
-    lines += _table(("metric", "value"), _flatten(metrics)) if metrics else ["Not recorded."]
-    return "\n".join(lines) + "\n"
-
-
-def _table(header: tuple[str, str], rows: dict[str, Any]) -> list[str]:
-    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
-    return lines + [f"| {_cell(k)} | {_cell(_format(v))} |" for k, v in rows.items()]
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _format(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) for v in value):
-        return _int_ranges(value)
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def _int_ranges(values: list[int] | tuple[int, ...]) -> str:
-    """`0-9, 12, 20-29`: a hundred seeds stay readable in a card."""
-    ordered = sorted(set(values))
-    runs: list[list[int]] = []
-    for v in ordered:
-        if runs and v == runs[-1][1] + 1:
-            runs[-1][1] = v
-        else:
-            runs.append([v, v])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
-
-
-def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}/"))
-        else:
-            flat[name] = value
-    return flat
 
 
 def _database_folders(folder: Path, path_in_repo: str | None) -> list[tuple[Path, str]]:

@@ -1,0 +1,100 @@
+"""The model card (README.md) pushed with a checkpoint: front matter, recipe, data summary
+and metrics, readable at a glance (seed lists as ranges, nested metrics flattened)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+LIBRARY_NAME = "plurel-ray"
+CARD_TAGS = ("plurel-ray", "relational-transformer", "relbench", "synthetic-data")
+
+
+def model_card(
+    repo_id: str,
+    step: int | None,
+    recipe: Mapping[str, Any] | None,
+    data_summary: Mapping[str, Any] | None,
+    metrics: Mapping[str, Any] | None,
+    files: list[str],
+    path_in_repo: str = "",
+) -> str:
+    """The README.md pushed with a checkpoint: YAML front matter, recipe, data, metrics."""
+    front = yaml.safe_dump({"library_name": LIBRARY_NAME, "tags": list(CARD_TAGS)}, sort_keys=False)
+    folder = f"ckpt/{path_in_repo}" if path_in_repo else "ckpt"
+    lines = [
+        f"---\n{front}---",
+        "",
+        f"# {repo_id}",
+        "",
+        "A Relational Transformer checkpoint"
+        + (f" (step {step})" if step is not None else "")
+        + " pretrained with plurel-ray on synthetic relational databases from the PluRel "
+        "prior. Files: " + ", ".join(f"`{name}`" for name in files) + ".",
+        "",
+        "```bash",
+        f"plurel-ray hub download {repo_id} --local-dir ckpt",
+        "```",
+        "",
+        "```python",
+        "from plurel_ray.model.checkpoint import load_checkpoint",
+        f'model = load_checkpoint("{folder}").model',
+        "```",
+        "",
+        "## Training recipe",
+        "",
+    ]
+    if recipe:
+        lines += ["```yaml", yaml.safe_dump(dict(recipe), sort_keys=False).rstrip(), "```"]
+    else:
+        lines.append("Not recorded.")
+    lines += ["", "## Data summary", ""]
+    lines += (
+        _table(("field", "value"), _flatten(data_summary)) if data_summary else ["Not recorded."]
+    )
+    lines += ["", "## Evaluation metrics", ""]
+    lines += _table(("metric", "value"), _flatten(metrics)) if metrics else ["Not recorded."]
+    return "\n".join(lines) + "\n"
+
+
+def _table(header: tuple[str, str], rows: dict[str, Any]) -> list[str]:
+    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
+    return lines + [f"| {_cell(k)} | {_cell(_format(v))} |" for k, v in rows.items()]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) for v in value):
+        return _int_ranges(value)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _int_ranges(values: list[int] | tuple[int, ...]) -> str:
+    """`0-9, 12, 20-29`: a hundred seeds stay readable in a card."""
+    ordered = sorted(set(values))
+    runs: list[list[int]] = []
+    for v in ordered:
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}/"))
+        else:
+            flat[name] = value
+    return flat
