@@ -23,7 +23,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,7 +245,7 @@ def push_dataset_folder(
 
 @dataclass(frozen=True)
 class PushFailure:
-    """A checkpoint push that failed for good; `error` never contains the token."""
+    """A push that failed for good; `error` never contains the token."""
 
     folder: Path
     repo_id: str
@@ -254,7 +254,8 @@ class PushFailure:
 
 
 class HubUploader:
-    """Push checkpoints from a background thread, so training never waits for the Hub.
+    """Push folders from a background thread, so training (or generation) never waits for
+    the Hub: checkpoints by default, or anything `push` publishes.
 
     Create it on rank 0 only. `submit` queues a push and returns at once; one worker
     thread pushes in order, retrying transient failures (HTTP 5xx, 429, connection
@@ -265,6 +266,8 @@ class HubUploader:
 
     Args:
         repo_id: the model repo, "org/name" (created if needed).
+        push: what one push does, called as `push(folder, repo_id, **keywords)` and
+            returning the commit oid: `push_checkpoint` or `push_dataset_folder`.
         attempts: tries per push, the first included.
         base_delay: seconds before the first retry; doubled after each.
         max_delay: the longest wait between two tries.
@@ -277,6 +280,7 @@ class HubUploader:
         self,
         repo_id: str,
         *,
+        push: Callable[..., str] | None = None,
         attempts: int = 5,
         base_delay: float = 2.0,
         max_delay: float = 60.0,
@@ -290,6 +294,7 @@ class HubUploader:
                 f"base_delay={base_delay}, max_delay={max_delay}"
             )
         self.repo_id = repo_id
+        self._push_fn = push or push_checkpoint
         # Appended to by the worker thread; read them after `close`.
         self.failures: list[PushFailure] = []
         self.commits: list[str] = []
@@ -306,14 +311,14 @@ class HubUploader:
 
         Args:
             folder: the checkpoint folder.
-            **push_kwargs: `push_checkpoint` keywords (recipe, data_summary, metrics,
-                revision, path_in_repo, include_resume; private, endpoint and token
-                override the uploader's); checked here, so a typo raises TypeError now
-                rather than failing the push later.
+            **push_kwargs: keywords of `push` (for `push_checkpoint`: recipe,
+                data_summary, metrics, revision, path_in_repo, include_resume; private,
+                endpoint and token override the uploader's); checked here, so a typo
+                raises TypeError now rather than failing the push later.
         """
         if self._closed:
             raise RuntimeError("HubUploader.submit after close()")
-        inspect.signature(push_checkpoint).bind(folder, self.repo_id, **push_kwargs)
+        inspect.signature(self._push_fn).bind(folder, self.repo_id, **push_kwargs)
         self._queue.put((Path(folder), push_kwargs))
 
     def close(self, timeout: float | None = None) -> bool:
@@ -342,7 +347,7 @@ class HubUploader:
         token = self._options["token"]
         for attempt in range(1, self._attempts + 1):
             try:
-                oid = push_checkpoint(folder, self.repo_id, **{**self._options, **push_kwargs})
+                oid = self._push_fn(folder, self.repo_id, **{**self._options, **push_kwargs})
             except HubError as err:
                 if err.transient and attempt < self._attempts:
                     delay = min(self._max_delay, self._base_delay * 2 ** (attempt - 1))

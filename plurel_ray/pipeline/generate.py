@@ -15,18 +15,20 @@ the index rows into `_index.parquet`, so its memory does not grow with the seed 
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from plurel_ray.config import Config
 from plurel_ray.errors import DatasetError
 from plurel_ray.pipeline.index import IndexSink, RunSummary
 from plurel_ray.pipeline.output import OutputRoot
-from plurel_ray.pipeline.seed_worker import SeedWorker, StoreEmbedder
+from plurel_ray.pipeline.seed_worker import STATUS_GENERATED, SeedWorker, StoreEmbedder
 
 # Seeds per input block: small blocks keep every actor busy until the end of a run.
 SEEDS_PER_BLOCK = 1
@@ -47,6 +49,8 @@ class GenerationRequest:
         cpus_per_actor: logical CPUs per generator actor.
         node_resource: a custom resource that marks the nodes generator actors may use
             (cluster.yaml gives its generation nodes `gen`); None: any node.
+        hub_repo: a Hugging Face dataset repo that every newly generated database is
+            pushed to as it completes (in the background, retried), RelBench-3 layout.
         no_progress_timeout_s: Ray Data gives up when no operator progresses this long.
     """
 
@@ -58,6 +62,7 @@ class GenerationRequest:
     num_actors: int | None = None
     cpus_per_actor: float = 1.0
     node_resource: str | None = None
+    hub_repo: str | None = None
     no_progress_timeout_s: float = 600.0
 
     def __post_init__(self) -> None:
@@ -92,12 +97,36 @@ def run_generation(
     root = OutputRoot(request.out)
     root.check_writable()
     sink = IndexSink(root, _scratch())
+    uploader = None
+    if request.hub_repo is not None:
+        from plurel_ray.hub import HubUploader
+
+        uploader = HubUploader(request.hub_repo, push=partial(_push_database, root=root))
     start = time.perf_counter()
     rows = _ray_rows(request, progress) if use_ray else _local_rows(request, progress)
     for batch in rows:
         sink.add(batch)
+        for row in batch:
+            if uploader is not None and row["status"] == STATUS_GENERATED:
+                uploader.submit(row["db_name"])
     index_path = sink.publish()
-    return RunSummary.of(sink, time.perf_counter() - start, index_path)
+    hub_failures = 0
+    if uploader is not None:
+        uploader.close()
+        hub_failures = len(uploader.failures)
+    return RunSummary.of(sink, time.perf_counter() - start, index_path, hub_failures)
+
+
+def _push_database(name, repo_id: str, *, root: OutputRoot, **options) -> str:
+    """Push the published database `name` (fetched to local disk when the root is remote)."""
+    from plurel_ray.hub import push_dataset_folder
+
+    folder = root.fetch(str(name), _scratch())
+    try:
+        return push_dataset_folder(folder, repo_id, path_in_repo=str(name), **options)
+    finally:
+        if not root.is_local:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _local_rows(request: GenerationRequest, progress: bool) -> Iterator[list[dict]]:

@@ -73,6 +73,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser, *, ray_by_default: b
                       help="also write a node store per database under OUT/stores/")  # fmt: skip
     what.add_argument("--embed", action="store_true",
                       help="also embed each store's vocabulary (with --preprocess)")  # fmt: skip
+    what.add_argument("--hub-repo", metavar="ORG/NAME",
+                      help="push each new database to this Hugging Face dataset repo")  # fmt: skip
     how = parser.add_argument_group("how")
     how.add_argument("--num-actors", type=_positive, metavar="K",
                      help="generator actors (default: the cluster's CPUs)")  # fmt: skip
@@ -111,6 +113,7 @@ def request_from_args(args: argparse.Namespace):
         embed=args.embed,
         num_actors=args.num_actors,
         node_resource=args.node_resource,
+        hub_repo=args.hub_repo,
     )
 
 
@@ -128,5 +131,9 @@ def run_from_args(args: argparse.Namespace) -> int:
             "rerun to retry them, or pass --allow-failures",
             file=sys.stderr,
         )
+        return 1
+    if summary.hub_failures and not args.allow_failures:
+        print(f"error: {summary.hub_failures} Hub push(es) failed; the databases are on disk",
+              file=sys.stderr)  # fmt: skip
         return 1
     return 0

@@ -97,9 +97,12 @@ class RunSummary:
     index_path: str
     out: str
     first_failures: tuple[tuple[int, str], ...] = ()
+    hub_failures: int = 0
 
     @classmethod
-    def of(cls, sink: IndexSink, seconds: float, index_path: str) -> RunSummary:
+    def of(
+        cls, sink: IndexSink, seconds: float, index_path: str, hub_failures: int = 0
+    ) -> RunSummary:
         counts = sink.counts
         return cls(
             databases=sum(counts.values()),
@@ -111,6 +114,7 @@ class RunSummary:
             index_path=index_path,
             out=sink.root.uri,
             first_failures=tuple(sorted(sink.failures)[:SHOWN_FAILURES]),
+            hub_failures=hub_failures,
         )
 
     def lines(self) -> list[str]:
@@ -122,4 +126,6 @@ class RunSummary:
             f"throughput: {rate:.2f} databases/s, {cell_rate:,.0f} cells/s",
             f"output: {self.out}  (index: {self.index_path})",
             *(f"failed: seed {seed}: {error}" for seed, error in self.first_failures),
-        ]
+            *([f"hub: {self.hub_failures} database push(es) failed (see the log)"]
+              if self.hub_failures else []),
+        ]  # fmt: skip

@@ -283,3 +283,26 @@ def test_cli_downloads_a_repo_and_reports_a_missing_one_in_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("plurel-ray: error: dataset repo org/nope")
     assert "does not exist" in err and TOKEN not in err
+
+
+def test_generation_pushes_each_new_database_as_it_completes(
+    hub, small_config, tmp_path, monkeypatch
+):
+    from plurel_ray.pipeline.generate import GenerationRequest, run_generation
+
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    request = GenerationRequest(seeds=[3, 4], out=str(tmp_path / "out"), config=small_config,
+                                hub_repo="org/generated")  # fmt: skip
+    summary = run_generation(request, use_ray=False, progress=False)
+    assert summary.generated == 2 and summary.hub_failures == 0
+    files = set(HfApi(endpoint=hub.endpoint, token=TOKEN).list_repo_files(
+        "org/generated", repo_type="dataset"))  # fmt: skip
+    assert {"plurel-3/manifest.yaml", "plurel-4/plurel.json"} <= files
+    back = download("org/generated", repo_type="dataset", local_dir=tmp_path / "back",
+                    endpoint=hub.endpoint, token=TOKEN)  # fmt: skip
+    assert files_of(back / "plurel-4") == files_of(tmp_path / "out" / "plurel-4")
+    # A rerun finds the databases complete and pushes nothing new.
+    commits = len(hub.requests_to("commit"))
+    assert run_generation(request, use_ray=False, progress=False).skipped == 2
+    assert len(hub.requests_to("commit")) == commits
