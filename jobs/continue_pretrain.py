@@ -1,0 +1,62 @@
+"""Continue pretraining from given weights on synthetic databases, with Ray Train.
+
+    python jobs/continue_pretrain.py --init runs/tiny-run1-…/step_00002000 --data data/run2
+    python jobs/continue_pretrain.py --init plurel.pt --data data/run2 --set steps=1000
+
+--init is a checkpoint folder (model.safetensors + config.json) or the reference's plain
+`.pt` state dict; the model sizes come from it (config.json, or the `.pt` shapes), and
+--set changes training fields only. Training starts at step 0 from those weights (fresh
+optimizer and schedule); everything else is as in jobs/pretrain.py: --data/--num-dbs,
+--holdout, evaluation on the held-out stores' val split, resume by rerunning. Exits 1 on
+a bad checkpoint, recipe or data, 2 on bad flags.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from plurel_ray.errors import PlurelError
+from plurel_ray.pipeline.pretrain_args import (
+    JobParser,
+    add_synthetic_data_arguments,
+    add_training_arguments,
+    check_training_arguments,
+    close_ray,
+    fail,
+    init_weights,
+    recipe_from_args,
+    run_name,
+    synthetic_data,
+    train_and_evaluate,
+)
+from plurel_ray.pipeline.pretrain_data import task_sources
+
+PROG = "jobs/continue_pretrain.py"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = JobParser(prog=PROG, description=__doc__.split("\n")[0])
+    parser.add_argument("--init", required=True, metavar="REPO_OR_PATH",
+                        help="checkpoint folder or reference .pt file to start from")  # fmt: skip
+    add_synthetic_data_arguments(parser)
+    add_training_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        check_training_arguments(args)
+        init, model = init_weights(args.init)
+        chosen = recipe_from_args(args, model=model)
+        train_stores, held_out = synthetic_data(args)
+        sources = task_sources(train_stores, max_tasks_per_store=args.max_tasks)
+        identity = {"recipe": chosen.name, "train": [s.name for s in train_stores], "init": init}
+        name = run_name(args, f"{chosen.name}-{Path(args.data).name}-continued", identity)
+        return train_and_evaluate(args, chosen, sources, held_out or train_stores, "val", name,
+                                  init_checkpoint=init)  # fmt: skip
+    except PlurelError as err:
+        return fail(PROG, err)
+    finally:
+        close_ray()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Pretrain a Relational Transformer on synthetic databases with Ray Train.
+
+    python jobs/pretrain.py --data data/run1 --recipe tiny --set steps=500
+    python jobs/pretrain.py --num-dbs 64 --data data/run1 --num-workers 4 --use-gpu
+    ray job submit --working-dir . -- python jobs/pretrain.py --data /shared/run1 …
+
+--data is an output of `jobs/generate.py --preprocess --embed`; with --num-dbs the job
+generates it first (reruns skip what exists). The last --holdout stores stay out of
+training; the final checkpoint is evaluated on their tasks (val split), written to
+`<storage>/<run>/eval_val.csv`. Rerunning the same command resumes its run. Without
+RAY_ADDRESS an embedded Ray starts with $PLUREL_RAY_NUM_CPUS logical CPUs (default: the
+cores). Exits 1 on a bad recipe, data or failed seed, 2 on bad flags.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from plurel_ray.errors import PlurelError
+from plurel_ray.pipeline.pretrain_args import (
+    JobParser,
+    add_synthetic_data_arguments,
+    add_training_arguments,
+    check_training_arguments,
+    close_ray,
+    fail,
+    recipe_from_args,
+    run_name,
+    synthetic_data,
+    train_and_evaluate,
+)
+from plurel_ray.pipeline.pretrain_data import task_sources
+
+PROG = "jobs/pretrain.py"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = JobParser(prog=PROG, description=__doc__.split("\n")[0])
+    add_synthetic_data_arguments(parser)
+    add_training_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        check_training_arguments(args)
+        chosen = recipe_from_args(args)
+        train_stores, held_out = synthetic_data(args)
+        sources = task_sources(train_stores, max_tasks_per_store=args.max_tasks)
+        identity = {"recipe": chosen.name, "train": [s.name for s in train_stores]}
+        name = run_name(args, f"{chosen.name}-{Path(args.data).name}", identity)
+        # With no store held out, the training stores' val split is still unseen data.
+        return train_and_evaluate(args, chosen, sources, held_out or train_stores, "val", name)
+    except PlurelError as err:
+        return fail(PROG, err)
+    finally:
+        close_ray()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""The arguments of the pretraining jobs (`jobs/pretrain.py`, `jobs/continue_pretrain.py`,
+`jobs/baseline_pretrain.py`) and the part they share: train on Ray, evaluate, report.
+
+Everything a user can get wrong — flags, recipe fields, data folders — is checked before
+Ray starts, and reported in one line. Ray is imported only once work begins, so a bad
+flag fails in the ~2.5 s it takes to import torch (through the recipes' model configs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from plurel_ray.errors import CheckpointError, ConfigError, DatasetError
+from plurel_ray.model.config import ModelConfig
+from plurel_ray.pipeline.pretrain_data import (
+    drop_empty_sources,
+    local_folder,
+    split_holdout,
+    synthetic_stores,
+)
+from plurel_ray.train.config import Recipe, recipe
+
+# Model fields that do not change the weights' shapes, so a run from --init may set them.
+SHAPE_FREE_MODEL_FIELDS = ("attention",)
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+          tuple: "comma-separated numbers"}  # fmt: skip
+_TOKENS_PER_S_STEPS = 10  # tokens/s is reported as the mean of the last this many steps
+
+
+class JobParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (the usage of ~20 flags is not)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def override(text: str) -> tuple[str, str]:
+    """`--set KEY=VALUE` → (KEY, VALUE); the value is parsed once the field is known."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def parse_field(key: str, text: str, default: Any) -> Any:
+    """`text` as a value of the type of `default` (int, float, bool, str, or a tuple of
+    floats written `0.9,0.95`).
+
+    Raises:
+        ConfigError: `text` is not such a value.
+    """
+    kind = type(default)
+    try:
+        if kind is bool:
+            if text.lower() not in _TRUE + _FALSE:
+                raise ValueError(text)
+            return text.lower() in _TRUE
+        if kind is tuple:
+            return tuple(float(part) for part in text.split(","))
+        return kind(text)
+    except ValueError:
+        wanted = _KINDS[kind]
+        raise ConfigError(f"--set {key}={text}: {key} takes {wanted}, like {default!r}") from None
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags every pretraining job has: recipe, run, resources, evaluation."""
+    what = parser.add_argument_group("recipe")
+    what.add_argument("--recipe", default="tiny", metavar="NAME",
+                      help="recipe: tiny (default) or plurel-paper")  # fmt: skip
+    what.add_argument("--set", dest="overrides", type=override, action="append", default=[],
+                      metavar="KEY=VALUE",
+                      help="replace a recipe field, e.g. --set steps=500 (repeatable)")  # fmt: skip
+    run = parser.add_argument_group("run")
+    run.add_argument("--name", help="run name; rerunning a name resumes it (default: derived "
+                                    "from the recipe, the data and --set)")  # fmt: skip
+    run.add_argument("--storage", default="runs", metavar="DIR",
+                     help="folder of the runs' checkpoints (default ./runs)")  # fmt: skip
+    run.add_argument("--num-workers", type=int, default=1, metavar="N",
+                     help="data-parallel training workers (default 1)")  # fmt: skip
+    run.add_argument("--use-gpu", action="store_true", help="one GPU per worker")
+    run.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C",
+                     help="CPUs reserved per training worker (default 1)")  # fmt: skip
+    run.add_argument("--sampler-cpus", type=float, default=1.0, metavar="C",
+                     help="CPUs reserved per sampler actor (default 1)")  # fmt: skip
+    run.add_argument("--max-failures", type=int, default=3, metavar="N",
+                     help="worker-group restarts from the last checkpoint (default 3)")  # fmt: skip
+    run.add_argument("--max-tasks", type=int, metavar="N",
+                     help="at most N tasks per store (default all)")  # fmt: skip
+    run.add_argument("--eval-batches", type=int, default=8, metavar="N",
+                     help="evaluation batches per held-out task (default 8)")  # fmt: skip
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bars for generation, embedding and evaluation")  # fmt: skip
+
+
+def add_synthetic_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --data, --num-dbs, --seed-offset, --config and --holdout."""
+    data = parser.add_argument_group("synthetic data")
+    data.add_argument("--data", required=True, metavar="DIR",
+                      help="an output of jobs/generate.py --preprocess --embed (stores in "
+                           "DIR/stores/); with --num-dbs, where to generate it")  # fmt: skip
+    data.add_argument("--num-dbs", type=int, metavar="N",
+                      help="first generate (or reuse) seeds S … S+N-1 into DIR")  # fmt: skip
+    data.add_argument("--seed-offset", type=int, default=0, metavar="S",
+                      help="first seed with --num-dbs (default 0)")  # fmt: skip
+    data.add_argument("--config", metavar="FILE", help="generator config with --num-dbs")
+    data.add_argument("--holdout", type=int, metavar="K",
+                      help="keep the last K stores out of training for evaluation "
+                           "(default 1 when there are ≥ 2 stores, else 0)")  # fmt: skip
+
+
+def check_training_arguments(args: argparse.Namespace) -> None:
+    """Raise ConfigError for resource and evaluation flags out of range, and a --storage
+    the evaluation could not read (before any data is generated or trained on)."""
+    limits = {
+        "--num-workers": (args.num_workers, 1), "--eval-batches": (args.eval_batches, 1),
+        "--max-tasks": (args.max_tasks or 1, 1), "--max-failures": (args.max_failures, 0),
+        "--cpus-per-worker": (args.cpus_per_worker, 0), "--sampler-cpus": (args.sampler_cpus, 0),
+    }  # fmt: skip
+    bad = [f"{flag} must be ≥ {low}" for flag, (value, low) in limits.items() if value < low]
+    if bad:
+        raise ConfigError("; ".join(bad))
+    local_folder(args.storage, "--storage")
+
+
+def recipe_from_args(args: argparse.Namespace, model: ModelConfig | None = None) -> Recipe:
+    """The recipe `--recipe` with the `--set` overrides.
+
+    Args:
+        args: the parsed flags.
+        model: the model sizes to use instead of the recipe's (a checkpoint's); then
+            only training fields and SHAPE_FREE_MODEL_FIELDS may be set.
+
+    Raises:
+        ConfigError: unknown recipe or field (with close matches), a value of the wrong
+            type or out of range, or a model size set for a model from a checkpoint.
+    """
+    base = recipe(args.recipe)
+    defaults = {**base.model.to_dict(), **base.train.to_dict()}
+    overrides = {
+        key: parse_field(key, text, defaults[key]) if key in defaults else text
+        for key, text in args.overrides
+    }
+    chosen = recipe(args.recipe, **overrides)  # unknown fields fail here, with suggestions
+    if model is None:
+        return chosen
+    model_fields = set(base.model.to_dict())
+    fixed = sorted(k for k in overrides if k in model_fields and k not in SHAPE_FREE_MODEL_FIELDS)
+    if fixed:
+        raise ConfigError(
+            f"--set {', '.join(fixed)}: the model's sizes come from --init; drop these --set "
+            f"(only training fields and {', '.join(SHAPE_FREE_MODEL_FIELDS)} can be set)"
+        )
+    shape_free = {k: v for k, v in overrides.items() if k in SHAPE_FREE_MODEL_FIELDS}
+    return Recipe(chosen.name, dataclasses.replace(model, **shape_free), chosen.train)
+
+
+def init_weights(text: str) -> tuple[str, ModelConfig]:
+    """(absolute path, model sizes) of `--init`: a checkpoint folder or a `.pt` state
+    dict (sizes from its config.json, or inferred from the `.pt` shapes).
+
+    Raises:
+        CheckpointError: no such path (Hugging Face repo ids are not fetched yet), or it
+            does not hold a Relational Transformer.
+    """
+    from plurel_ray.model.checkpoint import load_checkpoint
+
+    path = Path(text).expanduser().resolve()
+    if not path.exists():
+        raise CheckpointError(
+            f"--init {text}: no such file or folder; a local checkpoint folder or .pt state "
+            "dict is required for now (Hugging Face repo ids are not downloaded yet)"
+        )
+    return str(path), load_checkpoint(path).model_config
+
+
+def run_name(args: argparse.Namespace, prefix: str, identity: dict[str, Any]) -> str:
+    """`--name`, or `prefix` plus a short hash of what defines the run (the overrides and
+    `identity`: data, held-out stores, initial weights), so the same command resumes its
+    run and a changed one starts a new run instead of resuming an unrelated one."""
+    if args.name:
+        return args.name
+    what = {"set": sorted(dict(args.overrides).items()), **identity}
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:8]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{prefix}-{digest}")
+
+
+def synthetic_data(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
+    """(training stores, held-out stores) of `--data`, generating `--num-dbs` first.
+
+    Raises:
+        ConfigError, DatasetError, StoreError: bad flags, a failed seed, stores missing.
+    """
+    data = local_folder(args.data, "--data")
+    if args.num_dbs is None:
+        return split_holdout(synthetic_stores(data), args.holdout)
+    from plurel_ray.config import Config
+    from plurel_ray.pipeline.generate import GenerationRequest, run_generation
+    from plurel_ray.pipeline.output import database_name
+
+    if args.num_dbs < 1 or args.seed_offset < 0:
+        raise ConfigError("--num-dbs must be ≥ 1 and --seed-offset ≥ 0")
+    seeds = range(args.seed_offset, args.seed_offset + args.num_dbs)
+    if args.holdout is not None:
+        split_holdout(list(seeds), args.holdout)  # a bad --holdout fails before generating
+    config = Config.load(args.config) if args.config is not None else Config()
+    request = GenerationRequest(seeds=seeds, out=str(data), config=config, preprocess=True,
+                                embed=True)  # fmt: skip
+    summary = run_generation(request, progress=not args.no_progress)
+    for line in summary.lines():
+        print(line)
+    if summary.failed:
+        raise DatasetError(f"{summary.failed} seed(s) failed (errors in {summary.index_path}); "
+                           "rerun to retry them")  # fmt: skip
+    stores = synthetic_stores(data, [database_name(seed) for seed in seeds])
+    return split_holdout(stores, args.holdout)
+
+
+def train_and_evaluate(
+    args: argparse.Namespace,
+    chosen: Recipe,
+    sources: Sequence[dict],
+    eval_stores: Sequence[Path],
+    split: str,
+    name: str,
+    init_checkpoint: str | None = None,
+) -> int:
+    """Train `chosen` on `sources` with Ray Train, evaluate the final checkpoint on the
+    tasks of `eval_stores` in `split`, print the summary; returns the exit status.
+
+    Raises:
+        PlurelError: no source has items, a store is unusable, bad flags.
+    """
+    from plurel_ray.pipeline.pretrain import PretrainRequest, run_pretraining
+    from plurel_ray.pipeline.pretrain_eval import evaluate_run
+
+    train = chosen.train
+    storage = local_folder(args.storage, "--storage")
+    kept, empty = drop_empty_sources(sources, train.batch_size, train.ctx_len)
+    for source in empty:
+        print(f"note: {Path(source['store']).name}/{source['task']} has no items in its "
+              f"{source['split']} split; left out")  # fmt: skip
+    if not kept:
+        raise DatasetError("no training task has items; check the data or --max-tasks")
+    request = PretrainRequest(
+        sources=kept, recipe=chosen, name=name, storage_path=str(storage),
+        num_workers=args.num_workers, use_gpu=args.use_gpu,
+        cpus_per_worker=args.cpus_per_worker, sampler_cpus=args.sampler_cpus,
+        max_failures=args.max_failures, init_checkpoint=init_checkpoint,
+    )  # fmt: skip
+    print(f"run {name}: {len(kept)} training tasks from "
+          f"{len({s['store'] for s in kept})} store(s), {train.steps} steps")  # fmt: skip
+    checkpoint = Path(run_pretraining(request).checkpoint.path)
+    rows = evaluate_run(checkpoint, eval_stores, split, args.eval_batches, train.batch_size,
+                        train.ctx_len, max_tasks_per_store=args.max_tasks)  # fmt: skip
+    _report(checkpoint, rows, split)
+    return 0
+
+
+def _report(checkpoint: Path, rows: list[dict], split: str) -> None:
+    from plurel_ray.pipeline.pretrain import METRICS_FILE
+    from plurel_ray.pipeline.pretrain_eval import format_table
+
+    steps = [json.loads(line) for line in (checkpoint / METRICS_FILE).read_text().splitlines()]
+    recent = steps[-_TOKENS_PER_S_STEPS:]
+    tokens_per_s = sum(s["tokens_per_s"] for s in recent) / len(recent)
+    print(f"checkpoint: {checkpoint}")
+    print(f"step {steps[-1]['step']}: loss {steps[-1]['loss']:.4f}, {tokens_per_s:,.0f} tokens/s "
+          f"(mean of the last {len(recent)} steps)")  # fmt: skip
+    print(f"evaluation, {split} split of {len(rows)} tasks: {checkpoint.parent}/eval_{split}.csv")
+    for line in format_table(rows):
+        print(line)
+
+
+def fail(prog: str, err: Exception) -> int:
+    """Print `err` as one line and return exit status 1."""
+    print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
+    return 1
+
+
+def close_ray() -> None:
+    """Shut down the Ray a job started or joined; a job that failed on its flags never
+    imported ray, and importing it just to find that out would cost a second."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()

@@ -1,0 +1,236 @@
+"""What a pretraining job trains and evaluates on: node stores and their tasks as sources.
+
+    stores = synthetic_stores("data/run1")                    # data/run1/stores/plurel-*
+    train, held_out = split_holdout(stores, holdout=1)
+    sources = task_sources(train, split="train")              # Source keyword dicts
+
+Stores must be local (the sampler maps their files) and embedded (the model reads text
+through the stores' embedding matrix); both are checked here, before Ray starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+
+from plurel_ray.errors import ConfigError, DatasetError, SamplerError, StoreError
+from plurel_ray.store.sampler import Sampler, Source, read_meta
+
+STORES_DIR = "stores"
+# Task types the model predicts from one cell: a number (R²) or a boolean (AUROC).
+CELL_TASK_TYPES = ("regression", "binary_classification")
+CELL_SEM_TYPES = ("number", "boolean")
+# What the native sampler says about a source without a single item in its split.
+NOTHING_TO_SAMPLE = "nothing to sample"
+T = TypeVar("T")
+
+
+def target_sem_type(meta: dict, task: dict) -> str | None:
+    """The semantic type of `task`'s target column in the store, None if the store has
+    no such cell column (skipped, e.g. a list or binary column, or missing)."""
+    # meta.json lists a task's columns under its first split table (as preprocess writes).
+    first = next(iter(task.get("tables", {}).values()), None)
+    for column in meta.get("columns", []):
+        if column["table"] == first and column["name"] == task.get("target_col"):
+            return column["sem_type"]
+    return None
+
+
+def task_sources(
+    stores: Iterable[str | os.PathLike],
+    split: str = "train",
+    kinds: Sequence[str] | None = None,
+    max_tasks_per_store: int | None = None,
+) -> list[dict]:
+    """Sampler sources for every cell-prediction task of `stores` that has `split`.
+
+    A task qualifies when its task_type is regression or binary_classification and its
+    target is a number or boolean cell column of the store. The order is the stores'
+    order, then meta.json's task order, so the same stores always give the same list.
+
+    Args:
+        stores: node store directories.
+        split: "train", "val" or "test"; tasks without that split are left out.
+        kinds: task kinds to keep ("autocomplete", "forecast", …); None keeps all.
+        max_tasks_per_store: keep this many of a store's qualifying tasks, evenly spaced
+            over its list (meta.json lists tasks by table, so the first N would all
+            come from the first table); None keeps all.
+
+    Returns:
+        `plurel_ray.store.Source` keyword dicts: {"store", "task", "split"}.
+    """
+    if max_tasks_per_store is not None and max_tasks_per_store < 1:
+        raise ConfigError(f"max_tasks_per_store must be ≥ 1, got {max_tasks_per_store}")
+    sources = []
+    for store in map(Path, stores):
+        meta = read_meta(store)
+        names = [
+            task["name"]
+            for task in meta.get("tasks", [])
+            if task.get("task_type") in CELL_TASK_TYPES
+            and (kinds is None or task.get("kind") in kinds)
+            and split in task.get("tables", {})
+            and target_sem_type(meta, task) in CELL_SEM_TYPES
+        ]
+        if max_tasks_per_store is not None and len(names) > max_tasks_per_store:
+            names = [names[i * len(names) // max_tasks_per_store]
+                     for i in range(max_tasks_per_store)]  # fmt: skip
+        sources.extend({"store": str(store), "task": name, "split": split} for name in names)
+    return sources
+
+
+def drop_empty_sources(
+    sources: Sequence[dict], batch_size: int, ctx_len: int
+) -> tuple[list[dict], list[dict]]:
+    """(sources with items, sources without any) — checked with the native sampler
+    before Ray starts, so a bad store or an empty task fails here in one line.
+
+    One sampler over all sources is the common case (milliseconds even for hundreds of
+    stores); only when it finds an empty source is each source tried alone.
+
+    Raises:
+        StoreError, SamplerError: a store or source is unusable for another reason.
+    """
+
+    def sampler(group: Sequence[dict]) -> Sampler:
+        return Sampler([Source(**s) for s in group], batch_size=batch_size, ctx_len=ctx_len)
+
+    try:
+        sampler(sources).embedding_matrix()  # also checks every store has embeddings
+        return list(sources), []
+    except SamplerError as err:
+        if NOTHING_TO_SAMPLE not in str(err):
+            raise
+    kept, empty = [], []
+    for source in sources:
+        try:
+            sampler([source])
+            kept.append(source)
+        except SamplerError as err:
+            if NOTHING_TO_SAMPLE not in str(err):
+                raise
+            empty.append(source)
+    return kept, empty
+
+
+def _natural_key(path: Path) -> list:
+    """plurel-2 before plurel-10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def local_folder(text: str, flag: str) -> Path:
+    """`text` as a local path; the sampler maps store files, so URIs cannot be read."""
+    if "://" in text:
+        raise ConfigError(f"{flag} {text}: must be a local or shared-filesystem folder, not a URI")
+    return Path(text).expanduser().resolve()
+
+
+def synthetic_stores(data: Path, names: Sequence[str] | None = None) -> list[Path]:
+    """The embedded node stores under `data/stores/`, in natural name order.
+
+    Args:
+        data: an output folder of `jobs/generate.py --preprocess --embed`.
+        names: the store names to take (default: every store there).
+
+    Raises:
+        DatasetError: no stores, or a named one is missing.
+        StoreError: a store is unreadable or has no text embeddings.
+    """
+    root = data / STORES_DIR
+    fix = f"run `python jobs/generate.py --out {data} --preprocess --embed` (it skips what exists)"
+    if names is None:
+        found = root.glob("*/meta.json") if root.is_dir() else []
+        stores = sorted((meta.parent for meta in found), key=_natural_key)
+    else:
+        stores = [root / name for name in names]
+    if not stores:
+        raise DatasetError(f"{root}: no node stores; {fix}")
+    for store in stores:
+        if not (store / "meta.json").is_file():
+            raise DatasetError(f"{store}: no node store; {fix}")
+        if not read_meta(store).get("embedding"):
+            raise StoreError(f"{store}: has no text embeddings; {fix}")
+    return stores
+
+
+def split_holdout(stores: Sequence[T], holdout: int | None) -> tuple[list[T], list[T]]:
+    """(training stores, held-out stores): the last `holdout` stores are held out;
+    None holds out 1 when there are at least 2 stores, else none."""
+    if holdout is None:
+        holdout = 1 if len(stores) >= 2 else 0
+    if not 0 <= holdout < len(stores):
+        raise ConfigError(
+            f"--holdout {holdout} must be in [0, {len(stores) - 1}]: {len(stores)} store(s), "
+            "and at least one must stay for training"
+        )
+    cut = len(stores) - holdout
+    return list(stores[:cut]), list(stores[cut:])
+
+
+def dataset_name(folder: Path) -> str:
+    """The "name" of a RelBench-3 folder's manifest.yaml."""
+    path = folder / "manifest.yaml"
+    try:
+        manifest = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"{folder}: not a RelBench-3 folder (no manifest.yaml)") from None
+    except (OSError, yaml.YAMLError) as err:
+        raise DatasetError(f"{path}: unreadable ({err})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("name"), str):
+        raise DatasetError(f"{path}: has no 'name' string")
+    return manifest["name"]
+
+
+def dataset_names(folders: Sequence[Path]) -> dict[str, Path]:
+    """Dataset name → folder, refusing two folders of one name (their stores would clash)."""
+    named: dict[str, Path] = {}
+    for folder in folders:
+        name = dataset_name(folder)
+        if name in named:
+            raise DatasetError(
+                f"datasets {named[name]} and {folder} are both named {name!r}; change the "
+                "'name' in one manifest.yaml"
+            )
+        named[name] = folder
+    return named
+
+
+def prepare_datasets(datasets: dict[str, Path], storage: Path, progress: bool) -> dict[str, Path]:
+    """Preprocess and embed each dataset into `<storage>/<name>/stores/<name>` unless a
+    store is there already (delete it to rebuild); returns name → store."""
+    from plurel_ray.store import embed, preprocess
+
+    stores = {}
+    for name, folder in datasets.items():
+        store = storage / name / STORES_DIR / name
+        if not (store / "meta.json").is_file():
+            preprocess(folder, store.parent, name=name)
+        stores[name] = store
+    embed(list(stores.values()), progress=progress)  # skips stores already embedded
+    return stores
+
+
+def leave_one_out(names: Sequence[str], leave_out: str | None) -> tuple[list[str], str]:
+    """(datasets to train on, the dataset to evaluate on). With a single dataset and no
+    `leave_out`, it is both (its train split trains, its test split evaluates).
+
+    Raises:
+        ConfigError: `leave_out` missing with several datasets, unknown, or the only one.
+    """
+    if leave_out is None:
+        if len(names) > 1:
+            raise ConfigError(f"--leave-out NAME is required with several datasets; choose "
+                              f"one of {', '.join(names)}")  # fmt: skip
+        return list(names), names[0]
+    if leave_out not in names:
+        raise ConfigError(f"--leave-out {leave_out}: no such dataset; choose one of "
+                          f"{', '.join(names)} (the names in their manifest.yaml)")  # fmt: skip
+    if len(names) == 1:
+        raise ConfigError(f"--leave-out {leave_out} leaves no dataset to train on; give "
+                          "another folder to --datasets, or drop --leave-out")  # fmt: skip
+    return [name for name in names if name != leave_out], leave_out
