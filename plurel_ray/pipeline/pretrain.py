@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -36,6 +37,7 @@ from plurel_ray.errors import ConfigError
 from plurel_ray.train.config import Recipe
 
 METRICS_FILE = "metrics.jsonl"
+HUB_ENV = ("HF_ENDPOINT", "HF_TOKEN", "HF_HOME")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,10 @@ class PretrainRequest:
         max_failures: worker-group restarts from the last checkpoint before giving up.
         init_checkpoint: weights to start from (a checkpoint folder or a reference `.pt`).
         max_bfs_width: the sampler's width limit (SPEC §6).
+        hub_repo: a Hugging Face model repo every checkpoint is pushed to from rank 0, in
+            the background (retried; a failed push never stops training).
+        data_summary: what the model card says about the data (databases, seeds,
+            config hash).
     """
 
     sources: Sequence[dict]
@@ -70,6 +76,8 @@ class PretrainRequest:
     max_failures: int = 3
     init_checkpoint: str | None = None
     max_bfs_width: int = 128
+    hub_repo: str | None = None
+    data_summary: dict | None = None
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -155,6 +163,8 @@ def _train_worker(config: dict[str, Any]) -> None:
     start = 0 if start_state is None else start_state["data_position"]
     run_dir = Path(tempfile.mkdtemp(prefix=f"plurel-train-rank{rank}-"))
 
+    uploader = _hub_uploader(config["hub"]) if rank == 0 else None
+
     def report(step: int, folder: Path | None) -> None:
         metrics = {"step": step}
         if folder is not None:
@@ -166,13 +176,28 @@ def _train_worker(config: dict[str, Any]) -> None:
             checkpoint=None if folder is None else Checkpoint.from_directory(folder),
             checkpoint_dir_name=f"step_{step:08d}",
         )
+        if uploader is not None and folder is not None:
+            hub = config["hub"]
+            uploader.submit(folder, recipe=hub["recipe"], data_summary=hub["data_summary"],
+                            metrics=metrics)  # fmt: skip
 
     try:
         train_loop(model, _batches(actor, start, config["prefetch"]), text_emb, train_config,
                    run_dir, start_state=start_state, on_checkpoint=report, rank=rank,
                    world_size=world_size)  # fmt: skip
     finally:
+        if uploader is not None:
+            uploader.close()  # the pushes read the checkpoint folders removed below
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _hub_uploader(hub: dict | None):
+    """Rank 0's background Hub uploader, or None without a hub repo."""
+    if hub is None:
+        return None
+    from plurel_ray.hub import HubUploader
+
+    return HubUploader(hub["repo"])
 
 
 def run_pretraining(request: PretrainRequest) -> ray.train.Result:
@@ -210,6 +235,11 @@ def run_pretraining(request: PretrainRequest) -> ray.train.Result:
             "samplers": samplers,
             "prefetch": request.prefetch,
             "init_checkpoint": request.init_checkpoint,
+            "hub": None if request.hub_repo is None else {
+                "repo": request.hub_repo,
+                "recipe": dataclasses.asdict(request.recipe),
+                "data_summary": request.data_summary,
+            },
         },
         torch_config=TorchConfig(backend="nccl" if request.use_gpu else "gloo"),
         scaling_config=ScalingConfig(
@@ -222,6 +252,8 @@ def run_pretraining(request: PretrainRequest) -> ray.train.Result:
             storage_path=request.storage_path,
             failure_config=FailureConfig(max_failures=request.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=3),
+            # The Hub endpoint and token reach the workers that push (RAY_NOTES §5.1).
+            worker_runtime_env={"env_vars": {k: os.environ[k] for k in HUB_ENV if k in os.environ}},
         ),
     )
     try:

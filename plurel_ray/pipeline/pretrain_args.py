@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -30,6 +31,8 @@ from plurel_ray.train.config import Recipe, recipe
 
 # Model fields that do not change the weights' shapes, so a run from --init may set them.
 SHAPE_FREE_MODEL_FIELDS = ("attention",)
+# A Hugging Face repo id with an optional revision, as --init takes it.
+HUB_REPO = re.compile(r"[\w.-]+/[\w.-]+(@[\w./-]+)?")
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
 _KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
           tuple: "comma-separated numbers"}  # fmt: skip
@@ -100,6 +103,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                      help="evaluation batches per held-out task (default 8)")  # fmt: skip
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bars for generation, embedding and evaluation")  # fmt: skip
+    run.add_argument("--hub-repo", metavar="ORG/NAME",
+                     help="push every checkpoint to this Hugging Face model repo")  # fmt: skip
 
 
 def add_synthetic_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -165,22 +170,35 @@ def recipe_from_args(args: argparse.Namespace, model: ModelConfig | None = None)
 
 
 def init_weights(text: str) -> tuple[str, ModelConfig]:
-    """(absolute path, model sizes) of `--init`: a checkpoint folder or a `.pt` state
-    dict (sizes from its config.json, or inferred from the `.pt` shapes).
+    """(absolute path, model sizes) of `--init`: a checkpoint folder, a `.pt` state dict
+    (sizes from its config.json, or inferred from the `.pt` shapes), or a Hugging Face
+    model repo `ORG/NAME[@REVISION]`, downloaded first.
 
     Raises:
-        CheckpointError: no such path (Hugging Face repo ids are not fetched yet), or it
-            does not hold a Relational Transformer.
+        CheckpointError: neither a path nor a repo id, or it does not hold a Relational
+            Transformer.
+        HubError: the repo or revision cannot be downloaded.
     """
     from plurel_ray.model.checkpoint import load_checkpoint
 
     path = Path(text).expanduser().resolve()
     if not path.exists():
-        raise CheckpointError(
-            f"--init {text}: no such file or folder; a local checkpoint folder or .pt state "
-            "dict is required for now (Hugging Face repo ids are not downloaded yet)"
-        )
+        if not HUB_REPO.fullmatch(text):
+            raise CheckpointError(
+                f"--init {text}: no such file or folder, and not a Hugging Face repo id "
+                "(ORG/NAME or ORG/NAME@REVISION)"
+            )
+        path = _download_init(text)
     return str(path), load_checkpoint(path).model_config
+
+
+def _download_init(text: str) -> Path:
+    """Download the checkpoint repo `ORG/NAME[@REVISION]` into the temp dir (once)."""
+    from plurel_ray.hub import download
+
+    repo, _, revision = text.partition("@")
+    folder = Path(tempfile.gettempdir()) / "plurel-ray-init" / text.replace("/", "--")
+    return download(repo, revision=revision or None, local_dir=folder)
 
 
 def run_name(args: argparse.Namespace, prefix: str, identity: dict[str, Any]) -> str:
@@ -256,6 +274,7 @@ def train_and_evaluate(
         num_workers=args.num_workers, use_gpu=args.use_gpu,
         cpus_per_worker=args.cpus_per_worker, sampler_cpus=args.sampler_cpus,
         max_failures=args.max_failures, init_checkpoint=init_checkpoint,
+        hub_repo=args.hub_repo, data_summary=data_summary(kept),
     )  # fmt: skip
     print(f"run {name}: {len(kept)} training tasks from "
           f"{len({s['store'] for s in kept})} store(s), {train.steps} steps")  # fmt: skip
@@ -264,6 +283,21 @@ def train_and_evaluate(
                         train.ctx_len, max_tasks_per_store=args.max_tasks)  # fmt: skip
     _report(checkpoint, rows, split)
     return 0
+
+
+def data_summary(sources: Sequence[dict]) -> dict:
+    """What a model card says about the training data: databases, seeds, config hashes."""
+    from plurel_ray.store.sampler import read_meta
+
+    stores = sorted({s["store"] for s in sources})
+    origins = [read_meta(Path(store)).get("source", {}) for store in stores]
+    return {
+        "num_databases": len(stores),
+        "num_tasks": len(sources),
+        "databases": [o.get("name") for o in origins],
+        "seeds": sorted(o["seed"] for o in origins if "seed" in o),
+        "config_hashes": sorted({o["config_hash"] for o in origins if "config_hash" in o}),
+    }
 
 
 def _report(checkpoint: Path, rows: list[dict], split: str) -> None:

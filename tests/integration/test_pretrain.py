@@ -3,6 +3,7 @@ resume after a killed worker, and resume by rerunning the same run name."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -122,3 +123,29 @@ def test_rerunning_a_finished_run_name_resumes_instead_of_restarting(sources, un
     again = run_pretraining(_request(sources, storage, "straight", steps=120, every=10))
     assert again.error is None
     assert Path(again.checkpoint.path) == Path(first.checkpoint.path)  # nothing retrained
+
+
+def test_checkpoints_sync_to_the_hub_and_a_repo_id_starts_a_run(sources, tmp_path, monkeypatch):
+    from hub_server import HubServer
+    from huggingface_hub import HfApi
+
+    from plurel_ray.model.checkpoint import load_checkpoint
+    from plurel_ray.pipeline.pretrain_args import init_weights
+
+    token = "hf_test_secret_pretrain_9c1"
+    with HubServer(tokens={token}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        monkeypatch.setenv("HF_TOKEN", token)
+        request = _request(sources, tmp_path, "synced", steps=20, every=10)
+        request = dataclasses.replace(request, hub_repo="org/synced",
+                                      data_summary={"num_databases": 2})  # fmt: skip
+        result = run_pretraining(request)
+        assert result.error is None
+        files = set(HfApi(endpoint=hub.endpoint, token=token).list_repo_files("org/synced"))
+        assert {"model.safetensors", "config.json", "README.md"} <= files
+        assert len(hub.requests_to("commit")) == 2  # one push per checkpoint
+        path, config = init_weights("org/synced")
+        local = load_checkpoint(result.checkpoint.path).model.state_dict()
+        pulled = load_checkpoint(path).model.state_dict()
+        assert config == load_checkpoint(result.checkpoint.path).model_config
+        assert all((local[k] == pulled[k]).all() for k in local)  # the last checkpoint
