@@ -117,7 +117,7 @@ def run_demo(out_dir: str | os.PathLike, *, num_dbs: int = 6, steps: int = 300,
     say(f"demo: training {steps} steps on {len(kept)} tasks of {len(train_stores)} databases")
     result = run_pretraining(PretrainRequest(
         sources=kept, recipe=chosen, name=CHECKPOINTS_DIR, storage_path=str(run_dir),
-        num_workers=DEMO_WORKERS, max_failures=0,
+        num_workers=DEMO_WORKERS, max_failures=0, progress=progress,
     ))  # fmt: skip
     checkpoint = Path(result.checkpoint.path)
     phases["train"] = time.perf_counter() - t0

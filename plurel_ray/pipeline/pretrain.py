@@ -62,6 +62,7 @@ class PretrainRequest:
             the background (retried; a failed push never stops training).
         data_summary: what the model card says about the data (databases, seeds,
             config hash).
+        progress: rank 0's training progress bar.
     """
 
     sources: Sequence[dict]
@@ -78,6 +79,7 @@ class PretrainRequest:
     max_bfs_width: int = 128
     hub_repo: str | None = None
     data_summary: dict | None = None
+    progress: bool = True
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -184,7 +186,7 @@ def _train_worker(config: dict[str, Any]) -> None:
     try:
         train_loop(model, _batches(actor, start, config["prefetch"]), text_emb, train_config,
                    run_dir, start_state=start_state, on_checkpoint=report, rank=rank,
-                   world_size=world_size)  # fmt: skip
+                   world_size=world_size, progress=config["progress"])  # fmt: skip
     finally:
         if uploader is not None:
             uploader.close()  # the pushes read the checkpoint folders removed below
@@ -234,6 +236,7 @@ def run_pretraining(request: PretrainRequest) -> ray.train.Result:
             "train": {**train.to_dict(), "device": "cuda" if request.use_gpu else "cpu"},
             "samplers": samplers,
             "prefetch": request.prefetch,
+            "progress": request.progress,
             "init_checkpoint": request.init_checkpoint,
             "hub": None if request.hub_repo is None else {
                 "repo": request.hub_repo,

@@ -102,7 +102,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--eval-batches", type=int, default=8, metavar="N",
                      help="evaluation batches per held-out task (default 8)")  # fmt: skip
     run.add_argument("--no-progress", action="store_true",
-                     help="no progress bars for generation, embedding and evaluation")  # fmt: skip
+                     help="no progress bars (generation, training, evaluation)")  # fmt: skip
     run.add_argument("--hub-repo", metavar="ORG/NAME",
                      help="push every checkpoint to this Hugging Face model repo")  # fmt: skip
 
@@ -274,7 +274,7 @@ def train_and_evaluate(
         num_workers=args.num_workers, use_gpu=args.use_gpu,
         cpus_per_worker=args.cpus_per_worker, sampler_cpus=args.sampler_cpus,
         max_failures=args.max_failures, init_checkpoint=init_checkpoint,
-        hub_repo=args.hub_repo, data_summary=data_summary(kept),
+        hub_repo=args.hub_repo, data_summary=data_summary(kept), progress=not args.no_progress,
     )  # fmt: skip
     print(f"run {name}: {len(kept)} training tasks from "
           f"{len({s['store'] for s in kept})} store(s), {train.steps} steps")  # fmt: skip

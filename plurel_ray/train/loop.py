@@ -69,6 +69,7 @@ def train_loop(
     on_checkpoint: Callable[[int, Path | None], None] | None = None,
     rank: int = 0,
     world_size: int = 1,
+    progress: bool = True,
 ) -> TrainResult:
     """Train `model` for `cfg.steps` steps or until `batches` runs out.
 
@@ -86,6 +87,7 @@ def train_loop(
             folder is None on ranks other than 0, which do not write.
         rank, world_size: this worker's place in data-parallel training; rank 0 alone
             writes metrics and checkpoints and shows a progress bar.
+        progress: show that bar (metrics.jsonl is written either way).
 
     Returns:
         the steps taken, their losses and the last metrics.
@@ -111,7 +113,7 @@ def train_loop(
     loss_fn = torch.compile(forward_loss, dynamic=False) if cfg.compile else forward_loss
     params = [p for p in model.parameters() if p.requires_grad]
     max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-    bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=rank != 0)
+    bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=rank != 0 or not progress)
     log = MetricsLog(
         run_dir / METRICS_FILE if rank == 0 else None,
         world_size,
