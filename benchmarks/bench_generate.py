@@ -33,6 +33,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from machine import cpu_model, pin_to_one_cpu  # noqa: E402
 
 from plurel_ray.config import Config  # noqa: E402
 from plurel_ray.synth.database import generate_database  # noqa: E402
@@ -52,30 +53,12 @@ def _seed_range(text: str) -> range:
     return range(first, last + 1)
 
 
-def _pin_to_one_cpu() -> int | None:
-    """Pin this process to its first allowed CPU; the CPU, or None where unsupported."""
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
-
 
 def _peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(seeds: range, write_dir: Path | None) -> dict:
@@ -86,7 +69,7 @@ def run(seeds: range, write_dir: Path | None) -> dict:
         write_dir: where to also write each database as a dataset folder, or None.
     """
     config = Config()
-    pinned = _pin_to_one_cpu()
+    pinned = pin_to_one_cpu()
     write_dataset = None
     if write_dir is not None:
         from plurel_ray.relbench_io import write_dataset
@@ -121,7 +104,7 @@ def run(seeds: range, write_dir: Path | None) -> dict:
         "seeds": [seeds.start, seeds.stop - 1],
         "per_seed": per_seed,
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "pinned_cpu": pinned,
             "python": platform.python_version(),
             "numpy": np.__version__,

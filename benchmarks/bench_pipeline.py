@@ -28,10 +28,11 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+from machine import cpu_model  # noqa: E402
 
 from plurel_ray.config import Config  # noqa: E402
 from plurel_ray.pipeline.generate import GenerationRequest, run_generation  # noqa: E402
@@ -40,16 +41,6 @@ TARGET_SPEEDUP = 1.7
 TARGET_OVERHEAD = 0.05
 ACTORS = 2
 
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def measure(num_dbs: int, config: Config, work: Path) -> dict:
@@ -87,7 +78,7 @@ def measure(num_dbs: int, config: Config, work: Path) -> dict:
         "speedup": round(ray_rate / single_rate, 3),
         "overhead_frac": round((ray_s * ACTORS) / single_s - 1, 3),
         "actors": ACTORS,
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpus": os.cpu_count(),
     }
 

@@ -19,25 +19,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from machine import pin_to_one_cpu
+
 from plurel_ray.store.preprocess import META_FILE, preprocess
 
 TARGET_S = 0.5
 
-
-def _pin_to_one_cpu() -> int | None:
-    """Pin this process (and so the native thread pool) to its first allowed CPU."""
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
 
 
 def run(folders: list[Path], repeats: int) -> dict:
@@ -47,7 +40,7 @@ def run(folders: list[Path], repeats: int) -> dict:
         folders: RelBench-3 dataset folders.
         repeats: timed runs per folder (the median is reported).
     """
-    pinned = _pin_to_one_cpu()
+    pinned = pin_to_one_cpu()
     per_db = []
     with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as out:
         for folder in folders:

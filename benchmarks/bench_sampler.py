@@ -39,6 +39,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from machine import cpu_model, pin_to_one_cpu  # noqa: E402
 
 from plurel_ray.config import Config  # noqa: E402
 from plurel_ray.relbench_io import write_dataset  # noqa: E402
@@ -50,24 +51,6 @@ from plurel_ray.synth.database import generate_database  # noqa: E402
 TARGET_BATCHES_PER_S = 25.0
 
 
-def _pin_to_one_cpu() -> int | None:
-    """Pin this process to its first allowed CPU; the CPU, or None where unsupported."""
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def build_stores(dbs: int, work: Path) -> tuple[list[Path], list[float]]:
@@ -99,7 +82,7 @@ def run(
     dbs: int, tasks_per_store: int, batch_size: int, ctx_len: int, batches: int, full: bool
 ) -> dict:
     """Build the stores, then time the sampler (see the module docstring)."""
-    pinned = _pin_to_one_cpu()
+    pinned = pin_to_one_cpu()
     with tempfile.TemporaryDirectory(prefix="bench-sampler-") as tmp:
         stores, prep = build_stores(dbs, Path(tmp))
         rng = np.random.default_rng(0)
@@ -130,7 +113,7 @@ def run(
         "batch_size": batch_size,
         "ctx_len": ctx_len,
         "batches_timed": batches,
-        "machine": {"cpu": _cpu_model(), "pinned_cpu": pinned, "python": platform.python_version()},
+        "machine": {"cpu": cpu_model(), "pinned_cpu": pinned, "python": platform.python_version()},
         "target": {"compact_batches_per_s": TARGET_BATCHES_PER_S},
         "target_met": compact_per_s >= TARGET_BATCHES_PER_S if batch_size == 128 else None,
     }
