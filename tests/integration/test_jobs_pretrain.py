@@ -140,7 +140,7 @@ def test_baseline_trains_on_one_dataset_and_evaluates_the_left_out_one(tmp_path)
         ("pretrain.py", ["--data", "d", "--set", "steps"], "expected KEY=VALUE", 2),
         ("pretrain.py", ["--recipe", "tiny"], "required: --data", 2),
         ("pretrain.py", ["--data", "/nonexistent"], "no node stores", 1),
-        ("continue_pretrain.py", ["--init", "org/model", "--data", "d"], "local checkpoint", 1),
+        ("continue_pretrain.py", ["--init", "/nonexistent/ckpt", "--data", "d"], "no such file", 1),
         ("baseline_pretrain.py", ["--datasets", "/nonexistent"], "no manifest.yaml", 1),
     ],
 )  # fmt: skip
