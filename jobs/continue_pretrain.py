@@ -2,9 +2,11 @@
 
     python jobs/continue_pretrain.py --init runs/tiny-run1-…/step_00002000 --data data/run2
     python jobs/continue_pretrain.py --init plurel.pt --data data/run2 --set steps=1000
+    python jobs/continue_pretrain.py --init org/plurel-rt@main --data data/run2
 
---init is a checkpoint folder (model.safetensors + config.json) or the reference's plain
-`.pt` state dict; the model sizes come from it (config.json, or the `.pt` shapes), and
+--init is a checkpoint folder (model.safetensors + config.json), the reference's plain
+`.pt` state dict, or a Hugging Face model repo ORG/NAME[@REVISION] (downloaded first,
+with HF_TOKEN / HF_ENDPOINT); the model sizes come from it (config.json, or the `.pt` shapes), and
 --set changes training fields only. Training starts at step 0 from those weights (fresh
 optimizer and schedule); everything else is as in jobs/pretrain.py: --data/--num-dbs,
 --holdout, evaluation on the held-out stores' val split, resume by rerunning. Exits 1 on
