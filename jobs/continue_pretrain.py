@@ -40,7 +40,7 @@ PROG = "jobs/continue_pretrain.py"
 def main(argv: list[str] | None = None) -> int:
     parser = JobParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("--init", required=True, metavar="REPO_OR_PATH",
-                        help="checkpoint folder or reference .pt file to start from")  # fmt: skip
+                        help="checkpoint folder, .pt file or Hub repo ORG/NAME[@REV]")  # fmt: skip
     add_synthetic_data_arguments(parser)
     add_training_arguments(parser)
     args = parser.parse_args(argv)
