@@ -37,7 +37,7 @@ from plurel_ray.errors import ConfigError
 from plurel_ray.train.config import Recipe
 
 METRICS_FILE = "metrics.jsonl"
-HUB_ENV = ("HF_ENDPOINT", "HF_TOKEN", "HF_HOME")
+HUB_ENV = ("HF_ENDPOINT", "HF_TOKEN", "HF_HOME", "HF_HUB_OFFLINE")
 
 
 @dataclass(frozen=True)

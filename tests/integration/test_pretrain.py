@@ -136,6 +136,10 @@ def test_checkpoints_sync_to_the_hub_and_a_repo_id_starts_a_run(sources, tmp_pat
     with HubServer(tokens={token}) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
         monkeypatch.setenv("HF_TOKEN", token)
+        # CI runs offline (HF_HUB_OFFLINE=1); this local Hub must be reachable, here and in
+        # the training workers, which get the variable from this process.
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
         request = _request(sources, tmp_path, "synced", steps=20, every=10)
         request = dataclasses.replace(request, hub_repo="org/synced",
                                       data_summary={"num_databases": 2})  # fmt: skip

@@ -42,6 +42,10 @@ def hub():
 def hermetic_cache(monkeypatch, tmp_path):
     # snapshot_download records refs in the global cache even with local_dir.
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    # CI exports HF_HUB_OFFLINE=1 so nothing reaches huggingface.co; the local test Hub
+    # must stay reachable (huggingface_hub read the variable at import).
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
 
 
 @pytest.fixture(scope="module")
