@@ -57,7 +57,7 @@ class SweepRequest:
         concurrent: grid points trained at the same time.
         num_workers, use_gpu, cpus_per_worker, sampler_cpus, max_failures, max_tasks:
             per run, as in `jobs/pretrain.py`.
-        progress: progress bars for generation and embedding.
+        progress: progress bars for generation, embedding and training.
     """
 
     grid: ScalingGrid
@@ -159,7 +159,7 @@ def run_point(
         sources=kept, recipe=chosen, name=name, storage_path=str(Path(request.storage).resolve()),
         num_workers=request.num_workers, use_gpu=request.use_gpu,
         cpus_per_worker=request.cpus_per_worker, sampler_cpus=request.sampler_cpus,
-        max_failures=request.max_failures,
+        max_failures=request.max_failures, progress=request.progress,
     ))  # fmt: skip
     checkpoint = Path(result.checkpoint.path)
     rows = evaluate_run(checkpoint, held_out, "val", request.grid.eval_batches, train.batch_size,
