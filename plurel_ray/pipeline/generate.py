@@ -30,9 +30,6 @@ from plurel_ray.pipeline.index import IndexSink, RunSummary
 from plurel_ray.pipeline.output import OutputRoot
 from plurel_ray.pipeline.seed_worker import STATUS_GENERATED, SeedWorker, StoreEmbedder
 
-# Seeds per input block: small blocks keep every actor busy until the end of a run.
-SEEDS_PER_BLOCK = 1
-MAX_BLOCKS = 100_000
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,9 @@ from plurel_ray.pipeline.seed_worker import SeedWorker, StoreEmbedder
 # The embedding stage is light (a few hundred mostly cached strings per database), so on
 # a CPU-only cluster its one actor takes a fraction of a CPU instead of a whole one.
 EMBED_CPUS = 0.25
+# One seed per input block keeps every actor busy until the end of a run; past this many
+# blocks the per-block bookkeeping outweighs that.
+MAX_BLOCKS = 100_000
 # Logical CPUs of an embedded local Ray when a job does not pass them. A job run as a
 # subprocess (tests, a small machine) uses it to oversubscribe: 2 training workers and
 # 2 sampler actors need 3 logical CPUs however many cores there are.
@@ -93,7 +96,7 @@ def generation_dataset(request, *, progress: bool = True) -> ray.data.Dataset:
     seeds = [{"seed": int(s)} for s in request.seeds]
     # from_items needs no read tasks, so the actor pool can take every CPU without
     # starving a reader (RAY_NOTES §0.6).
-    dataset = ray.data.from_items(seeds, override_num_blocks=min(len(seeds), 100_000))
+    dataset = ray.data.from_items(seeds, override_num_blocks=min(len(seeds), MAX_BLOCKS))
     dataset = dataset.map_batches(
         GeneratorActor,
         fn_constructor_args=(request.config.to_dict(), request.out, request.preprocess),
