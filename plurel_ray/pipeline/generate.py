@@ -31,7 +31,6 @@ from plurel_ray.pipeline.output import OutputRoot
 from plurel_ray.pipeline.seed_worker import STATUS_GENERATED, SeedWorker, StoreEmbedder
 
 
-
 @dataclass(frozen=True)
 class GenerationRequest:
     """A generation run, as plain data.
