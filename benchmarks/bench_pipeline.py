@@ -1,6 +1,6 @@
 """Databases/s of the generation pipeline: one process versus Ray Data with 2 actors.
 
-    python benchmarks/bench_pipeline.py                  # 24 default databases, a summary
+    python benchmarks/bench_pipeline.py                  # 48 default databases, a summary
     python benchmarks/bench_pipeline.py --json           # one JSON object
     python benchmarks/bench_pipeline.py --num-dbs 8      # quicker, noisier
 
@@ -11,10 +11,13 @@ and the RelBench-3 write, as `jobs/generate.py` does):
   timed from submission to the published index (actor start-up included; `ray.init`
   itself is reported apart as ray_init_s, a once-per-cluster cost).
 
-speedup = ray_dbs_per_s / single_dbs_per_s. overhead_frac is what Ray adds to the time
-of one database: (ray wall × actors / databases) / (single wall / databases) − 1; it
-includes the two actors sharing the machine's memory bandwidth, so it is an upper bound
-on Ray's own cost. Targets on a 2-core machine: speedup ≥ 1.7, overhead_frac < 0.05.
+speedup = ray_dbs_per_s / single_dbs_per_s (whole runs, start-up included).
+overhead_frac is what Ray adds to the time of one database: the mean per-database time
+inside the actors (the index's `seconds`) over the mean in the single process, minus 1;
+it includes two actors sharing the machine. run_overhead_frac is the whole-run version,
+(ray wall × actors) / single wall − 1, which also holds the actors' start-up and the
+tail where one actor is idle — fixed costs that a longer run amortises.
+Targets on a 2-core machine: speedup ≥ 1.7, overhead_frac < 0.05.
 """
 
 from __future__ import annotations
@@ -43,6 +46,13 @@ ACTORS = 2
 
 
 
+def _mean_seconds(out: Path) -> float:
+    """Mean seconds per database of a run, from its index."""
+    import pyarrow.parquet as pq
+
+    return float(pq.read_table(out / "_index.parquet").column("seconds").to_numpy().mean())
+
+
 def measure(num_dbs: int, config: Config, work: Path) -> dict:
     """Run both drivers over seeds 0..num_dbs-1 and return the figures."""
     import ray
@@ -68,6 +78,7 @@ def measure(num_dbs: int, config: Config, work: Path) -> dict:
     assert summary.generated == num_dbs, summary
 
     single_rate, ray_rate = num_dbs / single_s, num_dbs / ray_s
+    per_db = {name: _mean_seconds(work / name) for name in ("single", "ray")}
     return {
         "num_dbs": num_dbs,
         "single_s": round(single_s, 2),
@@ -76,7 +87,10 @@ def measure(num_dbs: int, config: Config, work: Path) -> dict:
         "single_dbs_per_s": round(single_rate, 3),
         "ray_dbs_per_s": round(ray_rate, 3),
         "speedup": round(ray_rate / single_rate, 3),
-        "overhead_frac": round((ray_s * ACTORS) / single_s - 1, 3),
+        "overhead_frac": round(per_db["ray"] / per_db["single"] - 1, 3),
+        "run_overhead_frac": round((ray_s * ACTORS) / single_s - 1, 3),
+        "single_s_per_db": round(per_db["single"], 3),
+        "ray_s_per_db": round(per_db["ray"], 3),
         "actors": ACTORS,
         "cpu": cpu_model(),
         "cpus": os.cpu_count(),
@@ -85,7 +99,7 @@ def measure(num_dbs: int, config: Config, work: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--num-dbs", type=int, default=24, help="databases per run")
+    parser.add_argument("--num-dbs", type=int, default=48, help="databases per run")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as work:
@@ -99,8 +113,10 @@ def main() -> None:
     print(f"ray, {ACTORS} actors: {figures['ray_dbs_per_s']:.3f} databases/s "
           f"({figures['ray_s']} s; ray.init {figures['ray_init_s']} s apart)")  # fmt: skip
     print(f"speedup: {figures['speedup']:.2f}x (target >= {TARGET_SPEEDUP})")
-    print(f"overhead per database: {figures['overhead_frac']:+.1%} "
-          f"(target < {TARGET_OVERHEAD:.0%})")  # fmt: skip
+    alone, in_actor = figures["single_s_per_db"], figures["ray_s_per_db"]
+    print(f"time per database: {alone} s alone, {in_actor} s in an actor: "
+          f"{figures['overhead_frac']:+.1%} (target < {TARGET_OVERHEAD:.0%})")  # fmt: skip
+    print(f"whole-run overhead (start-up, idle tail): {figures['run_overhead_frac']:+.1%}")
 
 
 if __name__ == "__main__":
