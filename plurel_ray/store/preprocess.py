@@ -1,6 +1,6 @@
 """Preprocess a RelBench-3 dataset folder into a node store (docs/store-format.md).
 
-    store = preprocess("data/seed-000000", "stores/")        # stores/plurel-0/
+    store = preprocess("data/plurel-0", "stores/")           # stores/plurel-0/
 
 The dataset's manifests become a plan — database tables in manifest order, then one task
 table per split of every selected task that has its own labels — which the native
