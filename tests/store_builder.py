@@ -1,9 +1,9 @@
 """Write node stores (docs/store-format.md) from small column-wise tables.
 
 For the sampler's tests and benchmark, independent of `plurel_ray.store.preprocess`:
-it lays the arrays out exactly as the format document says (64-byte headers, CRC-32 of
-the payload, CSR offsets, per-parent children sorted by time) so that the sampler is
-checked against the document rather than against the preprocessor's reading of it.
+it lays the arrays out exactly as the format document says (CSR offsets, per-parent
+children sorted by time; headers through `plurel_ray.store.arrays`) so that the sampler
+is checked against the document rather than against the preprocessor's reading of it.
 
 Column dtypes decide semantic types: bool → boolean, other numbers → number (NaN = no
 cell), datetime64 → datetime (NaT = no cell), object (str or None) → text.
@@ -12,7 +12,6 @@ cell), datetime64 → datetime (NaT = no cell), object (str or None) → text.
 from __future__ import annotations
 
 import json
-import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-MAGIC = b"PLRLSTOR"
-VERSION = 1
-HEADER = struct.Struct("<8sII4sB3xQQI20x")
-ELEM_CODES = {np.uint8: 1, np.uint32: 2, np.int32: 3, np.uint64: 4, np.int64: 5, np.float32: 6}
+from plurel_ray._native import STORE_FORMAT_VERSION
+from plurel_ray.store.arrays import write_array
+
 NO_TIME = np.iinfo(np.int64).min
 NUMBER, TEXT, DATETIME, BOOLEAN = 0, 1, 2, 3
 
@@ -53,17 +51,6 @@ TAGS = {
     "vocab_bytes": (b"VBYT", np.uint8),
     "text_emb": (b"TEMB", np.float32),
 }
-
-
-def write_array(path: Path, tag: bytes, data: np.ndarray) -> dict:
-    """Write one array file; returns its meta.json "files" entry."""
-    data = np.ascontiguousarray(data)
-    payload = data.tobytes()
-    crc = zlib.crc32(payload)
-    code = ELEM_CODES[data.dtype.type]
-    header = HEADER.pack(MAGIC, VERSION, 0, tag, code, data.size, len(payload), crc)
-    path.write_bytes(header + payload)
-    return {"bytes": len(header) + len(payload), "crc32": crc}
 
 
 @dataclass
@@ -234,7 +221,8 @@ def write_store(
     files = {}
     for key, data in arrays.items():
         tag, dtype = TAGS[key]
-        files[f"{key}.bin"] = write_array(out / f"{key}.bin", tag, np.asarray(data).astype(dtype))
+        array = np.asarray(data).astype(dtype)
+        files[f"{key}.bin"] = write_array(out / f"{key}.bin", tag.decode(), array)
     meta = _meta(tables, offset, columns, arrays, tasks, name)
     meta["files"] = files
     if embedding_dim is not None:
@@ -263,7 +251,7 @@ def _meta(tables, offset, columns, arrays, tasks, name) -> dict:
     ]  # fmt: skip
     return {
         "format": "plurel-ray node store",
-        "format_version": VERSION,
+        "format_version": STORE_FORMAT_VERSION,
         "writer": {"plurel_ray": "tests/store_builder.py"},
         "source": {"path": "", "name": name, "manifest_sha256": ""},
         "counts": counts,

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from store_builder import NO_TIME, Table, write_array, write_store
+from store_builder import NO_TIME, Table, write_store
 
 from plurel_ray.errors import SamplerError, StoreError
+from plurel_ray.store.arrays import write_array
 from plurel_ray.store.sampler import Sampler, Source
 
 DIM = 8
@@ -378,6 +379,6 @@ def test_a_store_whose_arrays_disagree_raises_store_error(store, tmp_path):
     copy = shutil.copytree(store, tmp_path / "inconsistent")
     nodes = np.fromfile(copy / "f2p_nodes.bin", np.uint32, offset=64)
     nodes[0] = 10_000
-    write_array(copy / "f2p_nodes.bin", b"FNOD", nodes)
+    write_array(copy / "f2p_nodes.bin", "FNOD", nodes)
     with pytest.raises(StoreError, match=r"f2p_nodes\.bin.*10000"):
         make(copy)
