@@ -114,11 +114,14 @@ pub fn fold<T: AsRef<[f32]>>(
             for ((m, t), s) in rows.zip(acc2.chunks_exact_mut(width)) {
                 for ((m, s), &t) in m.iter_mut().zip(s.iter_mut()).zip(t.as_ref()) {
                     let t = clip(t, -clamp, clamp);
-                    let top = max_nan(*m, t);
-                    // At the start m = -inf: exp(-inf) gives ~1.6e-38 (exp's floor),
-                    // times s = 0, so the first term contributes exactly exp(0) = 1.
-                    *s = fma(*s, exp(*m - top), exp(t - top));
-                    *m = top;
+                    // One exp per term: of m and t the larger becomes the maximum and
+                    // contributes exp(0) = 1, the smaller exp(-|m - t|). A new maximum
+                    // rescales the sum by that factor. At the start m = -inf: exp gives
+                    // ~1.6e-38 (its floor), times s = 0, so s becomes exactly 1. NaN
+                    // in m or t reaches both m and s, as in np.logaddexp.
+                    let smaller = exp(-(*m - t).abs());
+                    *s = if t > *m { fma(*s, smaller, 1.0) } else { *s + smaller };
+                    *m = max_nan(*m, t);
                 }
             }
         }

@@ -73,6 +73,21 @@ class CompiledDAG:
         """Nodes without children, ascending."""
         return np.flatnonzero(self.out_degree() == 0)
 
+    def ancestors(self, nodes: np.ndarray) -> np.ndarray:
+        """(n,) bool: `nodes` and every node with a path to one of them."""
+        marked = np.zeros(self.num_nodes, dtype=bool)
+        marked[nodes] = True
+        marked_list = marked.tolist()
+        position = np.empty(self.num_nodes, dtype=np.int64)
+        position[self.topo_order] = np.arange(self.num_nodes)
+        # Edges by their child's topological position, last first: every edge out of a
+        # child has been seen before the child's mark is read.
+        order = np.argsort(-position[self.dst], kind="stable")
+        for parent, child in zip(self.src[order].tolist(), self.dst[order].tolist(), strict=True):
+            if marked_list[child]:
+                marked_list[parent] = True
+        return np.asarray(marked_list, dtype=bool)
+
 
 def compile_dag(
     num_nodes: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray

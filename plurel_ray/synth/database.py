@@ -25,7 +25,7 @@ from plurel_ray.synth.sql_schema import load_sql_schema
 
 # Bump whenever a change alters any generated value: it is part of every database's
 # identity (plurel.json) and of the cache key.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 _TIMELINE_TRIES = 1000
 
 

@@ -3,7 +3,11 @@
 `TableSCM.build` draws everything random about a table's SCM — DAG, node types,
 noise, aggregations, encoders, decoders, collation encoders — into arrays and batched
 MLPs. `TableSCM.propagate` then computes every row at once, node by node in
-topological order: no per-row Python. Two exact shortcuts keep it fast:
+topological order: no per-row Python. Three exact shortcuts keep it fast:
+
+- only the column nodes and their ancestors are built and computed: no column can
+  depend on any other node, and over seeds 0–29 of the default Config those others
+  hold ~22 % of the node rows and ~15 % of the edge rows;
 
 - a categorical value has only `k` possible encodings, so a categorical encoder is
   evaluated on its `k` embedding rows once and gathered per row;
@@ -168,9 +172,10 @@ class TableSCM:
     num_categories: np.ndarray  # (nodes,) int, 0 for numerical
     col_nodes: np.ndarray  # node of each feature column, in feature order
     aggs: np.ndarray  # (nodes,) aggregation name
-    noise_tables: np.ndarray  # (nodes, TABLE_SIZE)
-    decoders: dict[int, Decoder]
-    edge_encoders: list[Encoder]  # per edge of dag (same order)
+    needed: np.ndarray  # (nodes,) bool: a column node or an ancestor of one
+    noise_tables: dict[int, np.ndarray]  # per needed non-source node: (TABLE_SIZE,)
+    decoders: dict[int, Decoder]  # per needed non-source node
+    edge_encoders: dict[int, Encoder]  # per edge (index into dag) into a needed node
     collation: dict[str, list[Encoder]]  # child table → encoder per feature column
     source_kinds: dict[int, str]
     seed: int
@@ -221,11 +226,9 @@ class TableSCM:
         alpha = sample_many(scm_params.node_noise_alpha_choices, rng, num_nodes)
         beta = sample_many(scm_params.node_noise_beta_choices, rng, num_nodes)
         aggs = sample_many(scm_params.propagation_agg_choices, rng, num_nodes)
-        noise_tables = beta_quantile_tables(
-            alpha.astype(np.float64), beta.astype(np.float64), 1.0 / scm_params.mlp_emb_dim
-        )
+        needed = dag.ancestors(col_nodes)
         in_degree = dag.in_degree()
-        sources = [int(v) for v in np.flatnonzero(in_degree == 0)]
+        sources = [int(v) for v in np.flatnonzero(needed & (in_degree == 0))]
         source_kinds = {
             v: str(kind)
             for v, kind in zip(
@@ -238,8 +241,10 @@ class TableSCM:
         emb, one = scm_params.mlp_emb_dim, scm_params.mlp_in_dim
         out = scm_params.mlp_out_dim
         # Every encoder/decoder of this SCM, listed once so they are built in one batch.
-        decoded = [int(v) for v in range(num_nodes) if in_degree[v] > 0]
-        encoded = [(int(s), int(d)) for s, d in zip(dag.src, dag.dst, strict=True)]
+        decoded = [int(v) for v in np.flatnonzero(needed & (in_degree > 0))]
+        edges = [int(e) for e in np.flatnonzero(needed[dag.dst])]
+        encoded = [(int(dag.src[e]), int(dag.dst[e])) for e in edges]
+        weights = dag.weight[edges]
         collated = [(child, int(v)) for child in child_tables for v in col_nodes]
         mlp_dims = [(emb, emb if is_cat[v] else out) for v in decoded]
         mlp_dims += [(emb, emb) if is_cat[s] else (one, emb) for s, _ in encoded]
@@ -247,7 +252,7 @@ class TableSCM:
         # A numerical encoder's edge weight is folded into its last layer at build time.
         out_scale = [1.0] * len(decoded)
         out_scale += [
-            1.0 if is_cat[s] else float(w) for (s, _), w in zip(encoded, dag.weight, strict=True)
+            1.0 if is_cat[s] else float(w) for (s, _), w in zip(encoded, weights, strict=True)
         ]
         out_scale += [1.0] * len(collated)
         mlps = iter(build_mlps(mlp_dims, scm_params, rng, out_scale))
@@ -265,12 +270,18 @@ class TableSCM:
                 return _categorical_encoder(next(embeddings), next(mlps), weight)
             return Encoder(mlp=next(mlps))  # weight already folded in by build_mlps
 
-        edge_encoders = [
-            encoder(s, float(w)) for (s, _), w in zip(encoded, dag.weight, strict=True)
-        ]
+        edge_encoders = {
+            e: encoder(s, float(w))
+            for e, (s, _), w in zip(edges, encoded, weights, strict=True)
+        }
         collation: dict[str, list[Encoder]] = {child: [] for child in child_tables}
         for child, v in collated:
             collation[child].append(encoder(v, 1.0))
+        noise_tables = beta_quantile_tables(
+            alpha[decoded].astype(np.float64),
+            beta[decoded].astype(np.float64),
+            1.0 / scm_params.mlp_emb_dim,
+        )
         return cls(
             spec=spec,
             num_rows=num_rows,
@@ -280,7 +291,8 @@ class TableSCM:
             num_categories=ks,
             col_nodes=col_nodes,
             aggs=aggs,
-            noise_tables=noise_tables,
+            needed=needed,
+            noise_tables=dict(zip(decoded, noise_tables, strict=True)),
             decoders=decoders,
             edge_encoders=edge_encoders,
             collation=collation,
@@ -306,10 +318,15 @@ class TableSCM:
         source_rng = derive_rng(self.seed, *self.path, "sources")
         noise_rng = derive_rng(self.seed, *self.path, "noise")
         emb = scm_params.mlp_emb_dim
-        starts = np.searchsorted(self.dag.dst, np.arange(self.dag.num_nodes + 1))
-        has_children = self.dag.out_degree() > 0
+        starts = self.dag.parent_ptr
+        # Only parents of needed nodes are ever encoded.
+        has_children = np.bincount(
+            self.dag.src[self.needed[self.dag.dst]], minlength=self.dag.num_nodes
+        ) > 0
         distinct: dict[int, Distinct | None] = {}
         for v in (int(x) for x in self.dag.topo_order):
+            if not self.needed[v]:
+                continue
             if v in self.source_kinds:
                 kind = self.source_kinds[v]
                 if self.is_cat[v]:
@@ -335,7 +352,7 @@ class TableSCM:
 
     def _foreign_aggregates(self, foreign: list[ForeignTable], width: int) -> dict[str, np.ndarray]:
         """Per aggregation mode used by this table, the aggregate of its foreign terms F."""
-        modes = {str(m) for v, m in enumerate(self.aggs) if v not in self.source_kinds}
+        modes = {str(self.aggs[v]) for v in self.decoders}
         if not foreign or not modes:
             return {}
         name = self.spec.name

@@ -225,3 +225,20 @@ def test_compile_dag_rejects_cycles_and_duplicates():
         compile_dag(3, np.array([0, 0]), np.array([1, 1]), np.zeros(2))
     with pytest.raises(ValueError, match="self-loop"):
         compile_dag(3, np.array([1]), np.array([1]), np.zeros(1))
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_ancestors_are_the_nodes_with_a_path_to_a_target(layout):
+    dag = build_dag(layout, 25, params(), rng(3))
+    graph = to_nx(dag)
+    targets = np.array([4, 17])
+    want = set(targets.tolist())
+    for t in targets.tolist():
+        want |= nx.ancestors(graph, t)
+    assert set(np.flatnonzero(dag.ancestors(targets)).tolist()) == want
+
+
+def test_ancestors_of_a_chain_stop_at_the_target():
+    dag = compile_dag(5, [0, 1, 2, 3], [1, 2, 3, 4], [1.0] * 4)
+    assert dag.ancestors(np.array([2])).tolist() == [True, True, True, False, False]
+    assert not dag.ancestors(np.array([], dtype=np.int64)).any()

@@ -35,8 +35,8 @@ from plurel_ray.errors import ConfigError
 from plurel_ray.synth.database import generate_database, sample_timeline
 from plurel_ray.synth.postprocess import TRANSFORMS, postprocess_columns
 from plurel_ray.synth.rng import derive_rng
-from plurel_ray.synth.schema import CATEGORICAL, NUMERICAL, ColumnSpec
-from plurel_ray.synth.scm import _quantise
+from plurel_ray.synth.schema import CATEGORICAL, NUMERICAL, ColumnSpec, TableSpec
+from plurel_ray.synth.scm import TableSCM, _quantise
 from plurel_ray.synth.sql_schema import parse_sql_schema
 
 REPO = Path(__file__).resolve().parents[2]
@@ -707,3 +707,26 @@ def test_table_digest_sees_every_value(base):
                 value = nudged[name].fillna(0.0).to_numpy()
                 nudged[name] = np.nextafter(value, np.inf)  # one ulp, NaNs become numbers
                 assert table_digest(nudged) != table_digest(df)
+
+
+@pytest.mark.parametrize("layout", ["ErdosRenyi", "RandomTree", "Layered"])
+def test_scm_builds_and_computes_only_the_columns_and_their_ancestors(base, layout):
+    spec = TableSpec(
+        "t", "id", (), tuple(ColumnSpec(f"c{i}", NUMERICAL) for i in range(3)), None, False
+    )
+    params = dataclasses.replace(
+        base.scm_params,
+        scm_layout_choices=single(layout),
+        scm_col_node_perc_choices=single(0.2),  # many more nodes than columns
+    )
+    scm = TableSCM.build(spec, 64, [], [0, 0, 0], params, base.dag_params, 5, ("t",))
+    dag = scm.dag
+    assert scm.needed.tolist() == dag.ancestors(scm.col_nodes).tolist()
+    assert not scm.needed.all()  # 18 nodes for 3 columns: some have no path to a column
+    computed = {v for v in range(dag.num_nodes) if scm.needed[v] and dag.parents(v).size}
+    assert set(scm.decoders) == set(scm.noise_tables) == computed
+    assert set(scm.edge_encoders) == set(np.flatnonzero(scm.needed[dag.dst]).tolist())
+    assert set(scm.source_kinds) == {v for v in np.flatnonzero(scm.needed) if not dag.parents(v).size}
+    columns = scm.propagate(params, [])
+    assert [c.shape for c in columns] == [(64,)] * 3
+    assert all(np.isfinite(c).all() for c in columns)
