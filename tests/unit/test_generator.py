@@ -726,7 +726,8 @@ def test_scm_builds_and_computes_only_the_columns_and_their_ancestors(base, layo
     computed = {v for v in range(dag.num_nodes) if scm.needed[v] and dag.parents(v).size}
     assert set(scm.decoders) == set(scm.noise_tables) == computed
     assert set(scm.edge_encoders) == set(np.flatnonzero(scm.needed[dag.dst]).tolist())
-    assert set(scm.source_kinds) == {v for v in np.flatnonzero(scm.needed) if not dag.parents(v).size}
+    sources = {v for v in np.flatnonzero(scm.needed).tolist() if not dag.parents(v).size}
+    assert set(scm.source_kinds) == sources
     columns = scm.propagate(params, [])
     assert [c.shape for c in columns] == [(64,)] * 3
     assert all(np.isfinite(c).all() for c in columns)
