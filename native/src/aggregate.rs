@@ -74,10 +74,12 @@ pub fn check_accumulators<'b>(
 /// `np.maximum(a, t)`: NaN in either argument wins.
 #[inline(always)]
 fn max_nan(a: f32, t: f32) -> f32 {
-    if a > t || a.is_nan() {
-        a
+    // Neither outcome is "a unchanged": LLVM made `*acc = if a > t { a } else { t }`
+    // a masked store (vmaskmovps, microcoded on AMD), and max ran 4x slower than sum.
+    if a.is_nan() | t.is_nan() {
+        a + t
     } else {
-        t
+        a.max(t)
     }
 }
 

@@ -7,6 +7,7 @@ not depend on process, run, thread count or the order components are visited in.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -137,6 +138,19 @@ def generate_database(
         schema: a pre-parsed schema (e.g. shared by many seeds); by default loaded
             from `config.schema_file` or sampled.
     """
+    # A database makes ~100k short-lived containers (MLPs, closures) and no reference
+    # cycles, so reference counting frees everything; the cyclic collector's passes
+    # over them cost ~1.5 % of generation time. It runs again once the database is done.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _generate(seed, config, schema)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _generate(seed: int, config: Config, schema: DatabaseSchema | None) -> GeneratedDatabase:
     if schema is None:
         schema = load_schema(config, seed)
     timeline = sample_timeline(config, derive_rng(seed, "timeline"))

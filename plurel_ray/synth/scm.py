@@ -50,14 +50,17 @@ class Distinct:
 
         Decoders that saturate and clipped sources often emit few distinct values (a
         quarter of all edge-MLP rows over seeds 0–9); an MLP run per distinct value
-        plus a gather is exact and far cheaper there. Counting costs one sort.
+        plus a gather is exact and far cheaper there. Counting costs one sort; the
+        index is a binary search among the few values.
         """
         ordered = np.sort(column)
-        count = 1 + int(np.count_nonzero(ordered[1:] != ordered[:-1])) if column.size else 0
-        if count > column.size // 2:
+        starts = np.empty(column.size, dtype=bool)
+        starts[:1] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+        if np.count_nonzero(starts) > column.size // 2:
             return None
-        values, index = np.unique(column, return_inverse=True)
-        return cls(values, index.astype(np.int64, copy=False))
+        values = ordered[starts]
+        return cls(values, np.searchsorted(values, column).astype(np.int64, copy=False))
 
 
 @dataclass
@@ -116,12 +119,20 @@ class Encoder:
             )
         )
 
-    def raw(self, values: np.ndarray) -> np.ndarray:
-        """`w · enc(value)` before the clamp, for callers that reweight terms first."""
+    def raw_lookup(self, values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`w · enc(values[rows])` before the clamp, for callers that reweight terms
+        first, as a table and an index: row `i` is `table[index[i]]`.
+
+        The table is the categorical one (`k` rows), or the MLP run on whichever of
+        `values` and `values[rows]` is shorter; the per-row result is the same.
+        """
         if self.raw_table is not None:
-            return self.raw_table[values]
+            return self.raw_table, values[rows]
         # type_lazy categorical columns hold int classes; the MLP works in float32.
-        return self.mlp.forward(values.astype(np.float32).reshape(-1, 1))
+        if len(values) <= len(rows):
+            return self.mlp.forward(values.astype(np.float32).reshape(-1, 1)), rows
+        picked = values[rows].astype(np.float32).reshape(-1, 1)
+        return self.mlp.forward(picked), np.arange(len(rows), dtype=np.int64)
 
 
 @dataclass
@@ -362,18 +373,23 @@ class TableSCM:
             # Under sum each parent's columns weigh 1/|columns| (SPEC §4), else 1.
             share = np.float32(1.0 / len(columns))
             for encoder, column in zip(encoders, columns, strict=True):
-                # Encode on whichever side has fewer rows; the per-row result is the same.
-                small = len(column) <= len(rows)
-                emb = encoder.raw(column)[rows] if small else encoder.raw(column[rows])
-                unweighted = None  # the weight-1 term, shared by max, product and logexp
+                # Terms stay a table plus an index: the native fold gathers each row,
+                # never materialising (rows, width) temporaries.
+                table, index = encoder.raw_lookup(column, rows)
+                unweighted = None  # the weight-1 table, shared by max, product and logexp
                 for mode, acc in accumulators.items():
                     if mode == "sum":
-                        weighted = emb * share
-                        acc.add(np.clip(weighted, -TERM_CLAMP, TERM_CLAMP, out=weighted))
-                        continue
-                    if unweighted is None:
-                        unweighted = np.clip(emb, -TERM_CLAMP, TERM_CLAMP)
-                    acc.add(unweighted)
+                        terms = table * share
+                        np.clip(terms, -TERM_CLAMP, TERM_CLAMP, out=terms)
+                    else:
+                        if unweighted is None:
+                            unweighted = np.clip(table, -TERM_CLAMP, TERM_CLAMP)
+                        terms = unweighted
+                    acc.add_native(
+                        lambda agg, value, total, terms=terms, index=index: (
+                            _native.table_accumulate(terms, index, agg, value, total)
+                        )
+                    )
         return {m: acc.result() for m, acc in accumulators.items()}
 
     def _finish_columns(

@@ -731,3 +731,15 @@ def test_scm_builds_and_computes_only_the_columns_and_their_ancestors(base, layo
     columns = scm.propagate(params, [])
     assert [c.shape for c in columns] == [(64,)] * 3
     assert all(np.isfinite(c).all() for c in columns)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_generation_leaves_the_garbage_collector_as_it_found_it(small_config, enabled):
+    import gc
+
+    (gc.enable if enabled else gc.disable)()
+    try:
+        generate_database(0, small_config)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
