@@ -4,6 +4,7 @@ the RelBench key contract, and every configurable option generates clean tables.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import inspect
 import json
 import math
@@ -735,8 +736,6 @@ def test_scm_builds_and_computes_only_the_columns_and_their_ancestors(base, layo
 
 @pytest.mark.parametrize("enabled", [True, False])
 def test_generation_leaves_the_garbage_collector_as_it_found_it(small_config, enabled):
-    import gc
-
     (gc.enable if enabled else gc.disable)()
     try:
         generate_database(0, small_config)
