@@ -122,7 +122,11 @@ pub fn fold<T: AsRef<[f32]>>(
                     // ~1.6e-38 (its floor), times s = 0, so s becomes exactly 1. NaN
                     // in m or t reaches both m and s, as in np.logaddexp.
                     let smaller = exp(-(*m - t).abs());
-                    *s = if t > *m { fma(*s, smaller, 1.0) } else { *s + smaller };
+                    *s = if t > *m {
+                        fma(*s, smaller, 1.0)
+                    } else {
+                        *s + smaller
+                    };
                     *m = max_nan(*m, t);
                 }
             }
