@@ -23,7 +23,7 @@ from scipy import special
 from plurel_ray import _native
 from plurel_ray.config import ACTIVATIONS, SCMParams
 from plurel_ray.synth.activations import FIXED_ACTIVATIONS, Activation, make_activation
-from plurel_ray.synth.sampling import sample_many
+from plurel_ray.synth.sampling import sample_many, sample_set_indices
 
 HIDDEN_CLAMP = 1e6
 SINE_SLOTS = 7  # random_sine has 3..7 components
@@ -159,7 +159,8 @@ def build_mlps(
     density = sample_many(params.mlp_weight_density_choices, rng, m).astype(np.float64)
     total_layers = int(num_layers.sum())
     inits = sample_many(params.initialization_choices, rng, total_layers).astype(str)
-    act_names = sample_many(params.activation_choices, rng, total_layers).astype(str)
+    act_picks = sample_set_indices(params.activation_choices, rng, total_layers)
+    act_choices = list(params.activation_choices.value)
     scales = np.exp(rng.uniform(-1.0, 1.0, total_layers))
 
     first = np.concatenate([[0], np.cumsum(num_layers)[:-1]])
@@ -190,19 +191,21 @@ def build_mlps(
                 density[mlp_of_layer[idx]],
                 rng,
             )
-            for j, layer in enumerate(idx):
-                weights[layer] = block[j]
+            for layer, layer_weights in zip(idx.tolist(), block, strict=True):
+                weights[layer] = layer_weights
 
     clamps = (HIDDEN_CLAMP / scales).astype(np.float32)
-    act_ids = np.array([ACTIVATION_IDS[name] for name in act_names], dtype=np.uint8)
+    act_ids = np.array([ACTIVATION_IDS[name] for name in act_choices], dtype=np.uint8)[act_picks]
     act_params = np.zeros((total_layers, 3 * SINE_SLOTS), dtype=np.float32)
     # One activation per layer (the last layer of each MLP has none, but drawing its
     # name keeps shapes simple). Only random_sine draws from rng: its terms are frozen
     # here, in layer order, and handed to the kernel through act_params.
-    made = [FIXED_ACTIVATIONS.get(name) for name in act_names.tolist()]
+    fixed = [FIXED_ACTIVATIONS.get(name) for name in act_choices]
+    made = [fixed[pick] for pick in act_picks.tolist()]
     is_hidden = np.ones(total_layers, dtype=bool)
     is_hidden[first + num_layers - 1] = False
-    for layer in np.flatnonzero(is_hidden & (act_names == "random_sine")).tolist():
+    is_sine = np.array([name == "random_sine" for name in act_choices], dtype=bool)[act_picks]
+    for layer in np.flatnonzero(is_hidden & is_sine).tolist():
         fn = made[layer] = make_activation("random_sine", rng)
         count = len(fn.amplitudes)
         for slot, values in enumerate((fn.amplitudes, fn.freqs, fn.phases)):

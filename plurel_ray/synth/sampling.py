@@ -27,3 +27,17 @@ def sample_many(choices: Choices, rng: np.random.Generator, size: int) -> np.nda
     if isinstance(lo, int) and isinstance(hi, int):
         return rng.integers(lo, hi + 1, size=size)
     return rng.uniform(lo, hi, size=size)
+
+
+def sample_set_indices(choices: Choices, rng: np.random.Generator, size: int) -> np.ndarray:
+    """The same draws as `sample_many` on a set, as int64 positions in `choices.value`:
+    callers that map picks to ids index a lookup array instead of comparing strings.
+
+    Args:
+        choices: a set.
+        rng: the generator to draw from (one call, as `sample_many`).
+        size: number of draws.
+    """
+    if choices.kind != "set":
+        raise ValueError(f"expected a set of choices, got a {choices.kind}")
+    return rng.integers(0, len(choices.value), size=size)
