@@ -27,6 +27,7 @@ from plurel_ray.config import (
     SCMParams,
 )
 from plurel_ray.errors import ConfigError
+from plurel_ray.synth.sampling import sample_many, sample_set_indices
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -432,3 +433,12 @@ def test_ints_are_accepted_where_floats_are_expected():
     c = DAGParams(ba_sink_edge_dropout=1)
     assert c.ba_sink_edge_dropout == 1.0 and type(c.ba_sink_edge_dropout) is float
     assert type(Config(val_split=np.float32(0.5)).val_split) is float
+
+
+def test_set_indices_are_the_positions_of_the_same_draws_as_sample_many():
+    choices = Choices("set", ["relu", "tanh", "sin"])
+    picks = sample_set_indices(choices, np.random.default_rng(4), 500)
+    names = sample_many(choices, np.random.default_rng(4), 500)
+    assert [choices.value[i] for i in picks] == names.tolist()
+    with pytest.raises(ValueError, match="expected a set"):
+        sample_set_indices(Choices("range", [1, 3]), np.random.default_rng(0), 3)
