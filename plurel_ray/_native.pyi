@@ -169,6 +169,21 @@ def add_noise(table: np.ndarray, seed: int, h: np.ndarray, clamp: float) -> None
             a negative or NaN `clamp`.
     """
 
+def quantile_tables(cdf: np.ndarray, grid: np.ndarray, scale: float) -> np.ndarray:
+    """Quantile tables `(rows, 4096)` float32: row `r` at each bin midpoint
+    `u = (i + 0.5) / 4096` holds `np.interp(u, cdf[r], grid) * scale`, where points on a
+    flat stretch of the CDF keep only the first (so the inverse is defined).
+
+    Args:
+        cdf: `(rows, G)` float64, each row non-decreasing, sampled on `grid`.
+        grid: `(G,)` float64, increasing, G >= 2.
+        scale: factor on every quantile.
+
+    Raises:
+        ValueError: wrong dtype/shape, a grid of fewer than 2 increasing values, NaN in
+            `cdf`.
+    """
+
 # Context sampler (native/src/sampler/). Use it through plurel_ray.store.sampler.Sampler,
 # which resolves table and column names through each store's meta.json and maps the two
 # exceptions below to plurel_ray.errors.StoreError and SamplerError.

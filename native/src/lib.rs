@@ -245,6 +245,31 @@ fn add_noise(
         .map_err(value_error)
 }
 
+/// Quantile tables `(rows, 4096)` float32 from CDFs `(rows, G)` float64 sampled on
+/// `grid`, times `scale`. Shapes and semantics: `_native.pyi`.
+#[pyfunction]
+fn quantile_tables<'py>(
+    py: Python<'py>,
+    cdf: &Bound<'py, PyAny>,
+    grid: &Bound<'py, PyAny>,
+    scale: f64,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let cdf = readonly::<f64, Ix2>(cdf, "cdf")?;
+    let grid = readonly::<f64, Ix1>(grid, "grid")?;
+    let rows = cdf.shape()[0];
+    let out = PyArray2::<f32>::zeros(py, [rows, noise::NOISE_TABLE_LEN], false);
+    let mut view = out.try_readwrite().map_err(value_error)?;
+    let (cdf, grid, dst) = (
+        slice(&cdf, "cdf")?,
+        slice(&grid, "grid")?,
+        slice_mut(&mut view, "out")?,
+    );
+    py.detach(|| noise::quantile_tables(cdf, grid, scale, dst))
+        .map_err(value_error)?;
+    drop(view);
+    Ok(out)
+}
+
 /// A new zeroed array of `shape`, borrowed for writing.
 fn fresh<'py, T: Element>(
     py: Python<'py>,
@@ -560,7 +585,8 @@ mod _native {
     #[pymodule_export]
     use super::{
         add_noise, check_header, dense_accumulate, format_info, init_layers, mlp_accumulate,
-        mlp_forward, preprocess, table_accumulate, NativeSamplerError, NativeStoreError, PySampler,
+        mlp_forward, preprocess, quantile_tables, table_accumulate, NativeSamplerError,
+        NativeStoreError, PySampler,
     };
 
     #[pymodule_export]
