@@ -66,5 +66,5 @@ class Accumulator:
             # Products of up to ~100 terms of ±1e4 overflow float32 to ±inf (the node's
             # input is then clamped to ±1e6), and inf · 0 is NaN: read it as 0, so a
             # product never leaks NaN into the database.
-            np.nan_to_num(self.value, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
+            np.copyto(self.value, 0.0, where=np.isnan(self.value))
         return self.value
