@@ -181,8 +181,6 @@ pub fn table_accumulate(
     Ok(())
 }
 
-/// `fold` of pre-clipped rows, in the AVX2 + FMA build where the CPU has it: `exp` and
-/// the logexp update use `fma`, which elsewhere is a libm call (same bits, slower).
 /// Fold a dense `(n, width)` term (row-major) into `acc` (and `acc2` for logexp):
 /// the same aggregation as `table_accumulate`, with row `i` of `term` as the term.
 pub fn dense_accumulate(
@@ -204,9 +202,20 @@ pub fn dense_accumulate(
     Ok(())
 }
 
+/// `fold` of pre-clipped rows in the widest build the CPU runs: AVX-512, else AVX2 +
+/// FMA, else the baseline, where `exp` and the logexp update call libm's `fma` (same
+/// bits, slower).
 fn fold_best(agg: Agg, rows: &[&[f32]], width: usize, acc: &mut [f32], acc2: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512dq")
+            && std::is_x86_feature_detected!("avx512vl")
+        {
+            // SAFETY: the CPU reported every feature the build enables.
+            return unsafe { fold_avx512(agg, rows, width, acc, acc2) };
+        }
         // SAFETY: the CPU reported both features the build enables.
         return unsafe { fold_fma(agg, rows, width, acc, acc2) };
     }
@@ -216,6 +225,12 @@ fn fold_best(agg: Agg, rows: &[&[f32]], width: usize, acc: &mut [f32], acc2: &mu
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn fold_fma(agg: Agg, rows: &[&[f32]], width: usize, acc: &mut [f32], acc2: &mut [f32]) {
+    fold(agg, f32::INFINITY, rows, width, acc, acc2);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512dq,avx512vl")]
+fn fold_avx512(agg: Agg, rows: &[&[f32]], width: usize, acc: &mut [f32], acc2: &mut [f32]) {
     fold(agg, f32::INFINITY, rows, width, acc, acc2);
 }
 
