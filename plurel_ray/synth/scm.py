@@ -37,6 +37,14 @@ from plurel_ray.synth.sources import categorical_source, numerical_source
 TERM_CLAMP = np.float32(1e4)
 
 
+def clamp_terms(terms: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """`np.clip(terms, ±TERM_CLAMP)` (NaN stays NaN) as two bare ufunc calls, half the
+    cost of np.clip's Python wrapper on the small tables clamped ~1,800 times a
+    database."""
+    clamped = np.minimum(terms, TERM_CLAMP, out=out)
+    return np.maximum(clamped, -TERM_CLAMP, out=clamped)
+
+
 @dataclass(frozen=True)
 class Distinct:
     """A numerical node's distinct values and, per row, the index of its value."""
@@ -97,7 +105,7 @@ class Encoder:
             return
         if distinct is not None:
             terms = self.mlp.forward(distinct.values[:, None])
-            np.clip(terms, -TERM_CLAMP, TERM_CLAMP, out=terms)
+            clamp_terms(terms, out=terms)
             acc.add_native(
                 lambda agg, value, total: _native.table_accumulate(
                     terms, distinct.index, agg, value, total
@@ -153,7 +161,7 @@ class Decoder:
 def _categorical_encoder(embedding: np.ndarray, mlp: RandomMLP, weight: float) -> Encoder:
     raw = mlp.forward(embedding)
     raw *= np.float32(weight)
-    return Encoder(raw_table=raw, table=np.clip(raw, -TERM_CLAMP, TERM_CLAMP))
+    return Encoder(raw_table=raw, table=clamp_terms(raw))
 
 
 @dataclass(frozen=True)
@@ -380,10 +388,10 @@ class TableSCM:
                 for mode, acc in accumulators.items():
                     if mode == "sum":
                         terms = table * share
-                        np.clip(terms, -TERM_CLAMP, TERM_CLAMP, out=terms)
+                        clamp_terms(terms, out=terms)
                     else:
                         if unweighted is None:
-                            unweighted = np.clip(table, -TERM_CLAMP, TERM_CLAMP)
+                            unweighted = clamp_terms(table)
                         terms = unweighted
                     acc.add_native(
                         lambda agg, value, total, terms=terms, index=index: (
