@@ -93,7 +93,7 @@ pub fn fill_layers(
                 let value = table[(draw & 0xFFFF) as usize] * gain;
                 // Kept when the mask draw is below `keep_below`, applied as a bit mask:
                 // as a branch (what LLVM makes of an `if` or a select here) the random
-                // draws mispredicted so often that each weight cost 3.6x as much.
+                // draws mispredicted so often that each weight cost 2.7x as much.
                 // black_box keeps LLVM from turning the mask back into a branch.
                 let keep = std::hint::black_box(((draw >> 16) & 0xFFFF) < u64::from(keep_below));
                 *w = f32::from_bits(value.to_bits() & u32::from(keep).wrapping_neg());

@@ -1,4 +1,5 @@
-//! Node noise for the generator (`synth/noise.py`): 32 Beta draws per row and node.
+//! Node noise for the generator (`synth/noise.py`): 32 Beta draws per row and node,
+//! and the quantile tables they index (`quantile_tables`, from sampled Beta CDFs).
 //!
 //! Each draw is an index into the node's 4096-entry quantile table, taken from the top
 //! 12 bits of a 16-bit slice of a SplitMix64 output (four draws per output). Adding
@@ -56,6 +57,7 @@ fn add_clipped(table: &[f32; NOISE_TABLE_LEN], index: &[u32], h: &mut [f32], cla
     }
 }
 
+/// `add_clipped` in the AVX2 build (gathers) where the CPU has it; same values.
 fn add_best(table: &[f32; NOISE_TABLE_LEN], index: &[u32], h: &mut [f32], clamp: f32) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
