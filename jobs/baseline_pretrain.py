@@ -13,16 +13,15 @@ test split. Exits 1 on a bad recipe or dataset, 2 on bad flags.
 
 from __future__ import annotations
 
+import argparse
 import sys
 
-from plurel_ray.errors import PlurelError
 from plurel_ray.pipeline.pretrain_args import (
     JobParser,
     add_training_arguments,
     check_training_arguments,
-    close_ray,
-    fail,
     recipe_from_args,
+    run_job,
     run_name,
     train_and_evaluate,
 )
@@ -46,22 +45,21 @@ def main(argv: list[str] | None = None) -> int:
                              "with more than one dataset)")  # fmt: skip
     add_training_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        check_training_arguments(args)
-        chosen = recipe_from_args(args)
-        datasets = dataset_names([local_folder(d, "--datasets") for d in args.datasets])
-        train_names, eval_name = leave_one_out(list(datasets), args.leave_out)
-        storage = local_folder(args.storage, "--storage")
-        stores = prepare_datasets(datasets, storage, progress=not args.no_progress)
-        sources = task_sources([stores[n] for n in train_names],
-                               max_tasks_per_store=args.max_tasks)  # fmt: skip
-        identity = {"recipe": chosen.name, "train": train_names, "eval": eval_name}
-        name = run_name(args, f"{chosen.name}-baseline-{eval_name}", identity)
-        return train_and_evaluate(args, chosen, sources, [stores[eval_name]], "test", name)
-    except PlurelError as err:
-        return fail(PROG, err)
-    finally:
-        close_ray()
+    return run_job(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    check_training_arguments(args)
+    chosen = recipe_from_args(args)
+    datasets = dataset_names([local_folder(d, "--datasets") for d in args.datasets])
+    train_names, eval_name = leave_one_out(list(datasets), args.leave_out)
+    storage = local_folder(args.storage, "--storage")
+    stores = prepare_datasets(datasets, storage, progress=not args.no_progress)
+    sources = task_sources([stores[n] for n in train_names],
+                           max_tasks_per_store=args.max_tasks)  # fmt: skip
+    identity = {"recipe": chosen.name, "train": train_names, "eval": eval_name}
+    name = run_name(args, f"{chosen.name}-baseline-{eval_name}", identity)
+    return train_and_evaluate(args, chosen, sources, [stores[eval_name]], "test", name)
 
 
 if __name__ == "__main__":

@@ -15,19 +15,18 @@ a bad checkpoint, recipe or data, 2 on bad flags.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
-from plurel_ray.errors import PlurelError
 from plurel_ray.pipeline.pretrain_args import (
     JobParser,
     add_synthetic_data_arguments,
     add_training_arguments,
     check_training_arguments,
-    close_ray,
-    fail,
     init_weights,
     recipe_from_args,
+    run_job,
     run_name,
     synthetic_data,
     train_and_evaluate,
@@ -44,20 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     add_synthetic_data_arguments(parser)
     add_training_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        check_training_arguments(args)
-        init, model = init_weights(args.init)
-        chosen = recipe_from_args(args, model=model)
-        train_stores, held_out = synthetic_data(args)
-        sources = task_sources(train_stores, max_tasks_per_store=args.max_tasks)
-        identity = {"recipe": chosen.name, "train": [s.name for s in train_stores], "init": init}
-        name = run_name(args, f"{chosen.name}-{Path(args.data).name}-continued", identity)
-        return train_and_evaluate(args, chosen, sources, held_out or train_stores, "val", name,
-                                  init_checkpoint=init)  # fmt: skip
-    except PlurelError as err:
-        return fail(PROG, err)
-    finally:
-        close_ray()
+    return run_job(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    check_training_arguments(args)
+    init, model = init_weights(args.init)
+    chosen = recipe_from_args(args, model=model)
+    train_stores, held_out = synthetic_data(args)
+    sources = task_sources(train_stores, max_tasks_per_store=args.max_tasks)
+    identity = {"recipe": chosen.name, "train": [s.name for s in train_stores], "init": init}
+    name = run_name(args, f"{chosen.name}-{Path(args.data).name}-continued", identity)
+    return train_and_evaluate(args, chosen, sources, held_out or train_stores, "val", name,
+                              init_checkpoint=init)  # fmt: skip
 
 
 if __name__ == "__main__":

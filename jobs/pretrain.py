@@ -14,18 +14,17 @@ cores). Exits 1 on a bad recipe, data or failed seed, 2 on bad flags.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
-from plurel_ray.errors import PlurelError
 from plurel_ray.pipeline.pretrain_args import (
     JobParser,
     add_synthetic_data_arguments,
     add_training_arguments,
     check_training_arguments,
-    close_ray,
-    fail,
     recipe_from_args,
+    run_job,
     run_name,
     synthetic_data,
     train_and_evaluate,
@@ -40,19 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     add_synthetic_data_arguments(parser)
     add_training_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        check_training_arguments(args)
-        chosen = recipe_from_args(args)
-        train_stores, held_out = synthetic_data(args)
-        sources = task_sources(train_stores, max_tasks_per_store=args.max_tasks)
-        identity = {"recipe": chosen.name, "train": [s.name for s in train_stores]}
-        name = run_name(args, f"{chosen.name}-{Path(args.data).name}", identity)
-        # With no store held out, the training stores' val split is still unseen data.
-        return train_and_evaluate(args, chosen, sources, held_out or train_stores, "val", name)
-    except PlurelError as err:
-        return fail(PROG, err)
-    finally:
-        close_ray()
+    return run_job(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    check_training_arguments(args)
+    chosen = recipe_from_args(args)
+    train_stores, held_out = synthetic_data(args)
+    sources = task_sources(train_stores, max_tasks_per_store=args.max_tasks)
+    identity = {"recipe": chosen.name, "train": [s.name for s in train_stores]}
+    name = run_name(args, f"{chosen.name}-{Path(args.data).name}", identity)
+    # With no store held out, the training stores' val split is still unseen data.
+    return train_and_evaluate(args, chosen, sources, held_out or train_stores, "val", name)
 
 
 if __name__ == "__main__":

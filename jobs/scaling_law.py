@@ -14,11 +14,12 @@ others are still written), 2 on bad flags.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 
-from plurel_ray.errors import ConfigError, PlurelError
-from plurel_ray.pipeline.pretrain_args import JobParser, close_ray, fail, override, parse_field
+from plurel_ray.errors import ConfigError
+from plurel_ray.pipeline.pretrain_args import JobParser, override, parse_field, run_job
 from plurel_ray.pipeline.pretrain_data import local_folder
 from plurel_ray.scaling import GRIDS, grid
 
@@ -53,37 +54,36 @@ def main(argv: list[str] | None = None) -> int:
     add("--max-tasks", type=int, metavar="N", help="at most N tasks per store")
     add("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    try:
-        from plurel_ray.config import Config
-        from plurel_ray.pipeline.scaling_sweep import SweepRequest, run_sweep
-        from plurel_ray.train.config import recipe
+    return run_job(PROG, lambda: _run(args))
 
-        chosen = grid(args.grid)
-        axes = {"num_dbs": args.num_dbs, "steps": args.steps, "holdout": args.holdout,
-                "eval_batches": args.eval_batches}  # fmt: skip
-        chosen = dataclasses.replace(chosen, **{k: v for k, v in axes.items() if v is not None})
-        base = recipe(chosen.recipe)
-        defaults = {**base.model.to_dict(), **base.train.to_dict()}
-        if unknown := sorted(k for k, _ in args.overrides if k not in defaults):
-            raise ConfigError(f"--set {', '.join(unknown)}: no such recipe field")
-        request = SweepRequest(
-            grid=chosen, data=str(local_folder(args.data, "--data")),
-            out=str(local_folder(args.out, "--out")),
-            storage=str(local_folder(args.storage, "--storage")),
-            overrides={k: parse_field(k, v, defaults[k]) for k, v in args.overrides},
-            config=Config.load(args.config) if args.config else Config(),
-            seed_offset=args.seed_offset, concurrent=args.concurrent,
-            num_workers=args.num_workers, use_gpu=args.use_gpu,
-            cpus_per_worker=args.cpus_per_worker, sampler_cpus=args.sampler_cpus,
-            max_failures=args.max_failures, max_tasks=args.max_tasks,
-            progress=not args.no_progress,
-        )  # fmt: skip
-        run_sweep(request)
-        return 0
-    except PlurelError as err:
-        return fail(PROG, err)
-    finally:
-        close_ray()
+
+def _run(args: argparse.Namespace) -> int:
+    from plurel_ray.config import Config
+    from plurel_ray.pipeline.scaling_sweep import SweepRequest, run_sweep
+    from plurel_ray.train.config import recipe
+
+    chosen = grid(args.grid)
+    axes = {"num_dbs": args.num_dbs, "steps": args.steps, "holdout": args.holdout,
+            "eval_batches": args.eval_batches}  # fmt: skip
+    chosen = dataclasses.replace(chosen, **{k: v for k, v in axes.items() if v is not None})
+    base = recipe(chosen.recipe)
+    defaults = {**base.model.to_dict(), **base.train.to_dict()}
+    if unknown := sorted(k for k, _ in args.overrides if k not in defaults):
+        raise ConfigError(f"--set {', '.join(unknown)}: no such recipe field")
+    request = SweepRequest(
+        grid=chosen, data=str(local_folder(args.data, "--data")),
+        out=str(local_folder(args.out, "--out")),
+        storage=str(local_folder(args.storage, "--storage")),
+        overrides={k: parse_field(k, v, defaults[k]) for k, v in args.overrides},
+        config=Config.load(args.config) if args.config else Config(),
+        seed_offset=args.seed_offset, concurrent=args.concurrent,
+        num_workers=args.num_workers, use_gpu=args.use_gpu,
+        cpus_per_worker=args.cpus_per_worker, sampler_cpus=args.sampler_cpus,
+        max_failures=args.max_failures, max_tasks=args.max_tasks,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    run_sweep(request)
+    return 0
 
 
 if __name__ == "__main__":

@@ -15,11 +15,11 @@ import json
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from plurel_ray.errors import CheckpointError, ConfigError, DatasetError
+from plurel_ray.errors import CheckpointError, ConfigError, DatasetError, PlurelError
 from plurel_ray.model.config import ModelConfig
 from plurel_ray.pipeline.pretrain_data import (
     drop_empty_sources,
@@ -315,10 +315,16 @@ def _report(checkpoint: Path, rows: list[dict], split: str) -> None:
         print(line)
 
 
-def fail(prog: str, err: Exception) -> int:
-    """Print `err` as one line and return exit status 1."""
-    print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
-    return 1
+def run_job(prog: str, body: Callable[[], int]) -> int:
+    """Run a job's work and return its exit status: a `PlurelError` is printed as one
+    line and gives 1; Ray is shut down however the work ends."""
+    try:
+        return body()
+    except PlurelError as err:
+        print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+    finally:
+        close_ray()
 
 
 def close_ray() -> None:
