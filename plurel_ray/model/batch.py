@@ -10,9 +10,11 @@ them into torch tensors without copying. Text enters in one of two forms:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
 from plurel_ray.errors import BatchError
@@ -59,7 +61,7 @@ def batch_to_tensors(batch: Mapping[str, Any], vocab_size: int | None = None) ->
         if name == "true_batch_size":
             out[name] = int(value)
             continue
-        tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(value)
+        tensor = value if isinstance(value, torch.Tensor) else _wrap(value)
         if name in FULL_FORM_FIELDS and tensor.dtype in (torch.uint16, torch.int16):
             tensor = tensor.view(torch.bfloat16)
         out[name] = tensor
@@ -70,6 +72,17 @@ def batch_to_tensors(batch: Mapping[str, Any], vocab_size: int | None = None) ->
             out[name] = out[name].clone()
             out[name][true_size:] = False
     return out
+
+
+def _wrap(array: np.ndarray) -> torch.Tensor:
+    """A tensor sharing `array`'s memory. Batches that crossed Ray's object store are
+    read-only; torch warns about every such array, but nothing here writes to them (the
+    only in-place edit, of `masks`/`is_targets`, works on a clone), so the warning is noise."""
+    if array.flags.writeable:
+        return torch.from_numpy(array)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
 
 
 def check_batch(batch: Mapping[str, Any], vocab_size: int | None = None) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -221,6 +222,19 @@ def test_filler_rows_past_true_batch_size_count_nowhere():
     tensors = batch_to_tensors(batch)
     assert not tensors["masks"][1:].any() and not tensors["is_targets"][1:].any()
     assert batch["masks"][1:].any(), "the sampler's arrays are not modified"
+
+
+def test_read_only_arrays_from_the_object_store_wrap_without_a_warning():
+    batch, _ = make_batch(seed=7)
+    batch["true_batch_size"] = 1
+    for value in batch.values():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False  # what arrays look like after ray.get
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tensors = batch_to_tensors(batch)
+    assert not tensors["masks"][1:].any()
+    assert np.shares_memory(tensors["node_idxs"].numpy(), batch["node_idxs"])
 
 
 def test_batch_problems_raise_batch_errors_naming_the_field():
