@@ -27,6 +27,7 @@ from pathlib import Path
 from plurel_ray.config import Config
 from plurel_ray.errors import DatasetError
 from plurel_ray.pipeline.index import IndexSink, RunSummary
+from plurel_ray.pipeline.lease import OutputLease
 from plurel_ray.pipeline.output import OutputRoot
 from plurel_ray.pipeline.seed_worker import STATUS_GENERATED, SeedWorker, StoreEmbedder
 
@@ -88,28 +89,36 @@ def run_generation(
         progress: show progress bars.
 
     Raises:
-        DatasetError: the output is not writable (checked before any work starts).
+        DatasetError: the output is not writable or another run is writing to it
+            (both checked before any work starts), or this run lost its lease.
     """
     root = OutputRoot(request.out)
     root.check_writable()
-    sink = IndexSink(root, _scratch())
-    uploader = None
-    if request.hub_repo is not None:
-        from plurel_ray.hub import HubUploader
+    with OutputLease(root) as lease:
+        for notice in lease.notices:
+            print(f"note: {notice}", file=sys.stderr)
+        sink = IndexSink(root, lease.run_id)
+        uploader = None
+        if request.hub_repo is not None:
+            from plurel_ray.hub import HubUploader
 
-        uploader = HubUploader(request.hub_repo, push=partial(_push_database, root=root))
-    start = time.perf_counter()
-    rows = _ray_rows(request, progress) if use_ray else _local_rows(request, progress)
-    for batch in rows:
-        sink.add(batch)
-        for row in batch:
-            if uploader is not None and row["status"] == STATUS_GENERATED:
-                uploader.submit(row["db_name"])
-    index_path = sink.publish()
-    hub_failures = 0
-    if uploader is not None:
-        uploader.close()
-        hub_failures = len(uploader.failures)
+            uploader = HubUploader(request.hub_repo, push=partial(_push_database, root=root))
+        start = time.perf_counter()
+        if use_ray:  # actors run elsewhere: they get the root as an absolute path or URI
+            rows = _ray_rows(request, root.location, lease.run_id, progress)
+        else:
+            rows = _local_rows(request, root, lease.run_id, progress)
+        for batch in rows:
+            lease.raise_if_lost()
+            sink.add(batch)
+            for row in batch:
+                if uploader is not None and row["status"] == STATUS_GENERATED:
+                    uploader.submit(row["db_name"])
+        index_path = sink.publish()
+        hub_failures = 0
+        if uploader is not None:
+            uploader.close()
+            hub_failures = len(uploader.failures)
     return RunSummary.of(sink, time.perf_counter() - start, index_path, hub_failures)
 
 
@@ -125,11 +134,13 @@ def _push_database(name, repo_id: str, *, root: OutputRoot, **options) -> str:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _local_rows(request: GenerationRequest, progress: bool) -> Iterator[list[dict]]:
+def _local_rows(
+    request: GenerationRequest, root: OutputRoot, run_id: str, progress: bool
+) -> Iterator[list[dict]]:
     from tqdm import tqdm
 
-    worker = SeedWorker(request.config, request.out, preprocess=request.preprocess)
-    embedder = StoreEmbedder(request.out) if request.embed else None
+    worker = SeedWorker(request.config, root, preprocess=request.preprocess, run_id=run_id)
+    embedder = StoreEmbedder(root) if request.embed else None
     for seed in tqdm(request.seeds, desc="databases", unit="db", file=sys.stderr,
                      disable=None if progress else True):  # fmt: skip
         row = worker.run(int(seed))
@@ -138,9 +149,11 @@ def _local_rows(request: GenerationRequest, progress: bool) -> Iterator[list[dic
         yield [row]
 
 
-def _ray_rows(request: GenerationRequest, progress: bool) -> Iterator[list[dict]]:
+def _ray_rows(
+    request: GenerationRequest, out: str, run_id: str, progress: bool
+) -> Iterator[list[dict]]:
     from plurel_ray.pipeline.ray_stages import generation_dataset
 
-    dataset = generation_dataset(request, progress=progress)
+    dataset = generation_dataset(request, out=out, run_id=run_id, progress=progress)
     for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
         yield batch.to_pylist()

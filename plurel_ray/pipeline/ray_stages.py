@@ -55,9 +55,11 @@ def ensure_ray(num_cpus: int | None = None) -> None:
 class GeneratorActor:
     """Holds one `SeedWorker`; a Ray Data actor-pool UDF from seeds to index rows."""
 
-    def __init__(self, config: dict, out: str, preprocess: bool) -> None:
+    def __init__(self, config: dict, out: str, preprocess: bool, run_id: str) -> None:
         node = ray.get_runtime_context().get_node_id()
-        self.worker = SeedWorker(Config.from_dict(config), out, node=node, preprocess=preprocess)
+        self.worker = SeedWorker(
+            Config.from_dict(config), out, node=node, preprocess=preprocess, run_id=run_id
+        )
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = [self.worker.run(int(seed)) for seed in batch.column("seed").to_pylist()]
@@ -85,8 +87,17 @@ def _pool_size(request, reserved_cpus: float) -> int:
     return max(1, int((cpus - reserved_cpus) // request.cpus_per_actor))
 
 
-def generation_dataset(request, *, progress: bool = True) -> ray.data.Dataset:
-    """The streaming Dataset of index rows for `request` (a `GenerationRequest`)."""
+def generation_dataset(
+    request, *, out: str, run_id: str, progress: bool = True
+) -> ray.data.Dataset:
+    """The streaming Dataset of index rows for `request` (a `GenerationRequest`).
+
+    Args:
+        request: what to produce.
+        out: the output root as every node opens it (an absolute path or a URI).
+        run_id: the run holding the output's lease.
+        progress: show progress bars.
+    """
     ensure_ray()
     context = DataContext.get_current()
     context.execution_no_progress_timeout_s = request.no_progress_timeout_s
@@ -99,7 +110,7 @@ def generation_dataset(request, *, progress: bool = True) -> ray.data.Dataset:
     dataset = ray.data.from_items(seeds, override_num_blocks=min(len(seeds), MAX_BLOCKS))
     dataset = dataset.map_batches(
         GeneratorActor,
-        fn_constructor_args=(request.config.to_dict(), request.out, request.preprocess),
+        fn_constructor_args=(request.config.to_dict(), out, request.preprocess, run_id),
         batch_size=1,
         batch_format="pyarrow",
         compute=ActorPoolStrategy(size=_pool_size(request, embed_cpus)),
@@ -110,7 +121,7 @@ def generation_dataset(request, *, progress: bool = True) -> ray.data.Dataset:
     if request.embed:
         dataset = dataset.map_batches(
             EmbedActor,
-            fn_constructor_args=(request.out,),
+            fn_constructor_args=(out,),
             batch_size=8,
             batch_format="pyarrow",
             compute=ActorPoolStrategy(size=1),
@@ -118,4 +129,3 @@ def generation_dataset(request, *, progress: bool = True) -> ray.data.Dataset:
             num_gpus=1 if has_gpus else 0,
         )
     return dataset
-

@@ -12,9 +12,11 @@ import socket
 import tempfile
 import time
 import traceback
+import uuid
 from pathlib import Path
 
 from plurel_ray.config import Config
+from plurel_ray.pipeline.lease import ensure_holder
 from plurel_ray.pipeline.output import OutputRoot, database_name
 from plurel_ray.relbench_io import write_dataset
 from plurel_ray.synth.database import generate_database, load_schema
@@ -22,6 +24,7 @@ from plurel_ray.synth.schema import DatabaseSchema
 
 STORES_DIR = "stores"
 STORE_MARKER = "meta.json"  # a node store is complete once its meta.json is written
+STORE_FILES = ("node_table.bin", "node_cells.bin", "vocab_bytes.bin")  # a few it must hold
 
 STATUS_GENERATED = "generated"
 STATUS_SKIPPED = "skipped"  # complete from an earlier run
@@ -54,6 +57,9 @@ class SeedWorker:
         out_uri: the output root (local path or URI), or an `OutputRoot`.
         node: how index rows name the machine that did the work.
         preprocess: also publish a node store per database under `<root>/stores/`.
+        run_id: the run holding the output's lease: its temporaries carry this id and
+            every publish first checks that the run still holds the lease. None (a worker
+            used on its own, without a lease) checks nothing.
     """
 
     def __init__(
@@ -62,11 +68,14 @@ class SeedWorker:
         out_uri: str | OutputRoot,
         node: str | None = None,
         preprocess: bool = False,
+        run_id: str | None = None,
     ) -> None:
         self.config = config
         self.root = out_uri if isinstance(out_uri, OutputRoot) else OutputRoot(out_uri)
         self.node = node or socket.gethostname()
         self.preprocess = preprocess
+        self.leased = run_id is not None
+        self.run_id = run_id or uuid.uuid4().hex[:12]
         self.config_hash = config.content_hash()
         # An SQL schema is parsed once per worker; random schemas are drawn per seed.
         self.schema: DatabaseSchema | None = (
@@ -85,10 +94,14 @@ class SeedWorker:
                 store = self._ensure_store(name, None)
                 return self._skipped(seed, info, time.perf_counter() - start, store)
             db = generate_database(seed, self.config, schema=self.schema)
-            staging = self.root.staging_dir(name, self.scratch)
-            write_dataset(db, staging, self.config, name=name)
-            store = self._ensure_store(name, staging)
-            self.root.publish(staging, name)
+            staging = self.root.staging_dir(name, self.scratch, self.run_id)
+            try:
+                write_dataset(db, staging, self.config, name=name)
+                store = self._ensure_store(name, staging)
+                self._ensure_lease()
+                self.root.publish(staging, name)
+            finally:  # published: moved away; cut short: no temporary stays behind
+                shutil.rmtree(staging, ignore_errors=True)
             return _row(
                 seed,
                 STATUS_GENERATED,
@@ -126,14 +139,23 @@ class SeedWorker:
         if self.root.is_complete(store_name, STORE_MARKER):
             return self.root.join(store_name)
         dataset = local_dataset or self.root.fetch(name, self.scratch)
-        staging = self.root.staging_dir(store_name, self.scratch)
+        staging = self.root.staging_dir(store_name, self.scratch, self.run_id)
         staging.mkdir(parents=True)
-        written = preprocess(dataset, staging, name=name)
-        self.root.publish(written, store_name, marker=STORE_MARKER)
-        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            written = preprocess(dataset, staging, name=name)
+            self._ensure_lease()
+            self.root.publish(written, store_name, marker=STORE_MARKER, required=STORE_FILES)
+        finally:  # a failed seed leaves no temporary folder in the output
+            shutil.rmtree(staging, ignore_errors=True)
         if local_dataset is None and not self.root.is_local:
             shutil.rmtree(dataset, ignore_errors=True)
         return self.root.join(store_name)
+
+    def _ensure_lease(self) -> None:
+        """Raise unless this worker's run still holds the output (a run paused past the
+        lease timeout and taken over must not publish over the new holder's work)."""
+        if self.leased:
+            ensure_holder(self.root, self.run_id)
 
     def _skipped(self, seed: int, info: dict, seconds: float, store: str | None) -> dict:
         if info.get("config_hash") != self.config_hash:

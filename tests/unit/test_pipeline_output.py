@@ -4,6 +4,8 @@ code path (uploads, marker last) on a real non-local pyarrow filesystem."""
 from __future__ import annotations
 
 import json
+import socket
+import time
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -11,6 +13,8 @@ import pytest
 import relbench
 from fsspec.implementations.local import LocalFileSystem as FsspecLocal
 
+from plurel_ray.errors import DatasetError
+from plurel_ray.pipeline.index import read_index
 from plurel_ray.pipeline.output import OutputRoot
 from plurel_ray.pipeline.seed_worker import SeedWorker, StoreEmbedder
 from plurel_ray.relbench_io import read_tables
@@ -86,3 +90,114 @@ def test_fetching_a_whole_remote_root_copies_it_to_local_disk(tmp_path, small_co
     local = store.fetch("", tmp_path / "scratch")
     assert local.parent == tmp_path / "scratch"
     assert read_meta(local) == read_meta(tmp_path / "remote" / "stores" / "plurel-15")
+
+
+def _generate(out, seeds, config, **options):
+    from plurel_ray.pipeline.generate import GenerationRequest, run_generation
+
+    request = GenerationRequest(seeds=seeds, out=str(out), config=config, **options)
+    return run_generation(request, use_ray=False, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("given", "where"),
+    [
+        ("data/", "cwd/data"),
+        ("~/out", "home/out"),
+        ("with space/out dir", "cwd/with space/out dir"),
+        ("file://{tmp}/uri%20out", "uri out"),
+    ],
+)
+def test_relative_home_spaced_and_file_uri_outputs_work(
+    given, where, tmp_path, monkeypatch, small_config
+):
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    summary = _generate(given.format(tmp=tmp_path), [3], small_config)
+    assert summary.generated == 1
+    read_tables(tmp_path / where / "plurel-3", verify=True)
+    assert (tmp_path / where / "_index.parquet").is_file()
+    assert sorted(p.name for p in (tmp_path / where).iterdir()) == ["_index.parquet", "plurel-3"]
+
+
+@pytest.mark.parametrize("parent", ["a-file", "/proc/plurel-ray-test"])
+def test_an_unwritable_output_is_one_line_naming_it(parent, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    out = str(tmp_path / parent / "out") if parent == "a-file" else parent + "/out"
+    with pytest.raises(DatasetError) as err:
+        OutputRoot(out).check_writable()
+    message = str(err.value)
+    assert "\n" not in message and out in message and "not writable" in message
+
+
+def test_a_missing_parent_is_created_and_no_probe_stays(tmp_path):
+    root = OutputRoot(tmp_path / "a" / "b" / "out")
+    root.check_writable()
+    assert list((tmp_path / "a" / "b" / "out").iterdir()) == []
+
+
+def test_an_unreachable_s3_bucket_is_one_line_within_seconds(tmp_path):
+    with socket.socket() as sock:  # a port nothing listens on once this closes
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    uri = f"s3://bucket/run?endpoint_override=127.0.0.1:{port}&scheme=http"
+    start = time.perf_counter()
+    with pytest.raises(DatasetError) as err:
+        OutputRoot(uri).check_writable()
+    assert time.perf_counter() - start < 10
+    assert "\n" not in str(err.value) and uri in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("nosuch://bucket/out", "Unrecognized filesystem"),
+        ("file://somehost/out", "absolute local path"),
+        ("s3://KEY:SECRET@bucket/out?nosuch=1", "nosuch"),
+    ],
+)
+def test_a_bad_uri_is_one_line_naming_it_without_its_secret(given, says):
+    with pytest.raises(DatasetError) as err:
+        OutputRoot(given)
+    message = str(err.value)
+    assert "\n" not in message and says in message and "SECRET" not in message
+    assert given.replace("KEY:SECRET", "***") in message
+
+
+def test_a_second_run_adds_its_databases_to_the_index(tmp_path, small_config):
+    _generate(tmp_path, [0, 1], small_config)
+    summary = _generate(tmp_path, [1, 2], small_config)
+    index = read_index(OutputRoot(tmp_path))
+    assert index.column("db_name").to_pylist() == ["plurel-0", "plurel-1", "plurel-2"]
+    # this run's row replaces the earlier one of the same seed
+    assert index.column("status").to_pylist() == ["generated", "skipped", "generated"]
+    assert summary.indexed == 3 and summary.databases == 2
+
+
+def test_an_unreadable_index_is_rebuilt_from_the_databases_and_said(tmp_path, small_config):
+    first = _generate(tmp_path, [4, 5], small_config)
+    assert first.notices == ()
+    (tmp_path / "_index.parquet").write_bytes(b"PAR1 not really")
+    summary = _generate(tmp_path, [6], small_config)
+    (notice,) = summary.notices
+    # the folders of both runs are read; this run's rows then replace its own
+    assert "_index.parquet was unreadable" in notice and "rebuilt from 3" in notice
+    assert any(line.startswith("note: ") for line in summary.lines())
+    index = read_index(OutputRoot(tmp_path))
+    assert index.column("seed").to_pylist() == [4, 5, 6]
+    assert index.column("status").to_pylist() == ["skipped", "skipped", "generated"]
+    assert index.column("rows").to_pylist()[:2] == [
+        sum(json.loads((tmp_path / f"plurel-{s}" / "plurel.json").read_text())["rows"].values())
+        for s in (4, 5)
+    ]
+    assert len(list(tmp_path.glob("_index.corrupt-*.parquet"))) == 1
+
+
+def test_a_staged_folder_missing_its_files_is_never_published(root, tmp_path):
+    staged = tmp_path / "staged"
+    (staged / "db").mkdir(parents=True)
+    (staged / "plurel.json").write_text("{}")  # what the old race left: no manifest.yaml
+    with pytest.raises(DatasetError, match=r"lacks manifest\.yaml"):
+        root.publish(staged, "plurel-9")
+    assert root.read_info("plurel-9") is None
