@@ -2,8 +2,12 @@
 
 Every feature column of every table is a task whose target is the column's value in a
 row; a row whose target is null is not an item. Labels are always written as
-`{train,val,test}.parquet`: RelBench 3 can regenerate autocomplete labels only from the
-entity table's time column, and the entity tables of the PluRel prior have none.
+`{train,val,test}.parquet`, and `load_task(name)` reads them. RelBench 3 regenerates
+(`load_task(name, regenerate=True)`) exactly these labels for a table with a time column;
+its `AutoCompleteTask` splits by the entity table's time column only, so for a table
+without one it has no split rule and fails inside DuckDB (`column named "None"`). No
+task manifest can express a split by row position, so those tasks say in their
+description that their label files are the only source of their splits.
 
 Splits:
 - a table with a time column uses RelBench's own windows — train `time <= val_timestamp`,
@@ -92,6 +96,18 @@ def _split_masks(
     }
 
 
+def _description(spec: TableSpec, column: str, val_split: float, test_split: float) -> str:
+    text = f"Predict {column} of a {spec.name} row from the rest of the database."
+    if spec.time_col is not None:
+        return text
+    return (
+        f"{text} {spec.name} has no time column, so its n rows are split by position: rows "
+        f"[0, floor(n*{val_split:g})) train, [floor(n*{val_split:g}), floor(n*{test_split:g}))"
+        " val, the rest test. RelBench 3 cannot regenerate such a split (it splits by time "
+        "only): the label files are authoritative."
+    )
+
+
 def table_tasks(
     spec: TableSpec,
     df: pd.DataFrame,
@@ -130,7 +146,7 @@ def table_tasks(
             name=f"{spec.name}-{column}",
             kind=KIND_AUTOCOMPLETE,
             task_type=task_type_of(df[column]).value,
-            description=f"Predict {column} of a {spec.name} row from the rest of the database.",
+            description=_description(spec, column, val_split, test_split),
             entity_table=spec.name,
             target_col=column,
         )

@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 import relbench
 from relbench.base import TaskType
 from relbench.base.task_base import label_sort_cols, sort_labels
+from relbench.manifest import KIND_AUTOCOMPLETE, DatasetManifest, TableSpec, TaskManifest
 
 from plurel_ray import relbench_io
-from plurel_ray.config import Config
+from plurel_ray.config import Choices, Config, DatabaseParams
 from plurel_ray.errors import DatasetError
 from plurel_ray.relbench_io import (
     content_hash,
@@ -224,3 +226,79 @@ def test_failure_mid_write_leaves_no_partial_folder(
         assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
     else:
         assert list(tmp_path.iterdir()) == []
+
+
+# Up to four tables of two or three columns: entity tables without a time column, some
+# with foreign keys, and an activity table with one, in well under a second per seed.
+LOAD_CONFIG = Config(
+    database_params=DatabaseParams(
+        num_tables_choices=Choices("range", [3, 4]),
+        num_rows_entity_table_choices=Choices("range", [40, 60]),
+        num_rows_activity_table_choices=Choices("range", [80, 120]),
+        num_cols_choices=Choices("range", [2, 3]),
+    )
+)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_every_task_loads_from_files_and_timed_tasks_regenerate_the_written_labels(seed, tmp_path):
+    db = generate_database(seed, LOAD_CONFIG)
+    specs = {s.name: s for s in db.schema.tables}
+    assert any(s.time_col is None and s.fkeys for s in specs.values())
+    ds = relbench.load_dataset(write_dataset(db, tmp_path / "ds", LOAD_CONFIG))
+    for name in ds.get_task_names():
+        hosted = ds.load_task(name)
+        labels = {
+            s: hosted.get_table(s, mask_input_cols=False).df for s in ("train", "val", "test")
+        }
+        assert all(len(df) > 0 for df in labels.values()), name
+        if specs[hosted.entity_table].time_col is None:
+            # See the next test: RelBench has no split rule for these, so the manifest
+            # tells the reader where their splits come from.
+            manifest = TaskManifest.load(ds.dataset_dir / "tasks" / name / "manifest.yaml")
+            assert "split by position" in manifest.description
+            assert "label files are authoritative" in manifest.description
+            continue
+        regenerated = ds.load_task(name, regenerate=True)
+        for split, df in labels.items():
+            pd.testing.assert_frame_equal(
+                regenerated.get_table(split, mask_input_cols=False).df, df
+            )
+
+
+@pytest.mark.parametrize("task_type", ["regression", "binary_classification"])
+def test_relbench_3_cannot_regenerate_autocomplete_labels_of_a_table_without_time_column(
+    task_type, tmp_path
+):
+    """A minimal reproduction of the RelBench 3.0.2 limitation the previous test works
+    around, with no plurel-ray code: `AutoCompleteTask.make_table` formats the entity
+    table's time column into its SQL, so a table without one becomes `entity_table.None`.
+    Regression tasks fail in `load_task` (it takes the train split's std), others in
+    `get_table`. Loading the written labels works. When this test fails, RelBench has
+    learnt to regenerate such tasks: check that it reproduces our positional splits."""
+    items = pd.DataFrame({"id": np.arange(6), "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+                          "flag": [True, False] * 3})  # fmt: skip
+    events = pd.DataFrame({"item": [0, 5], "time": pd.to_datetime(["2020-01-01", "2020-03-01"])})
+    (tmp_path / "db").mkdir()
+    items.to_parquet(tmp_path / "db" / "items.parquet", index=False)
+    events.to_parquet(tmp_path / "db" / "events.parquet", index=False)
+    DatasetManifest(
+        name="repro", val_timestamp="2020-01-15", test_timestamp="2020-02-15",
+        tables={"items": TableSpec(pkey="id"),
+                "events": TableSpec(time_col="time", fkeys={"item": "items"})},
+    ).save(tmp_path / "manifest.yaml")  # fmt: skip
+    target = "x" if task_type == "regression" else "flag"
+    name = f"items-{target}"
+    task_dir = tmp_path / "tasks" / name
+    task = TaskManifest(name=name, kind=KIND_AUTOCOMPLETE, task_type=task_type,
+                        entity_table="items", target_col=target)  # fmt: skip
+    task.save(task_dir / "manifest.yaml")
+    for split, rows in {"train": slice(0, 4), "val": slice(4, 5), "test": slice(5, 6)}.items():
+        items[["id", target]][rows].reset_index(drop=True).to_parquet(
+            task_dir / f"{split}.parquet", index=False
+        )
+    ds = relbench.load_dataset(tmp_path)
+    written = ds.load_task(name).get_table("val", mask_input_cols=False).df
+    pd.testing.assert_frame_equal(written, items[["id", target]][4:5].reset_index(drop=True))
+    with pytest.raises(duckdb.BinderException, match='column named "None"'):
+        ds.load_task(name, regenerate=True).get_table("train")
