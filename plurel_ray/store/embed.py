@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from plurel_ray._native import STORE_FORMAT_VERSION
 from plurel_ray.errors import StoreError
 from plurel_ray.store.arrays import read_array, read_vocabulary, write_array, write_atomic
 from plurel_ray.store.encoder import DEFAULT_MODEL, TextEncoder
+from plurel_ray.store.meta import META_FILE, read_meta
 
 CACHE_DIR_ENV = "PLUREL_RAY_CACHE_DIR"
 CACHE_FILE = "embeddings.sqlite"
@@ -102,13 +102,28 @@ class _Cache:
         self._db.close()
 
 
+def _cache_folder(cache_dir: str | os.PathLike | None) -> Path | None:
+    """The embedding cache folder: `cache_dir`, else $PLUREL_RAY_CACHE_DIR, else None.
+
+    `~` and `$VAR`s are expanded here: a value from a Ray runtime_env, a config file or a
+    quoted shell word arrives unexpanded and would otherwise create a folder named `~`.
+
+    Args:
+        cache_dir: the folder passed by the caller, or None to read the environment.
+    """
+    folder = cache_dir if cache_dir is not None else os.environ.get(CACHE_DIR_ENV) or None
+    if folder is None:
+        return None
+    return Path(os.path.expanduser(os.path.expandvars(os.fspath(folder))))
+
+
 @contextmanager
 def _open_cache(cache_dir: str | os.PathLike | None) -> Iterator[_Cache | None]:
-    cache_dir = cache_dir if cache_dir is not None else os.environ.get(CACHE_DIR_ENV) or None
-    if cache_dir is None:
+    folder = _cache_folder(cache_dir)
+    if folder is None:
         yield None  # strings are still deduplicated across this call's stores
         return
-    cache = _Cache(Path(cache_dir) / CACHE_FILE)
+    cache = _Cache(folder / CACHE_FILE)
     try:
         yield cache
     finally:
@@ -116,22 +131,12 @@ def _open_cache(cache_dir: str | os.PathLike | None) -> Iterator[_Cache | None]:
 
 
 def _read_meta(store: Path) -> dict:
-    path = store / "meta.json"
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise StoreError(f"{path} is missing: not a node store, or {_PREPROCESS}") from None
-    except (OSError, ValueError) as e:
-        raise StoreError(f"{path} cannot be read as JSON ({e}); {_PREPROCESS}") from e
-    version = meta.get("format_version")
-    if version != STORE_FORMAT_VERSION:
+    meta = read_meta(store)
+    vocab = meta["counts"].get("vocab")
+    if vocab is None or vocab < 0:
         raise StoreError(
-            f"{path}: format_version {version!r}, this build reads {STORE_FORMAT_VERSION}; "
-            f"{_PREPROCESS}"
+            f"{store / META_FILE}: counts.vocab is {vocab!r}, not a count; {_PREPROCESS}"
         )
-    vocab = meta.get("counts", {}).get("vocab")
-    if not isinstance(vocab, int) or vocab < 0:
-        raise StoreError(f"{path}: counts.vocab is {vocab!r}, not a count; {_PREPROCESS}")
     return meta
 
 

@@ -16,6 +16,7 @@ from plurel_ray.errors import ModelError, StoreError
 from plurel_ray.store.arrays import HEADER_BYTES, read_array, write_array
 from plurel_ray.store.embed import CACHE_DIR_ENV, CACHE_FILE, embed
 from plurel_ray.store.encoder import DEFAULT_MODEL, TextEncoder, _length_batches
+from plurel_ray.store.meta import STORE_FORMAT
 
 MIXED = [
     "users",
@@ -48,7 +49,8 @@ def write_vocabulary(store, strings: list[str]) -> None:
 def make_store(path, strings: list[str]):
     path.mkdir(parents=True)
     write_vocabulary(path, strings)
-    meta = {"format_version": 1, "counts": {"vocab": len(strings)}, "files": {}}
+    meta = {"format": STORE_FORMAT, "format_version": 1, "counts": {"vocab": len(strings)},
+            "files": {}, "tables": [], "columns": [], "tasks": []}  # fmt: skip
     (path / "meta.json").write_text(json.dumps(meta))
     return path
 
@@ -178,6 +180,20 @@ def test_cache_dir_comes_from_the_environment(tmp_path, encoder, monkeypatch):
     assert (tmp_path / "env-cache" / CACHE_FILE).is_file()
 
 
+@pytest.mark.parametrize("source", ["argument", "environment"])
+def test_cache_dir_expands_home_and_variables(tmp_path, encoder, monkeypatch, source):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CACHE_NAME", "vectors")
+    monkeypatch.chdir(tmp_path)
+    given = "~/caches/$CACHE_NAME"
+    if source == "environment":
+        monkeypatch.setenv(CACHE_DIR_ENV, given)
+    embed(make_store(tmp_path / "a", ["users"]), model=encoder, progress=False,
+          cache_dir=given if source == "argument" else None)  # fmt: skip
+    assert (tmp_path / "home" / "caches" / "vectors" / CACHE_FILE).is_file()
+    assert not (tmp_path / "~").exists()
+
+
 def test_rerun_skips_an_embedded_store(tmp_path, encoder):
     store = make_store(tmp_path / "a", ["users", "red"])
     embed(store, model=encoder, progress=False)
@@ -216,7 +232,7 @@ def test_missing_store_raises_naming_meta_json(tmp_path, encoder):
 
 def test_store_of_another_format_version_raises(tmp_path, encoder):
     store = make_store(tmp_path / "a", ["users"])
-    (store / "meta.json").write_text(json.dumps({"format_version": 2, "counts": {"vocab": 1}}))
+    (store / "meta.json").write_text(json.dumps({"format": STORE_FORMAT, "format_version": 2}))
     with pytest.raises(StoreError, match="format_version 2"):
         embed(store, model=encoder, progress=False)
 
