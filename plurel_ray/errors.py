@@ -51,3 +51,14 @@ class HubError(PlurelError, OSError):
     def __init__(self, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
+
+
+def is_native_panic(err: BaseException) -> bool:
+    """Whether `err` is a Rust panic surfacing from `plurel_ray._native` (pyo3's
+    `PanicException`, a `BaseException` that `except Exception` does not catch).
+
+    Args:
+        err: the caught exception.
+    """
+    kind = type(err)
+    return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"

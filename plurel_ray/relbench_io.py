@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from plurel_ray.synth.database import GENERATOR_VERSION, GeneratedDatabase
 INFO_FILE = "plurel.json"
 # Bump when the folder layout or a plurel.json field changes meaning.
 FORMAT_VERSION = 1
+_HASH_CHUNK = 1 << 20  # bytes read at a time when verifying a folder's content hash
 CONTENT_HASH_COVERS = (
     "sha256 over db/<table>.parquet, tables in sorted name order, each fed as the UTF-8 "
     "bytes of '<table>\\n<byte length>\\n' followed by the file's bytes; manifests, tasks "
@@ -229,13 +230,51 @@ def read_dataset_info(path: str | os.PathLike) -> dict:
     """
     file = Path(path).expanduser() / INFO_FILE
     try:
-        return json.loads(file.read_text())
+        info = json.loads(file.read_bytes())
     except FileNotFoundError:
         raise DatasetError(
             f"{file.parent}: not a plurel-ray dataset folder (no {INFO_FILE})"
         ) from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise DatasetError(f"{file}: cannot read: {err}") from err
+    except (OSError, ValueError) as err:  # ValueError: bad JSON or bad UTF-8
+        raise DatasetError(f"{file}: cannot read: {err}; write the folder again") from None
+    if not isinstance(info, dict):
+        raise DatasetError(f"{file}: expected a JSON object, got {type(info).__name__}")
+    return info
+
+
+def verify_content_hash(path: str | os.PathLike, tables: Iterable[str]) -> None:
+    """Check db/<table>.parquet of a dataset folder against plurel.json's `content_hash`,
+    reading each file once in chunks; a folder without plurel.json (a real dataset) or
+    without a recorded hash passes as is.
+
+    Args:
+        path: the dataset folder.
+        tables: its table names (the manifest's).
+
+    Raises:
+        DatasetError: a table file is missing or the bytes differ from the recorded hash.
+    """
+    root = Path(path).expanduser()
+    if not (root / INFO_FILE).is_file():
+        return
+    expected = read_dataset_info(root).get("content_hash")
+    if expected is None:
+        return
+    h = hashlib.sha256()
+    for table in sorted(tables):
+        file = root / "db" / f"{table}.parquet"
+        try:
+            with file.open("rb") as src:
+                h.update(f"{table}\n{os.fstat(src.fileno()).st_size}\n".encode())
+                while chunk := src.read(_HASH_CHUNK):
+                    h.update(chunk)
+        except OSError as err:
+            raise DatasetError(f"{root}: incomplete dataset folder: {err}") from None
+    if h.hexdigest() != expected:
+        raise DatasetError(
+            f"{root}: db/*.parquet do not match the content_hash in {INFO_FILE}; the folder "
+            "is corrupt or was edited — delete it and generate it again"
+        )
 
 
 def read_tables(path: str | os.PathLike, *, verify: bool = False) -> dict[str, pd.DataFrame]:

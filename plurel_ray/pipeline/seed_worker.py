@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 from plurel_ray.config import Config
+from plurel_ray.errors import is_native_panic
 from plurel_ray.pipeline.lease import ensure_holder
 from plurel_ray.pipeline.output import OutputRoot, database_name
 from plurel_ray.relbench_io import write_dataset
@@ -113,7 +114,9 @@ class SeedWorker:
                 node=self.node,
                 store=store,
             )
-        except Exception as err:  # a failing seed is data for the index, not a crash
+        except BaseException as err:  # a failing seed is data for the index, not a crash
+            if not isinstance(err, Exception) and not is_native_panic(err):
+                raise  # KeyboardInterrupt, SystemExit
             last = traceback.format_exception_only(err)[-1].strip()
             return _row(
                 seed,

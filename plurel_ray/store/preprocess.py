@@ -26,11 +26,10 @@ from relbench.manifest import KIND_AUTOCOMPLETE, DatasetManifest, TaskManifest
 
 from plurel_ray import __version__, _native
 from plurel_ray.atomic_dir import move_into_place, remove, temporary_sibling
-from plurel_ray.errors import DatasetError, StoreError
-from plurel_ray.relbench_io import INFO_FILE, read_dataset_info
+from plurel_ray.errors import DatasetError, StoreError, is_native_panic
+from plurel_ray.relbench_io import INFO_FILE, read_dataset_info, verify_content_hash
+from plurel_ray.store.meta import META_FILE, STORE_FORMAT
 
-STORE_FORMAT = "plurel-ray node store"
-META_FILE = "meta.json"
 SPLITS = ("train", "val", "test")
 # The plurel.json fields a store records as its provenance, when the dataset has them.
 _PROVENANCE = ("content_hash", "seed", "config_hash")
@@ -62,8 +61,8 @@ def _task_manifests(root: Path) -> dict[str, tuple[TaskManifest, Path]]:
         content, _ = _load_yaml(path)
         try:
             task = TaskManifest.from_dict(content)
-        except TypeError as err:
-            raise DatasetError(f"{path}: not a task manifest: {err}") from err
+        except (KeyError, TypeError, AttributeError, ValueError) as err:  # fields missing
+            raise DatasetError(f"{path}: not a task manifest: {err!r}") from None
         tasks[task.name] = (task, path.parent)
     return tasks
 
@@ -267,7 +266,8 @@ def preprocess(
         The path of the store.
 
     Raises:
-        DatasetError: the folder, a manifest or a table is missing or unusable, or a task
+        DatasetError: the folder, a manifest or a table is missing or unusable, a
+            generated folder's tables differ from its plurel.json content_hash, or a task
             name is unknown; the message names the file, table or column.
         StoreError: the store exists and `overwrite` is False.
     """
@@ -277,6 +277,9 @@ def preprocess(
         manifest = DatasetManifest.from_dict(content)
     except (KeyError, TypeError, AttributeError) as err:
         raise DatasetError(f"{root / 'manifest.yaml'}: not a dataset manifest: {err}") from err
+    # A generated folder's tables must be the bytes it was written with: one flipped byte
+    # can decode as other values and would reach the store unnoticed.
+    verify_content_hash(root, manifest.tables)
     available = _task_manifests(root)
     selected = [available[t] for t in _select(available, tasks)]
     plan, meta_tables, meta_tasks, warnings = _plan(root, manifest, selected)
@@ -291,6 +294,14 @@ def preprocess(
             report = _native.preprocess(plan, str(tmp))
         except ValueError as err:
             raise DatasetError(f"{root}: {err}") from None
+        except BaseException as err:
+            if not is_native_panic(err):
+                raise
+            # A damaged file the native reader did not turn into an error of its own.
+            raise DatasetError(
+                f"{root}: the native reader failed ({' '.join(str(err).split())}); a file of "
+                "the folder is damaged — write the folder again"
+            ) from None
         for entry, native in zip(meta_tables, report["tables"], strict=True):
             entry.update(node_offset=native["node_offset"], num_nodes=native["num_nodes"],
                          dangling_fkeys=native["dangling_fkeys"])  # fmt: skip

@@ -38,7 +38,6 @@ and needs embeddings (`plurel_ray.store.embed`) of one model in every store.
 
 from __future__ import annotations
 
-import json
 import operator
 import os
 from collections.abc import Iterator, Sequence
@@ -51,7 +50,10 @@ import numpy as np
 from plurel_ray import _native
 from plurel_ray.errors import SamplerError, StoreError
 
-STORE_FORMAT = "plurel-ray node store"
+# Re-exported: callers read meta.json through the sampler module.
+from plurel_ray.store.meta import STORE_FORMAT as STORE_FORMAT
+from plurel_ray.store.meta import read_meta as read_meta
+
 DEFAULT_CTX_LEN = 1024
 DEFAULT_MAX_BFS_WIDTH = 128
 
@@ -83,33 +85,6 @@ class Source:
     table: str | None = None
     target: str | None = None
     leakage: Sequence[Sequence[str]] | None = None
-
-
-def read_meta(store: Path) -> dict:
-    """The meta.json of `store`, checked to be a node store of this format version.
-
-    Raises:
-        StoreError: missing, unreadable, or of another format or version.
-    """
-    path = store / "meta.json"
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise StoreError(
-            f"{path}: missing; {store} is not a node store (build it with "
-            "plurel_ray.store.preprocess)"
-        ) from None
-    except (OSError, ValueError) as e:
-        raise StoreError(f"{path}: unreadable ({e}); rebuild the store") from None
-    if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT:
-        raise StoreError(f"{path}: not a {STORE_FORMAT!r} description")
-    version = meta.get("format_version")
-    if version != _native.STORE_FORMAT_VERSION:
-        raise StoreError(
-            f"{path}: store format version {version}, this build reads "
-            f"{_native.STORE_FORMAT_VERSION}; rebuild the store with this plurel-ray version"
-        )
-    return meta
 
 
 class _Names:

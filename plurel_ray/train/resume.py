@@ -22,6 +22,8 @@ from plurel_ray.model.config import ModelConfig
 from plurel_ray.train.config import TrainConfig
 
 RESUME_FILE = "resume.pt"
+_STATE_KEYS = ["data_position", "optimizer", "rng", "scheduler", "step"]
+_REMEDY = "delete its checkpoint folder to resume from the one before, or start a new run"
 
 
 def resume_state(
@@ -93,14 +95,29 @@ def save_training_checkpoint(
 
 
 def load_resume_state(dir: str | os.PathLike) -> dict[str, Any]:
-    """Read `resume.pt` of a training checkpoint folder (the `start_state` of train_loop)."""
+    """Read `resume.pt` of a training checkpoint folder (the `start_state` of train_loop).
+
+    Args:
+        dir: the checkpoint folder.
+
+    Raises:
+        CheckpointError: resume.pt is missing, unreadable or not a resume state.
+    """
     path = Path(dir) / RESUME_FILE
     if not path.is_file():
         raise CheckpointError(
             f"{path} is missing: {dir} is a model checkpoint, not a training checkpoint; "
             "resume from a folder written by train_loop"
         )
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises pickle, zip, EOF and runtime errors alike
+        reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        raise CheckpointError(f"{path} is corrupt ({reason}); {_REMEDY}") from None
+    missing = sorted(set(_STATE_KEYS) - set(state)) if isinstance(state, dict) else _STATE_KEYS
+    if missing:
+        raise CheckpointError(f"{path} is not a resume state (no {', '.join(missing)}); {_REMEDY}")
+    return state
 
 
 def _to_lists(value: Any) -> Any:

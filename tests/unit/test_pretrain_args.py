@@ -111,7 +111,7 @@ def test_run_names_follow_what_defines_the_run():
 
 
 def _column(table: str, name: str, sem_type: str) -> dict:
-    return {"table": table, "name": name, "sem_type": sem_type}
+    return {"id": 0, "table": table, "name": name, "sem_type": sem_type}
 
 
 def _task(name: str, task_type: str, kind: str, tables: dict, target: str) -> dict:

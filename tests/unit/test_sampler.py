@@ -360,7 +360,7 @@ def flip_last(b: bytes) -> bytes:
         ("cell_value.bin", lambda b: b[:-4], "cell_value.bin.*truncated"),
         ("node_time.bin", lambda b: b[:8] + (2).to_bytes(4, "little") + b[12:], "version 2"),
         ("f2p_nodes.bin", None, "f2p_nodes.bin.*cannot open"),
-        ("meta.json", None, "meta.json: missing"),
+        ("meta.json", None, "meta.json is missing"),
         (
             "meta.json",
             lambda b: b.replace(b'"format_version": 1', b'"format_version": 9'),
