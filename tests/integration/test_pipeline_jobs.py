@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from local_head import activated_venv_env, local_head
 from ray.job_submission import JobStatus, JobSubmissionClient
 
 from plurel_ray.relbench_io import read_tables
@@ -19,39 +19,14 @@ from plurel_ray.relbench_io import read_tables
 REPO = Path(__file__).resolve().parents[2]
 JOB = REPO / "jobs" / "generate.py"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _ray(*args: str) -> None:
-    ray_cli = Path(sys.executable).with_name("ray")
-    subprocess.run([str(ray_cli), *args], check=True, capture_output=True, timeout=120)
+pytestmark = pytest.mark.slow  # every test here runs on a Ray head of its own
 
 
 @pytest.fixture(scope="module")
 def head_node():
-    """A head on loopback with its dashboard (the job API) on loopback too, auth off."""
-    port, dashboard = _free_port(), _free_port()
-    _ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--num-cpus=2",
-         "--include-dashboard=true", "--disable-usage-stats")  # fmt: skip
-    yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}"}
-    _ray("stop", "--force")
-
-
-def _submit(client: JobSubmissionClient, entrypoint: str) -> str:
-    """Submit, waiting for the head's job agent: `ray start` returns before it is up."""
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            return client.submit_job(entrypoint=entrypoint)
-        except RuntimeError as err:
-            if "No available agent" not in str(err) or time.monotonic() > deadline:
-                raise
-            time.sleep(1)
+    """A head of this test module, started from the checkout's root, as a user would."""
+    with local_head(cwd=REPO, num_cpus=2) as head:
+        yield {"address": head.address, "dashboard": head.dashboard}
 
 
 def _job_args(out: Path, config: Path, *extra: str) -> list[str]:
@@ -62,7 +37,7 @@ def test_ray_job_submit_runs_the_job(head_node, tmp_path, tiny_config_file):
     client = JobSubmissionClient(head_node["dashboard"])
     out = tmp_path / "out"
     entrypoint = " ".join([sys.executable, *_job_args(out, tiny_config_file, "--num-dbs", "2")])
-    job = _submit(client, entrypoint)
+    job = client.submit_job(entrypoint=entrypoint)
     deadline = time.monotonic() + 240
     while not (status := client.get_job_status(job)).is_terminal():
         assert time.monotonic() < deadline, client.get_job_logs(job)
@@ -102,3 +77,19 @@ def test_killed_driver_then_rerun_completes_every_database(head_node, tmp_path, 
     for seed in range(16):
         read_tables(out / f"plurel-{seed}", verify=True)
     assert not list(out.glob(".tmp-*"))
+
+
+def test_readme_job_submit_with_working_dir_generates(head_node, tmp_path):
+    """The README's command as typed, from the checkout's root: the uploaded working dir
+    lacks the compiled extension (Ray honours .gitignore, which lists *.so) and its
+    `plurel_ray/` comes first on the workers' sys.path."""
+    out = tmp_path / "out"
+    ray_cli = Path(sys.executable).with_name("ray")
+    command = [str(ray_cli), "job", "submit", "--address", head_node["dashboard"],
+               "--working-dir", ".", "--", "python", "jobs/generate.py", "--num-dbs", "2",
+               "--out", str(out)]  # fmt: skip
+    run = subprocess.run(command, cwd=REPO, env=activated_venv_env(), capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    for seed in (0, 1):
+        read_tables(out / f"plurel-{seed}", verify=True)
