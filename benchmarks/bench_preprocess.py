@@ -1,6 +1,6 @@
 """Preprocessing speed: dataset folders → node stores, one process on one core.
 
-    plurel-ray generate --seed 0 --num-dbs 10 --out /tmp/pre-bench
+    plurel-ray generate --num-dbs 10 --out /tmp/pre-bench
     python benchmarks/bench_preprocess.py /tmp/pre-bench/seed-*          # table + summary
     python benchmarks/bench_preprocess.py /tmp/pre-bench/seed-* --json   # one JSON object
 

@@ -9,7 +9,7 @@
 with HF_TOKEN / HF_ENDPOINT); the model sizes come from it (config.json, or the `.pt` shapes), and
 --set changes training fields only. Training starts at step 0 from those weights (fresh
 optimizer and schedule); everything else is as in jobs/pretrain.py: --data/--num-dbs,
---holdout, evaluation on the held-out stores' val split, resume by rerunning. Exits 1 on
+--holdout, evaluation on the held-out stores' --eval-split, resume by rerunning. Exits 1 on
 a bad checkpoint, recipe or data, 2 on bad flags.
 """
 
@@ -19,34 +19,43 @@ import argparse
 import sys
 from pathlib import Path
 
-from plurel_ray.pipeline.pretrain_args import (
-    JobParser,
+from plurel_ray.pipeline.flags import (
+    OneLineParser,
     add_synthetic_data_arguments,
     add_training_arguments,
-    check_training_arguments,
-    init_weights,
-    recipe_from_args,
-    run_job,
-    run_name,
-    synthetic_data,
-    train_and_evaluate,
 )
-from plurel_ray.pipeline.pretrain_data import task_sources
 
 PROG = "jobs/continue_pretrain.py"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = JobParser(prog=PROG, description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The job's flags; building and parsing them imports neither Ray nor torch."""
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("--init", required=True, metavar="REPO_OR_PATH",
                         help="checkpoint folder, .pt file or Hub repo ORG/NAME[@REV]")  # fmt: skip
     add_synthetic_data_arguments(parser)
     add_training_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from plurel_ray.pipeline.pretrain_args import run_job
+
     return run_job(PROG, lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
+    from plurel_ray.pipeline.pretrain_args import (
+        check_training_arguments,
+        init_weights,
+        recipe_from_args,
+        run_name,
+        synthetic_data,
+        train_and_evaluate,
+    )
+    from plurel_ray.pipeline.pretrain_data import task_sources
+
     check_training_arguments(args)
     init, model = init_weights(args.init)
     chosen = recipe_from_args(args, model=model)
@@ -54,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
     sources = task_sources(train_stores, max_tasks_per_store=args.max_tasks)
     identity = {"recipe": chosen.name, "train": [s.name for s in train_stores], "init": init}
     name = run_name(args, f"{chosen.name}-{Path(args.data).name}-continued", identity)
-    return train_and_evaluate(args, chosen, sources, held_out or train_stores, "val", name,
+    return train_and_evaluate(args, chosen, sources, held_out or train_stores, name,
                               init_checkpoint=init)  # fmt: skip
 
 

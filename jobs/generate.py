@@ -13,17 +13,25 @@ import argparse
 import sys
 
 from plurel_ray.errors import PlurelError
+from plurel_ray.pipeline.flags import OneLineParser
 from plurel_ray.pipeline.generate_args import add_generate_arguments, run_from_args
+
+PROG = "jobs/generate.py"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The job's flags: `plurel-ray generate`'s, on Ray by default (--no-ray: in-process)."""
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
+    add_generate_arguments(parser, ray_by_default=True)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="jobs/generate.py", description=__doc__.split("\n")[0])
-    add_generate_arguments(parser, ray_by_default=True)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return run_from_args(args)
     except PlurelError as err:
-        print(f"jobs/generate.py: error: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
 
 

@@ -6,10 +6,11 @@
 
 --data is an output of `jobs/generate.py --preprocess --embed`; with --num-dbs the job
 generates it first (reruns skip what exists). The last --holdout stores stay out of
-training; the final checkpoint is evaluated on their tasks (val split), written to
-`<storage>/<run>/eval_val.csv`. Rerunning the same command resumes its run. Without
+training; the final checkpoint is evaluated on their tasks (--eval-split, default val),
+written to `<storage>/<run>/eval_<split>.csv`. Rerunning the same command resumes its run. Without
 RAY_ADDRESS an embedded Ray starts with $PLUREL_RAY_NUM_CPUS logical CPUs (default: the
-cores). Exits 1 on a bad recipe, data or failed seed, 2 on bad flags.
+cores). Exits 1 on a bad recipe, data or failed seed, or a request the cluster cannot
+fit, 2 on bad flags.
 """
 
 from __future__ import annotations
@@ -18,39 +19,48 @@ import argparse
 import sys
 from pathlib import Path
 
-from plurel_ray.pipeline.pretrain_args import (
-    JobParser,
+from plurel_ray.pipeline.flags import (
+    OneLineParser,
     add_synthetic_data_arguments,
     add_training_arguments,
-    check_training_arguments,
-    recipe_from_args,
-    run_job,
-    run_name,
-    synthetic_data,
-    train_and_evaluate,
 )
-from plurel_ray.pipeline.pretrain_data import task_sources
 
 PROG = "jobs/pretrain.py"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = JobParser(prog=PROG, description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The job's flags; building and parsing them imports neither Ray nor torch."""
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
     add_synthetic_data_arguments(parser)
     add_training_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from plurel_ray.pipeline.pretrain_args import run_job
+
     return run_job(PROG, lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
+    from plurel_ray.pipeline.pretrain_args import (
+        check_training_arguments,
+        recipe_from_args,
+        run_name,
+        synthetic_data,
+        train_and_evaluate,
+    )
+    from plurel_ray.pipeline.pretrain_data import task_sources
+
     check_training_arguments(args)
     chosen = recipe_from_args(args)
     train_stores, held_out = synthetic_data(args)
     sources = task_sources(train_stores, max_tasks_per_store=args.max_tasks)
     identity = {"recipe": chosen.name, "train": [s.name for s in train_stores]}
     name = run_name(args, f"{chosen.name}-{Path(args.data).name}", identity)
-    # With no store held out, the training stores' val split is still unseen data.
-    return train_and_evaluate(args, chosen, sources, held_out or train_stores, "val", name)
+    # With no store held out, the training stores' evaluation split is still unseen data.
+    return train_and_evaluate(args, chosen, sources, held_out or train_stores, name)
 
 
 if __name__ == "__main__":

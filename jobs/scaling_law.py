@@ -1,6 +1,7 @@
 """The scaling-law experiment: pretrain on N databases for S steps over a grid, fit L(X).
 
     python jobs/scaling_law.py --grid tiny --data data/scaling --out out/scaling
+    python jobs/scaling_law.py --grid tiny --grid-num-dbs 1,2,4 --grid-steps 100 …
     ray job submit --working-dir . -- python jobs/scaling_law.py --grid paper \
         --data /shared/scaling --out /shared/scaling/out --storage /shared/runs \
         --num-workers 8 --use-gpu --concurrent 4
@@ -15,55 +16,84 @@ others are still written), 2 on bad flags.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
-from plurel_ray.errors import ConfigError
-from plurel_ray.pipeline.pretrain_args import JobParser, override, parse_field, run_job
-from plurel_ray.pipeline.pretrain_data import local_folder
-from plurel_ray.scaling import GRIDS, grid
+from plurel_ray.pipeline.flags import (
+    DATA,
+    EVAL_BATCHES,
+    HOLDOUT,
+    MAX_TASKS,
+    OUT,
+    PROGRESS,
+    SET,
+    STORAGE,
+    OneLineParser,
+    add_resource_arguments,
+)
+from plurel_ray.pipeline.generate_args import CONFIG, SEED_OFFSET
+from plurel_ray.scaling import GRIDS
 
 PROG = "jobs/scaling_law.py"
 
 
 def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(","))
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers N,N,…, got {text!r}") from None
+    if min(values) < 1:
+        raise argparse.ArgumentTypeError(f"every value must be >= 1, got {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The job's flags; building and parsing them imports neither Ray nor torch."""
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
+    sweep = parser.add_argument_group("grid")
+    sweep.add_argument("--grid", default="tiny", choices=sorted(GRIDS),
+                       help="the (databases, steps) grid (default: %(default)s)")  # fmt: skip
+    sweep.add_argument("--grid-num-dbs", type=_ints, metavar="N,N,…",
+                       help="replace the grid's database counts")  # fmt: skip
+    sweep.add_argument("--grid-steps", type=_ints, metavar="S,S,…",
+                       help="replace the grid's step counts")  # fmt: skip
+    HOLDOUT.add(sweep, help="held-out databases every point is scored on (default: the grid's)")
+    EVAL_BATCHES.add(sweep, help="evaluation batches per held-out task (default: the grid's)")
+    SET.add(sweep, default=[], help="replace a field of the grid's recipe, not steps (repeatable)")
+    where = parser.add_argument_group("data and output")
+    DATA.add(where, required=True, help="where the databases are generated once, and read")
+    CONFIG.add(where)
+    SEED_OFFSET.add(where, default=0)
+    OUT.add(where, required=True, help="where points.csv, fits.json and scaling.png go")
+    STORAGE.add(where, default="runs")
+    MAX_TASKS.add(where)
+    PROGRESS.add(where, default=True)
+    resources = parser.add_argument_group("resources (per run)")
+    resources.add_argument("--concurrent", type=int, default=1, metavar="K",
+                           help="grid points trained at once (default: %(default)s)")  # fmt: skip
+    add_resource_arguments(resources)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = JobParser(prog=PROG, description=__doc__.split("\n")[0])
-    add = parser.add_argument
-    add("--grid", default="tiny", choices=sorted(GRIDS), help="the grid (default tiny)")
-    add("--num-dbs", type=_ints, metavar="N,N,…", help="replace the grid's database counts")
-    add("--steps", type=_ints, metavar="S,S,…", help="replace the grid's step counts")
-    add("--holdout", type=int, metavar="K", help="held-out databases (default: the grid's)")
-    add("--eval-batches", type=int, metavar="N", help="batches per held-out task")
-    add("--set", dest="overrides", type=override, action="append", default=[],
-        metavar="KEY=VALUE", help="replace a recipe field (not steps), repeatable")  # fmt: skip
-    add("--data", required=True, metavar="DIR", help="where the databases are generated")
-    add("--config", metavar="FILE", help="generator config of the databases")
-    add("--seed-offset", type=int, default=0, metavar="S", help="first seed (default 0)")
-    add("--out", required=True, metavar="DIR", help="points.csv, fits.json, scaling.png")
-    add("--storage", default="runs", metavar="DIR", help="the runs' checkpoints (./runs)")
-    add("--concurrent", type=int, default=1, metavar="K", help="points trained at once (1)")
-    add("--num-workers", type=int, default=1, metavar="N", help="training workers per run")
-    add("--use-gpu", action="store_true", help="one GPU per worker")
-    add("--cpus-per-worker", type=float, default=1.0, metavar="C")
-    add("--sampler-cpus", type=float, default=1.0, metavar="C")
-    add("--max-failures", type=int, default=3, metavar="N")
-    add("--max-tasks", type=int, metavar="N", help="at most N tasks per store")
-    add("--no-progress", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    from plurel_ray.pipeline.pretrain_args import run_job
+
     return run_job(PROG, lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from plurel_ray.config import Config
+    from plurel_ray.errors import ConfigError
+    from plurel_ray.pipeline.pretrain_args import parse_field
+    from plurel_ray.pipeline.pretrain_data import local_folder
     from plurel_ray.pipeline.scaling_sweep import SweepRequest, run_sweep
+    from plurel_ray.scaling import grid
     from plurel_ray.train.config import recipe
 
     chosen = grid(args.grid)
-    axes = {"num_dbs": args.num_dbs, "steps": args.steps, "holdout": args.holdout,
+    axes = {"num_dbs": args.grid_num_dbs, "steps": args.grid_steps, "holdout": args.holdout,
             "eval_batches": args.eval_batches}  # fmt: skip
     chosen = dataclasses.replace(chosen, **{k: v for k, v in axes.items() if v is not None})
     base = recipe(chosen.recipe)
@@ -79,8 +109,8 @@ def _run(args: argparse.Namespace) -> int:
         seed_offset=args.seed_offset, concurrent=args.concurrent,
         num_workers=args.num_workers, use_gpu=args.use_gpu,
         cpus_per_worker=args.cpus_per_worker, sampler_cpus=args.sampler_cpus,
-        max_failures=args.max_failures, max_tasks=args.max_tasks,
-        progress=not args.no_progress,
+        max_failures=args.max_failures, resource_wait_s=args.resource_wait_s,
+        max_tasks=args.max_tasks, progress=args.progress,
     )  # fmt: skip
     run_sweep(request)
     return 0

@@ -1,15 +1,16 @@
 """The `plurel-ray` command: parse arguments, call the library, report in one line.
 
-    plurel-ray generate --seed 0 --num-dbs 10 --out data/        # data/plurel-0 ...
-    plurel-ray generate --seed 7 --config small.yaml --schema shop.sql --out data/
+    plurel-ray generate --num-dbs 10 --out data/                 # data/plurel-0 ...
+    plurel-ray generate --seed-offset 7 --config small.yaml --schema shop.sql --out data/
     plurel-ray generate --num-dbs 100 --out s3://bucket/run --ray --preprocess
     plurel-ray preprocess data/plurel-* --out stores/               # stores/plurel-0 ...
-    plurel-ray hub download org/plurel-rt --revision <sha> --local-dir ckpt/
+    plurel-ray hub download org/plurel-rt --revision <sha> --out ckpt/
     plurel-ray demo --out demo-runs/        # generate, pretrain, evaluate, report.md
 
 Errors a user can cause (bad config, bad SQL, existing output, missing file, bad
 arguments) print one line, ``plurel-ray: error: <message>``, and exit non-zero; Ctrl-C
-exits 130. Anything else is a bug and keeps its traceback.
+exits 130. Anything else is a bug and keeps its traceback. The flags are the project's one
+vocabulary (`plurel_ray.pipeline.flags`); parsing them imports neither Ray nor torch.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from pathlib import Path
 
 from plurel_ray import __version__
 from plurel_ray.errors import PlurelError
-from plurel_ray.pipeline.generate_args import add_generate_arguments, run_from_args
+from plurel_ray.pipeline.flags import OUT, PROGRESS, OneLineParser
+from plurel_ray.pipeline.generate_args import NUM_DBS, add_generate_arguments, run_from_args
 
 PROG = "plurel-ray"
 EXIT_ERROR = 1
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # what OneLineParser exits with
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
@@ -35,17 +37,11 @@ def _fail(message: str) -> None:
     print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: usage text would bury the message in scripts."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        _fail(f"{message} (see '{self.prog} --help')")
-        sys.exit(EXIT_USAGE)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `plurel-ray` command."""
-    parser = _Parser(prog=PROG, description="Synthetic relational databases from the PluRel prior.")
+    parser = OneLineParser(
+        prog=PROG, description="Synthetic relational databases from the PluRel prior."
+    )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     gen = commands.add_parser(
@@ -63,11 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Preprocess each dataset folder into a node store at OUT/<dataset name>.",
     )
     pre.add_argument("datasets", nargs="+", metavar="DATASET_DIR", help="dataset folders")
-    pre.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    OUT.add(pre, required=True, help="folder of the node stores, one OUT/<dataset name>/ each")
     pre.add_argument(
         "--tasks", nargs="+", metavar="T", help="tasks to include (default: all of them)"
     )
     pre.add_argument("--overwrite", action="store_true", help="replace existing stores")
+    PROGRESS.add(pre, default=True)
     pre.set_defaults(run=_preprocess)
     hub = commands.add_parser("hub", help="download checkpoints and datasets from the Hub")
     hub_commands = hub.add_subparsers(dest="hub_command", required=True, metavar="HUB_COMMAND")
@@ -80,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     down.add_argument("repo", metavar="REPO", help="the repo id, org/name")
     down.add_argument("--revision", metavar="R", help="branch, tag or commit sha (default: main)")
-    down.add_argument("--local-dir", required=True, metavar="DIR", help="folder to download into")
+    OUT.add(down, required=True, help="folder to download into")
     down.add_argument(
         "--repo-type", choices=("model", "dataset"), default="model",
         help="model (checkpoints, the default) or dataset (databases)",
@@ -94,13 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the last, evaluate it on the last one's val split, and write OUT/demo-<time>/ with "
         "the data, checkpoint, metrics.jsonl, eval_val.csv and report.md.",
     )
-    demo.add_argument("--out", default="demo-runs", metavar="DIR",
-                      help="where the run folder is created (default ./demo-runs)")  # fmt: skip
-    demo.add_argument("--num-dbs", type=int, default=6, metavar="N",
-                      help="databases to generate, the last held out (default 6)")  # fmt: skip
+    OUT.add(demo, default="demo-runs",
+            help="where the run folder demo-<time>/ goes (default: ./%(default)s)")  # fmt: skip
+    NUM_DBS.add(demo, default=6,
+                help="databases to generate, the last held out (default: %(default)s)")  # fmt: skip
     demo.add_argument("--steps", type=int, default=300, metavar="S",
-                      help="training steps (default 300)")  # fmt: skip
-    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+                      help="training steps (default: %(default)s)")  # fmt: skip
+    PROGRESS.add(demo, default=True)
     demo.set_defaults(run=_demo)
     return parser
 
@@ -113,7 +110,10 @@ def _preprocess(args: argparse.Namespace) -> int:
     from plurel_ray.store.preprocess import META_FILE, preprocess
 
     start = time.perf_counter()
-    for dataset in tqdm(args.datasets, desc="datasets", unit="db", file=sys.stderr, disable=None):
+    # disable=None shows the bar only on a terminal.
+    datasets = tqdm(args.datasets, desc="datasets", unit="db", file=sys.stderr,
+                    disable=None if args.progress else True)  # fmt: skip
+    for dataset in datasets:
         t0 = time.perf_counter()
         path = preprocess(dataset, args.out, args.tasks, overwrite=args.overwrite)
         counts = json.loads((path / META_FILE).read_text())["counts"]
@@ -130,9 +130,8 @@ def _preprocess(args: argparse.Namespace) -> int:
 def _hub_download(args: argparse.Namespace) -> int:
     from plurel_ray.hub import download
 
-    path = download(
-        args.repo, revision=args.revision, local_dir=args.local_dir, repo_type=args.repo_type
-    )
+    path = download(args.repo, revision=args.revision, local_dir=args.out,
+                    repo_type=args.repo_type)  # fmt: skip
     print(f"{args.repo}@{args.revision or 'main'}  -> {path}")
     return 0
 
@@ -141,7 +140,7 @@ def _demo(args: argparse.Namespace) -> int:
     from plurel_ray.demo import run_demo
 
     try:
-        run_demo(args.out, num_dbs=args.num_dbs, steps=args.steps, progress=not args.no_progress)
+        run_demo(args.out, num_dbs=args.num_dbs, steps=args.steps, progress=args.progress)
     finally:
         from plurel_ray.pipeline.pretrain_args import close_ray
 

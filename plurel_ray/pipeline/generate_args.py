@@ -12,7 +12,7 @@ import sys
 
 from plurel_ray.config import Config
 from plurel_ray.errors import DatasetError
-from plurel_ray.pipeline.output import OutputRoot
+from plurel_ray.pipeline.flags import HUB_REPO, OUT, PROGRESS, RAY, Flag
 
 
 def _non_negative(text: str) -> int:
@@ -49,51 +49,53 @@ def _seed_list(text: str) -> list[int]:
     return seeds
 
 
+NUM_DBS = Flag("--num-dbs", "number of databases (default: %(default)s)",
+               {"type": _positive, "metavar": "N"})  # fmt: skip
+SEED_OFFSET = Flag("--seed-offset", "first seed (default: %(default)s)",
+                   {"type": _non_negative, "metavar": "S"})  # fmt: skip
+SEEDS = Flag("--seeds", "seeds, e.g. 3,5,9-12 (replaces --num-dbs and --seed-offset)",
+             {"type": _seed_list, "metavar": "LIST"})  # fmt: skip
+CONFIG = Flag("--config", "generator config file, .yaml, .yml or .json (default: the prior's "
+                          "defaults)", {"metavar": "FILE"})  # fmt: skip
+
+
 def add_generate_arguments(parser: argparse.ArgumentParser, *, ray_by_default: bool) -> None:
     """Add the generation flags to `parser`.
 
     Args:
         parser: the parser to extend.
-        ray_by_default: True for the Ray job (a `--local` flag opts out), False for the
-            `plurel-ray` command (a `--ray` flag opts in).
+        ray_by_default: the default of --ray/--no-ray: True for the Ray job, False for
+            the `plurel-ray` command.
     """
     which = parser.add_argument_group("which seeds")
-    which.add_argument("--num-dbs", type=_positive, default=1, metavar="N",
-                       help="number of databases (default 1)")  # fmt: skip
-    which.add_argument("--seed-offset", "--seed", dest="seed_offset", type=_non_negative,
-                       default=0, metavar="S", help="first seed (default 0)")  # fmt: skip
-    which.add_argument("--seeds", type=_seed_list, metavar="LIST",
-                       help="seeds, e.g. 3,5,9-12 (replaces --num-dbs/--seed-offset)")  # fmt: skip
+    NUM_DBS.add(which, default=1)
+    SEED_OFFSET.add(which, default=0)
+    SEEDS.add(which)
     what = parser.add_argument_group("what to produce")
-    what.add_argument("--out", required=True, metavar="URI",
-                      help="output root: a folder, s3://bucket/dir or gs://bucket/dir")  # fmt: skip
-    what.add_argument("--config", metavar="FILE", help="config file (.yaml, .yml or .json)")
+    OUT.add(what, required=True, help="the data root, a folder, s3://bucket/dir or "
+            "gs://bucket/dir: plurel-<seed>/ per database and _index.parquet")  # fmt: skip
+    CONFIG.add(what)
     what.add_argument("--schema", metavar="FILE.sql", help="SQL DDL fixing the tables")
     what.add_argument("--preprocess", action="store_true",
                       help="also write a node store per database under OUT/stores/")  # fmt: skip
     what.add_argument("--embed", action="store_true",
-                      help="also embed each store's vocabulary (with --preprocess)")  # fmt: skip
-    what.add_argument("--hub-repo", metavar="ORG/NAME",
-                      help="push each new database to this Hugging Face dataset repo")  # fmt: skip
+                      help="also embed each store's vocabulary (implies --preprocess)")  # fmt: skip
+    HUB_REPO.add(what, help="push each new database to this Hugging Face dataset repo")
     how = parser.add_argument_group("how")
     how.add_argument("--num-actors", type=_positive, metavar="K",
                      help="generator actors (default: the cluster's CPUs)")  # fmt: skip
     how.add_argument("--node-resource", metavar="NAME",
                      help="generators only on nodes with this resource (e.g. gen)")  # fmt: skip
-    if ray_by_default:
-        how.add_argument("--local", dest="use_ray", action="store_false",
-                         help="run in this process, without Ray (same output)")  # fmt: skip
-    else:
-        how.add_argument("--ray", dest="use_ray", action="store_true",
-                         help="run on Ray: RAY_ADDRESS's cluster or an embedded one")  # fmt: skip
+    RAY.add(how, default=ray_by_default)
     how.add_argument("--allow-failures", action="store_true",
                      help="exit 0 even when some seeds failed (they are in the index)")  # fmt: skip
-    how.add_argument("--no-progress", action="store_true", help="no progress bars")
+    PROGRESS.add(how, default=True)
 
 
 def request_from_args(args: argparse.Namespace):
     """A validated `GenerationRequest`; raises a PlurelError before any work starts."""
     from plurel_ray.pipeline.generate import GenerationRequest
+    from plurel_ray.pipeline.output import OutputRoot
     from plurel_ray.synth.sql_schema import load_sql_schema
 
     config = Config.load(args.config) if args.config is not None else Config()
@@ -122,7 +124,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     from plurel_ray.pipeline.generate import run_generation
 
     request = request_from_args(args)
-    summary = run_generation(request, use_ray=args.use_ray, progress=not args.no_progress)
+    summary = run_generation(request, use_ray=args.ray, progress=args.progress)
     for line in summary.lines():
         print(line)
     if summary.failed and not args.allow_failures:

@@ -34,7 +34,9 @@ import ray.train
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 
 from plurel_ray.errors import ConfigError
-from plurel_ray.train.config import Recipe
+from plurel_ray.pipeline.flags import DEFAULT_RESOURCE_WAIT_S
+from plurel_ray.pipeline.resources import RunResources, wait_for_resources
+from plurel_ray.train.config import Recipe, TrainConfig
 
 METRICS_FILE = "metrics.jsonl"
 HUB_ENV = ("HF_ENDPOINT", "HF_TOKEN", "HF_HOME", "HF_HUB_OFFLINE")
@@ -56,6 +58,8 @@ class PretrainRequest:
         sampler_cpus: CPUs reserved per sampler actor.
         prefetch: batch requests each worker keeps in flight.
         max_failures: worker-group restarts from the last checkpoint before giving up.
+        resource_wait_s: on an autoscaling cluster, the longest wait for nodes that fit
+            the workers and samplers; a fixed cluster too small fails at once.
         init_checkpoint: weights to start from (a checkpoint folder or a reference `.pt`).
         max_bfs_width: the sampler's width limit (SPEC §6).
         hub_repo: a Hugging Face model repo every checkpoint is pushed to from rank 0, in
@@ -75,6 +79,7 @@ class PretrainRequest:
     sampler_cpus: float = 1.0
     prefetch: int = 4
     max_failures: int = 3
+    resource_wait_s: float = DEFAULT_RESOURCE_WAIT_S
     init_checkpoint: str | None = None
     max_bfs_width: int = 128
     hub_repo: str | None = None
@@ -208,12 +213,18 @@ def run_pretraining(request: PretrainRequest) -> ray.train.Result:
     Returns:
         Ray Train's result: `.checkpoint` is the last checkpoint folder (model.safetensors,
         config.json, resume.pt, metrics.jsonl), `.metrics` the last reported metrics.
-    """
-    from ray.train.torch import TorchConfig, TorchTrainer
 
+    Raises:
+        ConfigError: the cluster cannot fit the workers and samplers (checked before
+            any actor starts; on an autoscaling cluster after `resource_wait_s`).
+    """
     from plurel_ray.pipeline.ray_stages import ensure_ray
 
     ensure_ray()
+    wanted = RunResources(num_workers=request.num_workers, use_gpu=request.use_gpu,
+                          cpus_per_worker=request.cpus_per_worker,
+                          sampler_cpus=request.sampler_cpus)  # fmt: skip
+    wait_for_resources(wanted, request.resource_wait_s)
     train = request.recipe.train
     if request.recipe.train.checkpoint_every == 0:
         train = dataclasses.replace(train, checkpoint_every=train.steps)  # resumable at the end
@@ -222,12 +233,24 @@ def run_pretraining(request: PretrainRequest) -> ray.train.Result:
         "max_bfs_width": request.max_bfs_width, "seed": train.seed,
         "world_size": request.num_workers,
     }  # fmt: skip
-    samplers = [
-        SamplerActor.options(num_cpus=request.sampler_cpus).remote(
-            [dict(s) for s in request.sources], {**options, "rank": rank}
-        )
-        for rank in range(request.num_workers)
-    ]
+    # Every exit — an error, Ctrl-C, a failed fit — kills the samplers: on a cluster that
+    # outlives the driver's Ray session, they would otherwise keep their CPUs.
+    samplers: list = []
+    try:
+        for rank in range(request.num_workers):
+            samplers.append(SamplerActor.options(num_cpus=request.sampler_cpus).remote(
+                [dict(s) for s in request.sources], {**options, "rank": rank}
+            ))  # fmt: skip
+        return _fit(request, train, samplers)
+    finally:
+        for actor in samplers:
+            ray.kill(actor)
+
+
+def _fit(request: PretrainRequest, train: TrainConfig, samplers: list) -> ray.train.Result:
+    """Build the TorchTrainer of `request` over `samplers` and run it to the end."""
+    from ray.train.torch import TorchConfig, TorchTrainer
+
     resources = {"CPU": request.cpus_per_worker, **({"GPU": 1} if request.use_gpu else {})}
     trainer = TorchTrainer(
         _train_worker,
@@ -259,8 +282,4 @@ def run_pretraining(request: PretrainRequest) -> ray.train.Result:
             worker_runtime_env={"env_vars": {k: os.environ[k] for k in HUB_ENV if k in os.environ}},
         ),
     )
-    try:
-        return trainer.fit()
-    finally:
-        for actor in samplers:
-            ray.kill(actor)
+    return trainer.fit()

@@ -1,9 +1,10 @@
-"""The arguments of the pretraining jobs (`jobs/pretrain.py`, `jobs/continue_pretrain.py`,
-`jobs/baseline_pretrain.py`) and the part they share: train on Ray, evaluate, report.
+"""What the pretraining jobs (`jobs/pretrain.py`, `jobs/continue_pretrain.py`,
+`jobs/baseline_pretrain.py`) do with their parsed flags (`flags.add_training_arguments`):
+check them, build the recipe, train on Ray, evaluate, report.
 
-Everything a user can get wrong — flags, recipe fields, data folders — is checked before
-Ray starts, and reported in one line. Ray is imported only once work begins, so a bad
-flag fails in the ~2.5 s it takes to import torch (through the recipes' model configs).
+Everything a user can get wrong — flags, recipe fields, data folders, a request larger
+than the cluster — is checked before any actor starts, and reported in one line. The jobs
+import this module only after parsing, so `--help` and a bad flag never load Ray.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from plurel_ray.errors import CheckpointError, ConfigError, DatasetError, PlurelError
 from plurel_ray.model.config import ModelConfig
@@ -37,21 +38,6 @@ _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
 _KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
           tuple: "comma-separated numbers"}  # fmt: skip
 _TOKENS_PER_S_STEPS = 10  # tokens/s is reported as the mean of the last this many steps
-
-
-class JobParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (the usage of ~20 flags is not)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def override(text: str) -> tuple[str, str]:
-    """`--set KEY=VALUE` → (KEY, VALUE); the value is parsed once the field is known."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), value.strip()
 
 
 def parse_field(key: str, text: str, default: Any) -> Any:
@@ -75,61 +61,12 @@ def parse_field(key: str, text: str, default: Any) -> Any:
         raise ConfigError(f"--set {key}={text}: {key} takes {wanted}, like {default!r}") from None
 
 
-def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the flags every pretraining job has: recipe, run, resources, evaluation."""
-    what = parser.add_argument_group("recipe")
-    what.add_argument("--recipe", default="tiny", metavar="NAME",
-                      help="recipe: tiny (default) or plurel-paper")  # fmt: skip
-    what.add_argument("--set", dest="overrides", type=override, action="append", default=[],
-                      metavar="KEY=VALUE",
-                      help="replace a recipe field, e.g. --set steps=500 (repeatable)")  # fmt: skip
-    run = parser.add_argument_group("run")
-    run.add_argument("--name", help="run name; rerunning a name resumes it (default: derived "
-                                    "from the recipe, the data and --set)")  # fmt: skip
-    run.add_argument("--storage", default="runs", metavar="DIR",
-                     help="folder of the runs' checkpoints (default ./runs)")  # fmt: skip
-    run.add_argument("--num-workers", type=int, default=1, metavar="N",
-                     help="data-parallel training workers (default 1)")  # fmt: skip
-    run.add_argument("--use-gpu", action="store_true", help="one GPU per worker")
-    run.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C",
-                     help="CPUs reserved per training worker (default 1)")  # fmt: skip
-    run.add_argument("--sampler-cpus", type=float, default=1.0, metavar="C",
-                     help="CPUs reserved per sampler actor (default 1)")  # fmt: skip
-    run.add_argument("--max-failures", type=int, default=3, metavar="N",
-                     help="worker-group restarts from the last checkpoint (default 3)")  # fmt: skip
-    run.add_argument("--max-tasks", type=int, metavar="N",
-                     help="at most N tasks per store (default all)")  # fmt: skip
-    run.add_argument("--eval-batches", type=int, default=8, metavar="N",
-                     help="evaluation batches per held-out task (default 8)")  # fmt: skip
-    run.add_argument("--no-progress", action="store_true",
-                     help="no progress bars (generation, training, evaluation)")  # fmt: skip
-    run.add_argument("--hub-repo", metavar="ORG/NAME",
-                     help="push every checkpoint to this Hugging Face model repo")  # fmt: skip
-
-
-def add_synthetic_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --data, --num-dbs, --seed-offset, --config and --holdout."""
-    data = parser.add_argument_group("synthetic data")
-    data.add_argument("--data", required=True, metavar="DIR",
-                      help="an output of jobs/generate.py --preprocess --embed (stores in "
-                           "DIR/stores/); with --num-dbs, where to generate it")  # fmt: skip
-    data.add_argument("--num-dbs", type=int, metavar="N",
-                      help="first generate (or reuse) seeds S … S+N-1 into DIR")  # fmt: skip
-    data.add_argument("--seed-offset", type=int, default=0, metavar="S",
-                      help="first seed with --num-dbs (default 0)")  # fmt: skip
-    data.add_argument("--config", metavar="FILE", help="generator config with --num-dbs")
-    data.add_argument("--holdout", type=int, metavar="K",
-                      help="keep the last K stores out of training for evaluation "
-                           "(default 1 when there are ≥ 2 stores, else 0)")  # fmt: skip
-
-
 def check_training_arguments(args: argparse.Namespace) -> None:
     """Raise ConfigError for resource and evaluation flags out of range, and a --storage
     the evaluation could not read (before any data is generated or trained on)."""
     limits = {
         "--num-workers": (args.num_workers, 1), "--eval-batches": (args.eval_batches, 1),
         "--max-tasks": (args.max_tasks or 1, 1), "--max-failures": (args.max_failures, 0),
-        "--cpus-per-worker": (args.cpus_per_worker, 0), "--sampler-cpus": (args.sampler_cpus, 0),
     }  # fmt: skip
     bad = [f"{flag} must be ≥ {low}" for flag, (value, low) in limits.items() if value < low]
     if bad:
@@ -225,15 +162,13 @@ def synthetic_data(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
     from plurel_ray.pipeline.generate import GenerationRequest, run_generation
     from plurel_ray.pipeline.output import database_name
 
-    if args.num_dbs < 1 or args.seed_offset < 0:
-        raise ConfigError("--num-dbs must be ≥ 1 and --seed-offset ≥ 0")
     seeds = range(args.seed_offset, args.seed_offset + args.num_dbs)
     if args.holdout is not None:
         split_holdout(list(seeds), args.holdout)  # a bad --holdout fails before generating
     config = Config.load(args.config) if args.config is not None else Config()
     request = GenerationRequest(seeds=seeds, out=str(data), config=config, preprocess=True,
                                 embed=True)  # fmt: skip
-    summary = run_generation(request, progress=not args.no_progress)
+    summary = run_generation(request, progress=args.progress)
     for line in summary.lines():
         print(line)
     if summary.failed:
@@ -248,15 +183,15 @@ def train_and_evaluate(
     chosen: Recipe,
     sources: Sequence[dict],
     eval_stores: Sequence[Path],
-    split: str,
     name: str,
     init_checkpoint: str | None = None,
 ) -> int:
     """Train `chosen` on `sources` with Ray Train, evaluate the final checkpoint on the
-    tasks of `eval_stores` in `split`, print the summary; returns the exit status.
+    tasks of `eval_stores` in `--eval-split`, print the summary; returns the exit status.
 
     Raises:
-        PlurelError: no source has items, a store is unusable, bad flags.
+        PlurelError: no source has items, a store is unusable, bad flags, a request the
+            cluster cannot fit.
     """
     from plurel_ray.pipeline.pretrain import PretrainRequest, run_pretraining
     from plurel_ray.pipeline.pretrain_eval import evaluate_run
@@ -273,15 +208,17 @@ def train_and_evaluate(
         sources=kept, recipe=chosen, name=name, storage_path=str(storage),
         num_workers=args.num_workers, use_gpu=args.use_gpu,
         cpus_per_worker=args.cpus_per_worker, sampler_cpus=args.sampler_cpus,
-        max_failures=args.max_failures, init_checkpoint=init_checkpoint,
-        hub_repo=args.hub_repo, data_summary=data_summary(kept), progress=not args.no_progress,
+        max_failures=args.max_failures, resource_wait_s=args.resource_wait_s,
+        init_checkpoint=init_checkpoint, hub_repo=args.hub_repo,
+        data_summary=data_summary(kept), progress=args.progress,
     )  # fmt: skip
     print(f"run {name}: {len(kept)} training tasks from "
           f"{len({s['store'] for s in kept})} store(s), {train.steps} steps")  # fmt: skip
     checkpoint = Path(run_pretraining(request).checkpoint.path)
-    rows = evaluate_run(checkpoint, eval_stores, split, args.eval_batches, train.batch_size,
-                        train.ctx_len, max_tasks_per_store=args.max_tasks)  # fmt: skip
-    _report(checkpoint, rows, split)
+    rows = evaluate_run(checkpoint, eval_stores, args.eval_split, args.eval_batches,
+                        train.batch_size, train.ctx_len,
+                        max_tasks_per_store=args.max_tasks)  # fmt: skip
+    _report(checkpoint, rows, args.eval_split)
     return 0
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from plurel_ray.config import Config
 from plurel_ray.errors import ConfigError, DatasetError, PlurelError, StoreError
+from plurel_ray.pipeline.flags import DEFAULT_RESOURCE_WAIT_S
 from plurel_ray.pipeline.pretrain_data import drop_empty_sources, synthetic_stores, task_sources
 from plurel_ray.scaling import (
     ScalingGrid,
@@ -55,8 +56,8 @@ class SweepRequest:
         config: the generator configuration of the databases.
         seed_offset: the first database seed.
         concurrent: grid points trained at the same time.
-        num_workers, use_gpu, cpus_per_worker, sampler_cpus, max_failures, max_tasks:
-            per run, as in `jobs/pretrain.py`.
+        num_workers, use_gpu, cpus_per_worker, sampler_cpus, max_failures,
+            resource_wait_s, max_tasks: per run, as in `jobs/pretrain.py`.
         progress: progress bars for generation, embedding and training.
     """
 
@@ -73,6 +74,7 @@ class SweepRequest:
     cpus_per_worker: float = 1.0
     sampler_cpus: float = 1.0
     max_failures: int = 3
+    resource_wait_s: float = DEFAULT_RESOURCE_WAIT_S
     max_tasks: int | None = None
     progress: bool = True
 
@@ -159,7 +161,8 @@ def run_point(
         sources=kept, recipe=chosen, name=name, storage_path=str(Path(request.storage).resolve()),
         num_workers=request.num_workers, use_gpu=request.use_gpu,
         cpus_per_worker=request.cpus_per_worker, sampler_cpus=request.sampler_cpus,
-        max_failures=request.max_failures, progress=request.progress,
+        max_failures=request.max_failures, resource_wait_s=request.resource_wait_s,
+        progress=request.progress,
     ))  # fmt: skip
     checkpoint = Path(result.checkpoint.path)
     rows = evaluate_run(checkpoint, held_out, "val", request.grid.eval_batches, train.batch_size,

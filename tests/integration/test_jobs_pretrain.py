@@ -122,7 +122,7 @@ def test_baseline_trains_on_one_dataset_and_evaluates_the_left_out_one(tmp_path)
     storage = tmp_path / "runs"
     done = _job("baseline_pretrain.py", "--datasets", *map(str, shops), "--leave-out", "shop-b",
                 "--storage", str(storage), *TINY, "--set", "steps=4", "--set", "d_model=32",
-                "--set", "d_ff=64")  # fmt: skip
+                "--set", "d_ff=64", "--eval-split", "test")  # fmt: skip
     _assert_ok(done)
     assert (storage / "shop-a" / "stores" / "shop-a" / "meta.json").is_file()
     (final,) = _checkpoints(storage, "tiny-baseline-shop-b-")

@@ -60,7 +60,7 @@ def _assert_one_line_error(code: int, err: str, *words: str) -> None:
 
 def test_generate_writes_one_loadable_folder_per_seed(tiny_config, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["generate", "--seed", "3", "--num-dbs", "2", "--config", str(tiny_config),
+    code = main(["generate", "--seed-offset", "3", "--num-dbs", "2", "--config", str(tiny_config),
                  "--out", str(out), "--no-progress"])  # fmt: skip
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == ["_index.parquet", "plurel-3", "plurel-4"]
@@ -81,7 +81,7 @@ def test_console_entry_point_runs_as_subprocess(tiny_config, tmp_path):
     schema = tmp_path / "shop.sql"
     schema.write_text(SQL)
     out = tmp_path / "out"
-    proc = _run("generate", "--seed", 0, "--config", tiny_config, "--schema", schema,
+    proc = _run("generate", "--seed-offset", 0, "--config", tiny_config, "--schema", schema,
                 "--out", out, "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -98,7 +98,7 @@ def test_version_flag_prints_package_version(capsys):
 
 def test_rerun_skips_complete_databases_and_redoes_partial_ones(tiny_config, tmp_path, capsys):
     out = tmp_path / "out"
-    args = ["generate", "--seed", "0", "--num-dbs", "2", "--config", str(tiny_config),
+    args = ["generate", "--seed-offset", "0", "--num-dbs", "2", "--config", str(tiny_config),
             "--out", str(out), "--no-progress"]  # fmt: skip
     assert main(args) == 0
     first = (out / "plurel-0" / "db").iterdir()
@@ -118,9 +118,9 @@ def test_rerun_skips_complete_databases_and_redoes_partial_ones(tiny_config, tmp
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--seed", "-1"], ["--seed", ">= 0", "-1"]),
-        (["--seed", "x"], ["--seed", "'x'"]),
-        (["--seed", "0", "--num-dbs", "0"], ["--num-dbs", ">= 1"]),
+        (["--seed-offset", "-1"], ["--seed-offset", ">= 0", "-1"]),
+        (["--seed-offset", "x"], ["--seed-offset", "'x'"]),
+        (["--seed-offset", "0", "--num-dbs", "0"], ["--num-dbs", ">= 1"]),
     ],
     ids=["negative-seed", "non-integer-seed", "zero-num-dbs"],
 )
@@ -156,7 +156,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], list[str]]]:
 def test_user_errors_fail_in_one_line_before_generating(tmp_path, capsys, case):
     extra, words = _bad_inputs(tmp_path)[case]
     out = tmp_path / "out"
-    code = main(["generate", "--seed", "0", *extra, "--out", str(out)])
+    code = main(["generate", "--seed-offset", "0", *extra, "--out", str(out)])
     captured = capsys.readouterr()
     assert code == 1
     _assert_one_line_error(code, captured.err, *words)
@@ -165,15 +165,15 @@ def test_user_errors_fail_in_one_line_before_generating(tmp_path, capsys, case):
 
 
 def test_user_error_in_subprocess_has_no_traceback(tmp_path):
-    proc = _run("generate", "--seed", 0, "--config", tmp_path / "nope.yaml", "--out", tmp_path)
+    proc = _run("generate", "--config", tmp_path / "nope.yaml", "--out", tmp_path)
     assert proc.returncode == 1
     _assert_one_line_error(proc.returncode, proc.stderr, "nope.yaml", "not found")
 
 
 def test_bad_argument_in_subprocess_exits_2(tmp_path):
-    proc = _run("generate", "--seed", "-5", "--out", tmp_path)
+    proc = _run("generate", "--seed-offset", "-5", "--out", tmp_path)
     assert proc.returncode == 2
-    _assert_one_line_error(proc.returncode, proc.stderr, "--seed")
+    _assert_one_line_error(proc.returncode, proc.stderr, "--seed-offset")
 
 
 def test_interrupt_exits_130_in_one_line(tiny_config, tmp_path, capsys, monkeypatch):
@@ -183,7 +183,7 @@ def test_interrupt_exits_130_in_one_line(tiny_config, tmp_path, capsys, monkeypa
         raise KeyboardInterrupt
 
     monkeypatch.setattr(seed_worker, "generate_database", interrupted)
-    code = main(["generate", "--seed", "0", "--config", str(tiny_config),
+    code = main(["generate", "--seed-offset", "0", "--config", str(tiny_config),
                  "--out", str(tmp_path / "out")])  # fmt: skip
     assert code == 130
     _assert_one_line_error(code, capsys.readouterr().err, "interrupted")

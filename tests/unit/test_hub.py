@@ -275,14 +275,14 @@ def test_cli_downloads_a_repo_and_reports_a_missing_one_in_one_line(
     push_checkpoint(checkpoint, "org/cli", endpoint=hub.endpoint, token=TOKEN)
     monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    assert main(["hub", "download", "org/cli", "--local-dir", str(tmp_path / "ckpt")]) == 0
+    assert main(["hub", "download", "org/cli", "--out", str(tmp_path / "ckpt")]) == 0
     assert str(tmp_path / "ckpt") in capsys.readouterr().out
     assert (tmp_path / "ckpt" / WEIGHTS_FILE).read_bytes() == (
         checkpoint / WEIGHTS_FILE
     ).read_bytes()
 
     # Into a non-empty folder, where snapshot_download alone would report success.
-    args = ["hub", "download", "org/nope", "--repo-type", "dataset", "--local-dir", str(tmp_path)]
+    args = ["hub", "download", "org/nope", "--repo-type", "dataset", "--out", str(tmp_path)]
     assert main(args) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("plurel-ray: error: dataset repo org/nope")

@@ -12,12 +12,14 @@ import pytest
 from plurel_ray import _native
 from plurel_ray.errors import ConfigError
 from plurel_ray.model.config import ModelConfig
-from plurel_ray.pipeline.pretrain_args import (
-    JobParser,
+from plurel_ray.pipeline.flags import (
+    OneLineParser,
     add_synthetic_data_arguments,
     add_training_arguments,
+    key_value,
+)
+from plurel_ray.pipeline.pretrain_args import (
     check_training_arguments,
-    override,
     parse_field,
     recipe_from_args,
     run_name,
@@ -27,7 +29,7 @@ from plurel_ray.store.sampler import STORE_FORMAT
 
 
 def _parse(*argv: str) -> argparse.Namespace:
-    parser = JobParser(prog="job")
+    parser = OneLineParser(prog="job")
     add_synthetic_data_arguments(parser)
     add_training_arguments(parser)
     return parser.parse_args(["--data", "d", *argv])
@@ -50,11 +52,11 @@ def test_a_set_value_of_the_wrong_type_names_the_field_and_its_type(text, defaul
 
 
 def test_set_needs_key_equals_value():
-    assert override(" steps = 20 ") == ("steps", "20")
-    assert override("precision=") == ("precision", "")
+    assert key_value(" steps = 20 ") == ("steps", "20")
+    assert key_value("precision=") == ("precision", "")
     for bad in ("steps", "=20"):
         with pytest.raises(argparse.ArgumentTypeError, match="expected KEY=VALUE"):
-            override(bad)
+            key_value(bad)
 
 
 def test_set_overrides_model_and_training_fields_and_the_last_one_wins():

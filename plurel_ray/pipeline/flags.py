@@ -1,0 +1,232 @@
+"""The flag vocabulary of `plurel-ray` and jobs/*.py: every shared flag is defined here once.
+
+A flag name means one thing in every command that has it:
+
+    --out DIR        where this command writes what it produces (generate: the data root)
+    --data DIR       a data root that `generate --out` wrote, read by a training command
+    --storage DIR    the training runs: checkpoints, metrics and evaluation CSVs
+    --ray/--no-ray   run on Ray (RAY_ADDRESS's cluster, or an embedded one) or in-process
+    --progress/--no-progress, --hub-repo, --eval-split, the resource flags, …
+
+A command chooses a shared flag's default, whether it is required, and a help text
+saying what the flag does for it; the name, destination and parsing stay the same. The
+generation flags (--num-dbs, --seed-offset, --config) live with the generation
+arguments in `generate_args`. This module imports only argparse, so `--help` and a bad
+flag answer before ray, torch or pyarrow load.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+EVAL_SPLITS = ("val", "test")
+# Runs are compared on val; test is for the final number, asked for explicitly, so that
+# choosing recipes on it does not leak into it.
+DEFAULT_EVAL_SPLIT = "val"
+# An autoscaler starts a node in a few minutes; a GPU node can take ten.
+DEFAULT_RESOURCE_WAIT_S = 600.0
+EXIT_USAGE = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line: `PROG: error: MESSAGE (see 'PROG
+    --help')` and exit 2 (the usage of ~20 flags would bury the message in scripts)."""
+
+    def error(self, message: str) -> NoReturn:
+        program = self.prog.split()[0]  # a subcommand's prog is "plurel-ray generate"
+        text = " ".join(message.split())
+        self.exit(EXIT_USAGE, f"{program}: error: {text} (see '{self.prog} --help')\n")
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """`--set KEY=VALUE` → (KEY, VALUE); the value is parsed once the field is known."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def non_negative_float(text: str) -> float:
+    """`text` as a number ≥ 0 (CPUs, seconds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One flag of the vocabulary.
+
+    Args:
+        name: the option string, e.g. "--out".
+        help: what it means, used when a command gives no help of its own; may hold
+            argparse's %(default)s.
+        options: how it parses (argparse keywords: type, action, metavar, dest, choices).
+    """
+
+    name: str
+    help: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, parser: Any, *, help: str | None = None, **per_command: Any) -> argparse.Action:
+        """Add this flag to `parser` (a parser or an argument group).
+
+        Args:
+            parser: where to add it.
+            help: what the flag does for this command (default: `self.help`).
+            per_command: only `default` and `required`; the rest is the vocabulary's.
+        """
+        if unknown := set(per_command) - {"default", "required"}:
+            raise TypeError(f"{self.name}: a command may set default and required, not {unknown}")
+        return parser.add_argument(self.name, help=help or self.help, **self.options,
+                                   **per_command)  # fmt: skip
+
+
+OUT = Flag("--out", "where the command writes its output", {"metavar": "DIR"})
+DATA = Flag(
+    "--data",
+    "data root written by `generate --out DIR --preprocess --embed` (node stores in "
+    "DIR/stores/); with --num-dbs the databases are generated there first",
+    {"metavar": "DIR"},
+)
+STORAGE = Flag(
+    "--storage",
+    "folder of the training runs: checkpoints, metrics.jsonl, eval_<split>.csv "
+    "(default: ./%(default)s)",
+    {"metavar": "DIR"},
+)
+RAY = Flag(
+    "--ray",
+    "run on Ray (the cluster in RAY_ADDRESS, else an embedded local one); --no-ray runs "
+    "in this process with the same output (default: %(default)s)",
+    {"action": argparse.BooleanOptionalAction},
+)
+PROGRESS = Flag("--progress", "show progress bars (default: %(default)s)",
+                {"action": argparse.BooleanOptionalAction})  # fmt: skip
+HUB_REPO = Flag(
+    "--hub-repo", "push what the command writes to this Hugging Face repo",
+    {"metavar": "ORG/NAME"},
+)  # fmt: skip
+RECIPE = Flag(
+    "--recipe", "the model and training recipe: tiny or plurel-paper (default: %(default)s)",
+    {"metavar": "NAME"},
+)  # fmt: skip
+SET = Flag(
+    "--set", "replace a recipe field, e.g. --set lr=1e-3 (repeatable; the last one wins)",
+    {"dest": "overrides", "type": key_value, "action": "append", "metavar": "KEY=VALUE"},
+)  # fmt: skip
+HOLDOUT = Flag(
+    "--holdout",
+    "keep the last K databases out of training and evaluate on them (default: 1 when "
+    "there are ≥ 2, else 0)",
+    {"type": int, "metavar": "K"},
+)
+MAX_TASKS = Flag(
+    "--max-tasks", "use at most N tasks per database, evenly spread (default: all)",
+    {"type": int, "metavar": "N"},
+)  # fmt: skip
+EVAL_BATCHES = Flag(
+    "--eval-batches", "evaluation batches per held-out task (default: %(default)s)",
+    {"type": int, "metavar": "N"},
+)  # fmt: skip
+EVAL_SPLIT = Flag(
+    "--eval-split",
+    "split the final checkpoint is evaluated on (default: %(default)s: compare runs on "
+    "val and keep test for the final figure, so that choices made on it do not leak)",
+    {"choices": EVAL_SPLITS},
+)
+NUM_WORKERS = Flag(
+    "--num-workers", "data-parallel training workers (default: %(default)s)",
+    {"type": int, "metavar": "N"},
+)  # fmt: skip
+USE_GPU = Flag("--use-gpu", "one GPU per training worker", {"action": "store_true"})
+CPUS_PER_WORKER = Flag(
+    "--cpus-per-worker", "CPUs reserved per training worker (default: %(default)s)",
+    {"type": non_negative_float, "metavar": "C"},
+)  # fmt: skip
+SAMPLER_CPUS = Flag(
+    "--sampler-cpus",
+    "CPUs reserved per sampler actor, one per worker (default: %(default)s)",
+    {"type": non_negative_float, "metavar": "C"},
+)
+MAX_FAILURES = Flag(
+    "--max-failures",
+    "restarts of the worker group from its last checkpoint (default: %(default)s)",
+    {"type": int, "metavar": "N"},
+)
+RESOURCE_WAIT_S = Flag(
+    "--resource-wait-s",
+    "on an autoscaling cluster, seconds to wait for nodes that fit the workers and "
+    "samplers before failing; a fixed cluster that cannot fit them fails at once "
+    "(default: %(default)s)",
+    {"type": non_negative_float, "metavar": "S"},
+)
+
+
+def add_resource_arguments(parser: Any) -> None:
+    """Add the resource flags of a training run: workers, GPUs, CPUs, failures, wait.
+
+    Args:
+        parser: a parser or an argument group.
+    """
+    NUM_WORKERS.add(parser, default=1)
+    USE_GPU.add(parser)
+    CPUS_PER_WORKER.add(parser, default=1.0)
+    SAMPLER_CPUS.add(parser, default=1.0)
+    MAX_FAILURES.add(parser, default=3)
+    RESOURCE_WAIT_S.add(parser, default=DEFAULT_RESOURCE_WAIT_S)
+
+
+def add_recipe_arguments(parser: Any) -> None:
+    """Add --recipe and --set.
+
+    Args:
+        parser: a parser or an argument group.
+    """
+    RECIPE.add(parser, default="tiny")
+    SET.add(parser, default=[])
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags every pretraining job has: recipe, run, resources, evaluation.
+
+    Args:
+        parser: the job's parser.
+    """
+    add_recipe_arguments(parser.add_argument_group("recipe"))
+    run = parser.add_argument_group("run")
+    run.add_argument("--name", help="run name; rerunning a name resumes it (default: derived "
+                                    "from the recipe, the data and --set)")  # fmt: skip
+    STORAGE.add(run, default="runs")
+    MAX_TASKS.add(run)
+    PROGRESS.add(run, default=True)
+    HUB_REPO.add(run, help="push every checkpoint to this Hugging Face model repo")
+    add_resource_arguments(parser.add_argument_group("resources"))
+    evaluation = parser.add_argument_group("evaluation")
+    EVAL_SPLIT.add(evaluation, default=DEFAULT_EVAL_SPLIT)
+    EVAL_BATCHES.add(evaluation, default=8)
+
+
+def add_synthetic_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --data, the generation flags --num-dbs, --seed-offset and --config, and
+    --holdout: a job trains on a data root, generating it first with --num-dbs.
+
+    Args:
+        parser: the job's parser.
+    """
+    # The generation flags are defined with the generation arguments, which use this module.
+    from plurel_ray.pipeline.generate_args import CONFIG, NUM_DBS, SEED_OFFSET
+
+    data = parser.add_argument_group("synthetic data")
+    DATA.add(data, required=True)
+    NUM_DBS.add(data, help="first generate (or reuse) the databases of seeds S … S+N-1 "
+                           "into --data, with node stores and embeddings")  # fmt: skip
+    SEED_OFFSET.add(data, default=0)
+    CONFIG.add(data)
+    HOLDOUT.add(data)
