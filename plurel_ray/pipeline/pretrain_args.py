@@ -165,6 +165,7 @@ def synthetic_data(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
     seeds = range(args.seed_offset, args.seed_offset + args.num_dbs)
     if args.holdout is not None:
         split_holdout(list(seeds), args.holdout)  # a bad --holdout fails before generating
+    check_cluster(args)  # a run the cluster cannot fit fails before generating, too
     config = Config.load(args.config) if args.config is not None else Config()
     request = GenerationRequest(seeds=seeds, out=str(data), config=config, preprocess=True,
                                 embed=True)  # fmt: skip
@@ -176,6 +177,22 @@ def synthetic_data(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
                            "rerun to retry them")  # fmt: skip
     stores = synthetic_stores(data, [database_name(seed) for seed in seeds])
     return split_holdout(stores, args.holdout)
+
+
+def check_cluster(args: argparse.Namespace) -> None:
+    """Connect to Ray and check the cluster can fit the workers and samplers the flags
+    ask for (`run_pretraining` checks again, in case the cluster shrank meanwhile).
+
+    Raises:
+        ConfigError: it cannot, in one line naming the request and the cluster.
+    """
+    from plurel_ray.pipeline.ray_stages import ensure_ray
+    from plurel_ray.pipeline.resources import RunResources, wait_for_resources
+
+    ensure_ray()
+    wanted = RunResources(num_workers=args.num_workers, cpus_per_worker=args.cpus_per_worker,
+                          sampler_cpus=args.sampler_cpus, use_gpu=args.use_gpu)  # fmt: skip
+    wait_for_resources(wanted, args.resource_wait_s)
 
 
 def train_and_evaluate(
