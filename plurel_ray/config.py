@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 
 from plurel_ray.errors import ConfigError
+from plurel_ray.limits import DOCUMENT_BYTES, check_document
 
 # Bump when a field is added, removed or changes meaning; it is part of `to_dict()` (and
 # so of `content_hash()`), and `from_dict` refuses configs written under another version.
@@ -53,6 +54,18 @@ AGGREGATIONS = ("sum", "max", "product", "logexp")
 EDGE_WEIGHT_DISTS = ("gaussian", "lognormal", "cauchy", "uniform")
 SOURCE_GEN_TYPES = ("ts", "uniform", "gaussian", "beta", "mixed")
 PROPAGATION_MODES = ("type_eager", "type_lazy")
+
+# Upper bounds of the count fields (docs/limits.md): far above the defaults and any real
+# use, low enough that a typo cannot ask one database for hours or terabytes.
+MAX_TABLES = 1_000
+MAX_ROWS = 10_000_000
+MAX_COLUMNS = 1_000
+MAX_CATEGORIES = 1_000  # a categorical source draws from an (n rows, k) matrix
+MAX_MLP_LAYERS = 100
+# Bi-HSBM parent assignment builds (blocks x blocks) and (blocks x child rows) matrices,
+# blocks being the product of the per-level cluster counts: 3**5 = 243 by default.
+MAX_HSBM_BLOCKS = 1_000
+MAX_HSBM_LEVELS = 16  # 2**16 blocks already exceed MAX_HSBM_BLOCKS
 
 
 def _is_int(x: Any) -> bool:
@@ -205,8 +218,11 @@ def _names(registry: tuple[str, ...]) -> Rule:
     return check
 
 
-def _num_choices(lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False, integer=False) -> Rule:
+def _num_choices(
+    lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False, integer=False, why=""
+) -> Rule:
     inside, text = _interval(lo, hi, lo_open, hi_open)
+    text += why
 
     def check(name: str, v: Any) -> Choices:
         c = _as_choices(name, v)
@@ -273,6 +289,10 @@ def _optional_path(name: str, v: Any) -> str | None:
     if isinstance(v, os.PathLike):
         return os.fspath(v)
     raise ConfigError(f"{name}: expected a path string or None, got {v!r}")
+
+
+def _counts(most: int, what: str) -> Rule:
+    return _num_choices(1, most, integer=True, why=f" (at most {most:,} {what}, docs/limits.md)")
 
 
 # Field types: a value's type together with the rule that checks it.
@@ -354,11 +374,19 @@ class DatabaseParams(_Group):
     table_layout_choices: _Layouts = Choices(
         "set", ("BarabasiAlbert", "ReverseRandomTree", "WattsStrogatz")
     )
-    num_tables_choices: _Counts = Choices("range", (3, 20))
-    num_rows_entity_table_choices: _Counts = Choices("range", (500, 1000))
-    num_rows_activity_table_choices: _Counts = Choices("range", (2000, 5000))
-    # Sampled power-law (SPEC §3), so most tables are narrow.
-    num_cols_choices: _Counts = Choices("range", (3, 40))
+    num_tables_choices: Annotated[Choices, _counts(MAX_TABLES, "tables")] = Choices(
+        "range", (3, 20)
+    )
+    num_rows_entity_table_choices: Annotated[Choices, _counts(MAX_ROWS, "rows")] = Choices(
+        "range", (500, 1000)
+    )
+    num_rows_activity_table_choices: Annotated[Choices, _counts(MAX_ROWS, "rows")] = Choices(
+        "range", (2000, 5000)
+    )
+    # Sampled power-law (docs/prior.md), so most tables are narrow.
+    num_cols_choices: Annotated[Choices, _counts(MAX_COLUMNS, "columns")] = Choices(
+        "range", (3, 40)
+    )
     min_timestamp: Annotated[str, _timestamp] = "1990-01-01"
     max_timestamp: Annotated[str, _timestamp] = "2025-01-01"
     column_nan_perc_choices: _Probs = Choices("range", (0.01, 0.1))
@@ -389,9 +417,11 @@ class SCMParams(_Group):
 
     scm_layout_choices: _Layouts = Choices("set", TABLE_AND_SCM_LAYOUTS)
     scm_col_node_perc_choices: _Fractions = Choices("range", (0.3, 0.9))
-    num_categories_choices: Annotated[Choices, _num_choices(2, integer=True)] = Choices(
-        "range", (2, 10)
-    )
+    num_categories_choices: Annotated[
+        Choices,
+        _num_choices(2, MAX_CATEGORIES, integer=True,
+                     why=f" (at most {MAX_CATEGORIES:,} categories, docs/limits.md)"),
+    ] = Choices("range", (2, 10))  # fmt: skip
     col_stype_choices: Annotated[Choices, _names(COL_STYPES)] = Choices("set", COL_STYPES)
     initialization_choices: Annotated[Choices, _names(INITIALIZATIONS)] = Choices(
         "set", INITIALIZATIONS
@@ -399,7 +429,10 @@ class SCMParams(_Group):
     activation_choices: Annotated[Choices, _names(ACTIVATIONS)] = Choices("set", ACTIVATIONS)
     node_noise_alpha_choices: _Positives = Choices("range", (0.5, 5.0))
     node_noise_beta_choices: _Positives = Choices("range", (0.5, 5.0))
-    bi_hsbm_levels_choices: _Counts = Choices("range", (1, 5))
+    # Their product is bounded together in `_check_together`.
+    bi_hsbm_levels_choices: Annotated[Choices, _counts(MAX_HSBM_LEVELS, "levels")] = Choices(
+        "range", (1, 5)
+    )
     bi_hsbm_clusters_per_level_choices: _Counts = Choices("range", (1, 3))
     ts_trend_alpha_choices: Annotated[Choices, _num_choices(0.0)] = Choices("range", (0.0, 2.0))
     activity_table_ts_trend_scale_choices: _Reals = Choices("set", (-1, 1))
@@ -422,9 +455,11 @@ class SCMParams(_Group):
     mlp_out_dim: Annotated[int, _int(1, 1, " (a cell is one scalar)")] = 1
     mlp_emb_dim: Annotated[int, _int(1, 64, " (the native MLP kernels' limit)")] = 32
     # Two linear maps at least: in -> hidden -> out.
-    mlp_num_layers_choices: Annotated[Choices, _num_choices(2, integer=True)] = Choices(
-        "range", (2, 4)
-    )
+    mlp_num_layers_choices: Annotated[
+        Choices,
+        _num_choices(2, MAX_MLP_LAYERS, integer=True,
+                     why=f" (at most {MAX_MLP_LAYERS} layers, docs/limits.md)"),
+    ] = Choices("range", (2, 4))  # fmt: skip
     mlp_weight_density_choices: _Fractions = Choices("range", (0.3, 1.0))
     source_gen_type_choices: Annotated[Choices, _names(SOURCE_GEN_TYPES)] = Choices(
         "set", SOURCE_GEN_TYPES
@@ -436,6 +471,16 @@ class SCMParams(_Group):
     )
     cat_label_permute_prob_choices: _Probs = Choices("range", (0.3, 1.0))
     cat_label_reverse_prob_choices: _Probs = Choices("range", (0.2, 0.8))
+
+    def _check_together(self) -> None:
+        levels = max(self.bi_hsbm_levels_choices.value)
+        clusters = max(self.bi_hsbm_clusters_per_level_choices.value)
+        if clusters**levels > MAX_HSBM_BLOCKS:  # levels <= MAX_HSBM_LEVELS: a small power
+            raise ConfigError(
+                f"bi_hsbm_clusters_per_level_choices: up to {clusters} clusters on up to "
+                f"{levels} levels (bi_hsbm_levels_choices) make {clusters}**{levels} blocks, "
+                f"more than {MAX_HSBM_BLOCKS:,} (docs/limits.md); lower either"
+            )
 
 
 @dataclass(frozen=True)
@@ -518,10 +563,13 @@ class Config(_Group):
         Args:
             text: YAML as written by `to_yaml()`, or any subset of it.
         """
+        _check_length(text)
         try:
             d = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config: malformed YAML: {e}") from None
+        # ValueError: an integer of more than 4300 digits; RecursionError: deep nesting.
+        except (yaml.YAMLError, ValueError, RecursionError) as e:
+            raise ConfigError(f"config: malformed YAML: {_one_line(e)}") from None
+        check_document(d, "config", ConfigError)
         return cls.from_dict({} if d is None else d)
 
     def to_json(self) -> str:
@@ -535,10 +583,12 @@ class Config(_Group):
         Args:
             text: JSON as written by `to_json()`, or any subset of it.
         """
+        _check_length(text)
         try:
             d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"config: malformed JSON: {e}") from None
+        except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+            raise ConfigError(f"config: malformed JSON: {_one_line(e)}") from None
+        check_document(d, "config", ConfigError)
         return cls.from_dict(d)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -562,10 +612,12 @@ class Config(_Group):
         """
         p = Path(path).expanduser()
         try:
-            text = p.read_text()
+            with open(p, "rb") as f:
+                data = f.read(DOCUMENT_BYTES.value + 1)  # bounded: may be a pipe or a device
+            text = data.decode("utf-8")
         except FileNotFoundError:
             raise ConfigError(f"{p}: config file not found") from None
-        except OSError as e:
+        except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"{p}: cannot read config file: {e}") from None
         try:
             return cls.from_json(text) if p.suffix == ".json" else cls.from_yaml(text)
@@ -583,3 +635,17 @@ class Config(_Group):
         del d["cache_dir"]
         canonical = json.dumps(d, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_length(text: str) -> None:
+    # Characters, not bytes: a config is ASCII in practice, and a bound is what matters.
+    if len(text) > DOCUMENT_BYTES.value:
+        raise ConfigError(
+            f"config: more than {DOCUMENT_BYTES.value:,} characters; a config is a few KB "
+            "(docs/limits.md)"
+        )
+
+
+def _one_line(err: Exception) -> str:
+    """A parser's multi-line message (YAML marks the position on extra lines) on one line."""
+    return " ".join(str(err).split())

@@ -35,6 +35,7 @@ from plurel_ray.atomic_dir import move_into_place, remove, temporary_sibling
 from plurel_ray.autocomplete import table_tasks
 from plurel_ray.config import Config
 from plurel_ray.errors import DatasetError, SchemaError
+from plurel_ray.names import check_name, path_inside
 from plurel_ray.synth.database import GENERATOR_VERSION, GeneratedDatabase
 
 INFO_FILE = "plurel.json"
@@ -156,7 +157,9 @@ def _write_contents(db: GeneratedDatabase, root: Path, config: Config, name: str
     root.mkdir()
     files = {t: parquet_bytes(df) for t, df in db.tables.items()}
     for table, data in files.items():
-        _write_bytes(root / "db" / f"{table}.parquet", data)
+        # Table and column names come from users' schemas and become file names.
+        check_name("table", table, DatasetError)
+        _write_bytes(path_inside(root, "db", f"{table}.parquet"), data)
     DatasetManifest(
         name=name,
         val_timestamp=_iso(db.timeline.val_timestamp),
@@ -174,7 +177,13 @@ def _write_contents(db: GeneratedDatabase, root: Path, config: Config, name: str
             config.val_split, config.test_split,
         )  # fmt: skip
         for task in tasks:
-            task_dir = root / "tasks" / task.manifest.name
+            task_name = check_name("task", task.manifest.name, DatasetError)
+            task_dir = path_inside(root, "tasks", task_name)
+            if task_dir.exists():  # `<table>-<column>` of two different pairs can coincide
+                raise DatasetError(
+                    f"two tasks are named {task_name!r} (table-column); rename a "
+                    "table or column so that their names differ"
+                )
             task.manifest.save(task_dir / "manifest.yaml")
             for split, labels in task.labels.items():
                 _write_bytes(task_dir / f"{split}.parquet", parquet_bytes(labels))
@@ -287,7 +296,8 @@ def read_tables(path: str | os.PathLike, *, verify: bool = False) -> dict[str, p
     root = Path(path).expanduser()
     try:
         manifest = DatasetManifest.load(root / "manifest.yaml")
-        files = {t: (root / "db" / f"{t}.parquet").read_bytes() for t in manifest.tables}
+        names = [check_name("table", t, DatasetError, f"{root}: ") for t in manifest.tables]
+        files = {t: (root / "db" / f"{t}.parquet").read_bytes() for t in names}
     except OSError as err:
         raise DatasetError(f"{root}: incomplete dataset folder: {err}") from err
     if verify and content_hash(files) != read_dataset_info(root)["content_hash"]:

@@ -30,6 +30,7 @@ from plurel_ray.pipeline.index import IndexSink, RunSummary
 from plurel_ray.pipeline.lease import OutputLease
 from plurel_ray.pipeline.output import OutputRoot
 from plurel_ray.pipeline.seed_worker import STATUS_GENERATED, SeedWorker, StoreEmbedder
+from plurel_ray.pipeline.seeds import Seeds
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,8 @@ class GenerationRequest:
     no_progress_timeout_s: float = 600.0
 
     def __post_init__(self) -> None:
-        if len(self.seeds) == 0:
-            raise DatasetError("no seeds to generate: give --num-dbs ≥ 1 or a non-empty --seeds")
-        if any(int(s) < 0 for s in self.seeds):
-            raise DatasetError("seeds must be non-negative integers")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise DatasetError("seeds must be distinct")
+        # Non-empty, non-negative, distinct, bounded: checked on ranges, never expanded.
+        object.__setattr__(self, "seeds", Seeds.of(self.seeds))
         if self.num_actors is not None and self.num_actors < 1:
             raise DatasetError(f"num_actors must be ≥ 1, got {self.num_actors}")
 

@@ -13,6 +13,7 @@ import sys
 from plurel_ray.config import Config
 from plurel_ray.errors import DatasetError
 from plurel_ray.pipeline.flags import HUB_REPO, OUT, PROGRESS, RAY, Flag
+from plurel_ray.pipeline.seeds import Seeds
 
 
 def _non_negative(text: str) -> int:
@@ -21,32 +22,26 @@ def _non_negative(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
     return value
 
 
 def _positive(text: str) -> int:
-    value = _non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be >= 1, got 0")
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (>= 1), got {value}")
     return value
 
 
-def _seed_list(text: str) -> list[int]:
-    """`3,5,9-12` → [3, 5, 9, 10, 11, 12]."""
-    seeds: list[int] = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        lo, sep, hi = part.partition("-")
-        try:
-            first, last = int(lo), int(hi) if sep else int(lo)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"bad seed {part!r} in --seeds {text!r}") from None
-        if first < 0 or last < first:
-            raise argparse.ArgumentTypeError(f"bad seed range {part!r} in --seeds {text!r}")
-        seeds.extend(range(first, last + 1))
-    if not seeds:
-        raise argparse.ArgumentTypeError(f"--seeds {text!r} names no seed")
-    return seeds
+def _seed_list(text: str) -> Seeds:
+    """`3,5,9-12` → Seeds 3, 5, 9, 10, 11, 12 (ranges stay ranges)."""
+    try:
+        return Seeds.parse(text)
+    except DatasetError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 NUM_DBS = Flag("--num-dbs", "number of databases (default: %(default)s)",
@@ -103,9 +98,7 @@ def request_from_args(args: argparse.Namespace):
         config = dataclasses.replace(config, schema_file=args.schema)
     if config.schema_file is not None:
         load_sql_schema(config.schema_file)  # a bad schema fails here, not in every actor
-    seeds = args.seeds or range(args.seed_offset, args.seed_offset + args.num_dbs)
-    if args.seeds and len(set(args.seeds)) != len(args.seeds):
-        raise DatasetError(f"--seeds lists a seed twice: {args.seeds}")
+    seeds = args.seeds or Seeds.of(range(args.seed_offset, args.seed_offset + args.num_dbs))
     OutputRoot(args.out).check_writable()
     return GenerationRequest(
         seeds=seeds,

@@ -27,6 +27,8 @@ from relbench.manifest import KIND_AUTOCOMPLETE, DatasetManifest, TaskManifest
 from plurel_ray import __version__, _native
 from plurel_ray.atomic_dir import move_into_place, remove, temporary_sibling
 from plurel_ray.errors import DatasetError, StoreError, is_native_panic
+from plurel_ray.limits import DOCUMENT_BYTES, check_document
+from plurel_ray.names import check_name, path_inside
 from plurel_ray.relbench_io import INFO_FILE, read_dataset_info, verify_content_hash
 from plurel_ray.store.meta import META_FILE, STORE_FORMAT
 
@@ -40,15 +42,20 @@ _SHOWN_TASKS = 20
 
 def _load_yaml(path: Path) -> tuple[dict, bytes]:
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(DOCUMENT_BYTES.value + 1)
     except FileNotFoundError:
         raise DatasetError(f"{path.parent}: not a RelBench-3 folder (no {path.name})") from None
     except OSError as err:
         raise DatasetError(f"{path}: cannot read: {err}") from err
+    if len(data) > DOCUMENT_BYTES.value:
+        raise DatasetError(f"{path}: more than {DOCUMENT_BYTES.value:,} bytes, not a manifest")
     try:
         content = yaml.load(data, Loader=_YAML_LOADER)
-    except yaml.YAMLError as err:
-        raise DatasetError(f"{path}: invalid YAML: {err}") from err
+    # ValueError: an integer of more than 4300 digits; RecursionError: deep nesting.
+    except (yaml.YAMLError, ValueError, RecursionError) as err:
+        raise DatasetError(f"{path}: invalid YAML: {' '.join(str(err).split())}") from None
+    check_document(content, str(path), DatasetError)
     if not isinstance(content, dict):
         raise DatasetError(f"{path}: expected a mapping, got {type(content).__name__}")
     return content, data
@@ -63,7 +70,7 @@ def _task_manifests(root: Path) -> dict[str, tuple[TaskManifest, Path]]:
             task = TaskManifest.from_dict(content)
         except (KeyError, TypeError, AttributeError, ValueError) as err:  # fields missing
             raise DatasetError(f"{path}: not a task manifest: {err!r}") from None
-        tasks[task.name] = (task, path.parent)
+        tasks[check_name("task", task.name, DatasetError, f"{path}: ")] = (task, path.parent)
     return tasks
 
 
@@ -277,6 +284,8 @@ def preprocess(
         manifest = DatasetManifest.from_dict(content)
     except (KeyError, TypeError, AttributeError) as err:
         raise DatasetError(f"{root / 'manifest.yaml'}: not a dataset manifest: {err}") from err
+    for table in manifest.tables:  # read from db/<table>.parquet
+        check_name("table", table, DatasetError, f"{root / 'manifest.yaml'}: ")
     # A generated folder's tables must be the bytes it was written with: one flipped byte
     # can decode as other values and would reach the store unnoticed.
     verify_content_hash(root, manifest.tables)
@@ -284,7 +293,8 @@ def preprocess(
     selected = [available[t] for t in _select(available, tasks)]
     plan, meta_tables, meta_tasks, warnings = _plan(root, manifest, selected)
 
-    out = Path(out_dir).expanduser() / (name or manifest.name)
+    store_name = check_name("store name", name or manifest.name, DatasetError, f"{root}: ")
+    out = path_inside(Path(out_dir).expanduser(), store_name, error=StoreError)
     if os.path.lexists(out) and not overwrite:
         raise StoreError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)

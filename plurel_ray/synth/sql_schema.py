@@ -19,6 +19,8 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from plurel_ray.errors import SchemaError
+from plurel_ray.limits import SCHEMA_BYTES, SCHEMA_COLUMNS_PER_TABLE, SCHEMA_TABLES, SQL_PAREN_DEPTH
+from plurel_ray.names import check_name
 from plurel_ray.synth.schema import (
     CATEGORICAL,
     NUMERICAL,
@@ -48,6 +50,9 @@ _CREATE_TABLE_TEXT = re.compile(
 # only, so it is dropped before parsing.
 _WITHOUT_ROWID = re.compile(r"\)\s*WITHOUT\s+ROWID\b", re.IGNORECASE)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # sqlglot underlines the error position for terminals
+# String literals, quoted identifiers and comments: their parentheses are not nesting.
+_QUOTED_OR_COMMENT = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|`[^`]*`|--[^\n]*|/\*.*?\*/", re.DOTALL)
+_CREATE_TABLE_ANYWHERE = re.compile(_CREATE_TABLE_TEXT.pattern.removeprefix(r"\s*"), re.IGNORECASE)
 
 
 @dataclass
@@ -80,12 +85,48 @@ def load_sql_schema(path: str | os.PathLike, dialect: str | None = None) -> Data
         dialect: sqlglot dialect name ("postgres", "mysql", "sqlite", ...); None tries
             sqlglot's default dialect, then postgres, mysql and sqlite.
     """
+    limit = SCHEMA_BYTES.value
     try:
-        with open(path, encoding="utf-8") as f:
-            sql = f.read()
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)  # bounded: the path may be a pipe or /dev/zero
+        _check_size(len(data), limit, os.fspath(path))
+        sql = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise SchemaError(f"cannot read SQL schema file {os.fspath(path)!r}: {err}") from err
     return parse_sql_schema(sql, dialect=dialect, source=os.fspath(path))
+
+
+def _check_size(num_bytes: int, limit: int, source: str) -> None:
+    if num_bytes > limit:
+        raise SchemaError(
+            f"{source}: the SQL schema is more than {limit:,} bytes; split it or drop what "
+            f"generation does not need{SCHEMA_BYTES.how_to_raise()}"
+        )
+
+
+def _prescan(sql: str, source: str) -> None:
+    """Refuse, before sqlglot reads it, SQL that is too big or nests too deep for it."""
+    _check_size(len(sql.encode("utf-8", "surrogatepass")), SCHEMA_BYTES.value, source)
+    code = _QUOTED_OR_COMMENT.sub(" ", sql)
+    depth = deepest = 0
+    for paren in re.finditer(r"[()]", code):
+        depth = depth + 1 if paren.group() == "(" else max(depth - 1, 0)
+        deepest = max(deepest, depth)
+    if deepest > SQL_PAREN_DEPTH.value:
+        raise SchemaError(
+            f"{source}: parentheses nest {deepest} deep, more than the {SQL_PAREN_DEPTH.value} "
+            "the parser allows; simplify the nested expression (CHECK, DEFAULT, ...)"
+        )
+    _check_table_count(len(_CREATE_TABLE_ANYWHERE.findall(code)), source)
+
+
+def _check_table_count(count: int, source: str) -> None:
+    if count > SCHEMA_TABLES.value:
+        raise SchemaError(
+            f"{source}: {count:,} CREATE TABLE statements, more than the "
+            f"{SCHEMA_TABLES.value:,} allowed; keep the tables generation needs"
+            f"{SCHEMA_TABLES.how_to_raise()}"
+        )
 
 
 def parse_sql_schema(sql: str, dialect: str | None = None, source: str = "<sql>") -> DatabaseSchema:
@@ -98,6 +139,16 @@ def parse_sql_schema(sql: str, dialect: str | None = None, source: str = "<sql>"
             that parses every CREATE statement.
         source: name of the SQL's origin (a file path), used in error messages.
     """
+    _prescan(sql, source)
+    try:
+        return _schema(sql, dialect, source)
+    except RecursionError:  # a construct that nests without parentheses
+        raise SchemaError(
+            f"{source}: the SQL nests too deeply for the parser; simplify the schema"
+        ) from None
+
+
+def _schema(sql: str, dialect: str | None, source: str) -> DatabaseSchema:
     statements, used = _parse(sql, dialect, source)
     enums = {
         s.this.name.lower(): _label_set(s.expression.expressions, f"type {s.this.name!r}", source)
@@ -124,6 +175,7 @@ def parse_sql_schema(sql: str, dialect: str | None = None, source: str = "<sql>"
                     "case-insensitive); rename or drop one CREATE TABLE"
                 )
             tables[table.name.lower()] = table
+            _check_table_count(len(tables), source)
     if not tables:
         raise SchemaError(f"no CREATE TABLE statement in {source}")
     parents = _resolve_fkeys(tables, source)
@@ -224,11 +276,11 @@ def _read_table(stmt: exp.Create, source: str) -> _Table:
             f"{source}: table {schema.name!r} has no column list (CREATE TABLE ... AS/LIKE); "
             "write its columns out"
         )
-    table = _Table(name=schema.this.name)
+    table = _Table(name=check_name("table", schema.this.name, SchemaError, f"{source}: "))
     constraints: list[exp.Expression] = []
     for item in schema.expressions:
         if isinstance(item, exp.ColumnDef | exp.Identifier):
-            name = item.name
+            name = check_name("column", item.name, SchemaError, f"{source}: table {table.name!r}: ")
             if name.lower() in table.columns:
                 raise SchemaError(
                     f"{source}: table {table.name!r} declares column {name!r} twice; "
@@ -242,6 +294,12 @@ def _read_table(stmt: exp.Create, source: str) -> _Table:
             constraints.extend(item.expressions)
         else:
             constraints.append(item)
+    if len(table.columns) > SCHEMA_COLUMNS_PER_TABLE.value:
+        raise SchemaError(
+            f"{source}: table {table.name!r} has {len(table.columns):,} columns, more than the "
+            f"{SCHEMA_COLUMNS_PER_TABLE.value:,} allowed; drop columns generation does not "
+            f"need{SCHEMA_COLUMNS_PER_TABLE.how_to_raise()}"
+        )
     for cons in constraints:  # table constraints may name columns declared after them
         if isinstance(cons, exp.PrimaryKey):
             table.pkey.extend(
