@@ -14,8 +14,9 @@ from plurel_ray.errors import ConfigError
 from plurel_ray.pipeline.index import index_table
 from plurel_ray.pipeline.seed_worker import SeedWorker, StoreEmbedder
 
-# The embedding stage is light (a few hundred mostly cached strings per database), so on
-# a CPU-only cluster its one actor takes a fraction of a CPU instead of a whole one.
+# The embedding stage is light (a few hundred mostly cached strings per database), so its
+# one actor takes a fraction of a CPU instead of a whole one. It asks for no GPU on any
+# cluster: the encoder (plurel_ray/store/encoder.py) is NumPy and computes on the CPU.
 EMBED_CPUS = 0.25
 # One seed per input block keeps every actor busy until the end of a run; past this many
 # blocks the per-block bookkeeping outweighs that.
@@ -67,7 +68,7 @@ class GeneratorActor:
 
 
 class EmbedActor:
-    """A Ray Data actor-pool UDF around one `StoreEmbedder` (GPU or a fraction of a CPU)."""
+    """A Ray Data actor-pool UDF around one `StoreEmbedder` (a fraction of a CPU)."""
 
     def __init__(self, out: str) -> None:
         self.embedder = StoreEmbedder(out)
@@ -102,8 +103,7 @@ def generation_dataset(
     context = DataContext.get_current()
     context.execution_no_progress_timeout_s = request.no_progress_timeout_s
     context.enable_progress_bars = progress
-    has_gpus = ray.cluster_resources().get("GPU", 0) >= 1
-    embed_cpus = EMBED_CPUS if request.embed and not has_gpus else 0.0
+    embed_cpus = EMBED_CPUS if request.embed else 0.0
     seeds = [{"seed": int(s)} for s in request.seeds]
     # from_items needs no read tasks, so the actor pool can take every CPU without
     # starving a reader (RAY_NOTES §0.6).
@@ -125,7 +125,6 @@ def generation_dataset(
             batch_size=8,
             batch_format="pyarrow",
             compute=ActorPoolStrategy(size=1),
-            num_cpus=0 if has_gpus else embed_cpus,
-            num_gpus=1 if has_gpus else 0,
+            num_cpus=embed_cpus,
         )
     return dataset

@@ -245,3 +245,24 @@ def test_vocabulary_problems_raise_naming_the_file(tmp_path, encoder):
     write_vocabulary(store, ["users"])  # meta.json still counts 2
     with pytest.raises(StoreError, match=r"counts\.vocab is 2 but the vocabulary files hold 1"):
         embed(store, model=encoder, progress=False)
+
+
+@pytest.mark.slow
+def test_embedding_stage_reserves_no_gpu_on_a_cluster_that_has_one(tmp_path, monkeypatch):
+    """The encoder is NumPy: a GPU reserved for it would sit idle and be denied to others."""
+    import ray
+
+    from plurel_ray.pipeline.generate import GenerationRequest
+    from plurel_ray.pipeline.ray_stages import EMBED_CPUS, generation_dataset
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False)
+    try:
+        request = GenerationRequest(seeds=[0], out=str(tmp_path), preprocess=True, embed=True)
+        dataset = generation_dataset(request, out=str(tmp_path), run_id="test", progress=False)
+        # The plan is built, not run: its last operator is the embedding actor pool.
+        embed_stage = dataset._logical_plan.dag
+        assert embed_stage.name == "MapBatches(EmbedActor)"
+        assert embed_stage.ray_remote_args == {"num_cpus": EMBED_CPUS}
+    finally:
+        ray.shutdown()
