@@ -193,6 +193,29 @@ def _write_contents(db: GeneratedDatabase, root: Path, config: Config, name: str
     (root / "README.md").write_text(_readme(db, info, num_tasks))
 
 
+def _existing_dataset(out: Path, db: GeneratedDatabase, config: Config, name: str) -> Path:
+    """`out` when it already holds `db` as `write_dataset` writes it, else a DatasetError."""
+    replace = "pass overwrite=True (--overwrite) to replace it"
+    try:
+        info = read_dataset_info(out)
+    except DatasetError as err:
+        raise DatasetError(
+            f"{out} already exists and is not this dataset ({err}); {replace}"
+        ) from None
+    wanted = {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "seed": db.seed,
+        "config_hash": config.content_hash(),
+        "content_hash": content_hash({t: parquet_bytes(df) for t, df in db.tables.items()}),
+    }
+    differs = [key for key, value in wanted.items() if info.get(key) != value]
+    if differs:
+        raise DatasetError(f"{out} already exists with another {', '.join(differs)}; {replace}")
+    verify_content_hash(out, db.tables)  # the folder's own tables may have been damaged since
+    return out
+
+
 def write_dataset(
     db: GeneratedDatabase,
     out_dir: str | os.PathLike,
@@ -205,6 +228,9 @@ def write_dataset(
 
     The folder is built in `<out_dir>.tmp-<uuid>` beside `out_dir` and renamed into
     place; on any failure the temporary folder is removed and `out_dir` is untouched.
+    Writing the same database again is a no-op: a folder already at `out_dir` whose
+    plurel.json records this name, seed, config and content hash (and whose tables
+    still match it) is left as it is.
 
     Args:
         db: the generated database.
@@ -212,18 +238,24 @@ def write_dataset(
         config: the config `db` was generated with (recorded in plurel.json; its splits
             cut the label tables of tables without a time column).
         name: the dataset name in manifest.yaml; default `plurel-<seed>`.
-        overwrite: replace an existing `out_dir` (removed once the new one is in place).
+        overwrite: write the folder even when it exists (the old one is removed once the
+            new one is in place).
 
     Returns:
-        The path of the written folder.
+        The path of the folder.
+
+    Raises:
+        DatasetError: something other than this database exists at `out_dir` and
+            `overwrite` is False.
     """
     out = Path(out_dir).expanduser()
+    name = name or f"plurel-{db.seed}"
     if os.path.lexists(out) and not overwrite:
-        raise DatasetError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+        return _existing_dataset(out, db, config, name)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(out)
     try:
-        _write_contents(db, tmp, config, name or f"plurel-{db.seed}")
+        _write_contents(db, tmp, config, name)
         move_into_place(tmp, out, overwrite, DatasetError)
     except BaseException:
         remove(tmp)

@@ -30,7 +30,7 @@ from plurel_ray.errors import DatasetError, StoreError, is_native_panic
 from plurel_ray.limits import DOCUMENT_BYTES, check_document
 from plurel_ray.names import check_name, path_inside
 from plurel_ray.relbench_io import INFO_FILE, read_dataset_info, verify_content_hash
-from plurel_ray.store.meta import META_FILE, STORE_FORMAT
+from plurel_ray.store.meta import META_FILE, STORE_FORMAT, read_meta
 
 SPLITS = ("train", "val", "test")
 # The plurel.json fields a store records as its provenance, when the dataset has them.
@@ -181,11 +181,51 @@ def _target_warnings(tasks: list[dict], columns: list[dict]) -> list[str]:
     return warnings
 
 
-def _source(root: Path, name: str, manifest_bytes: bytes) -> dict:
+def _input_sha256(root: Path, manifest_bytes: bytes, plan: dict, tasks: list) -> str:
+    """SHA-256 over every file the store is built from, in plan order: the dataset and
+    task manifests, plurel.json (its split fractions cut autocomplete tasks) and each
+    table's Parquet file, each fed as '<path>\\n<byte length>\\n' and its bytes."""
+    h = hashlib.sha256()
+
+    def feed(label: str, data: bytes) -> None:
+        h.update(f"{label}\n{len(data)}\n".encode())
+        h.update(data)
+
+    feed("manifest.yaml", manifest_bytes)
+    files = [folder / "manifest.yaml" for _, folder in tasks]
+    files += [root / INFO_FILE] if (root / INFO_FILE).is_file() else []
+    files += [Path(table["path"]) for table in plan["tables"]]
+    for file in files:
+        try:
+            feed(str(file.relative_to(root)), file.read_bytes())
+        except OSError as err:
+            raise DatasetError(f"{root}: incomplete dataset folder: {err}") from None
+    return h.hexdigest()
+
+
+def _existing_store(out: Path, input_sha256: str) -> Path:
+    """`out` when it is a store built from the same input files, else a StoreError."""
+    replace = "pass overwrite=True (--overwrite) to replace it"
+    try:
+        source = read_meta(out).get("source", {})
+    except StoreError as err:
+        raise StoreError(
+            f"{out} already exists and is not a usable store ({err}); {replace}"
+        ) from None
+    if source.get("input_sha256") != input_sha256:
+        raise StoreError(
+            f"{out} already exists, built from other input (dataset {source.get('path')!r} "
+            f"or its task selection differs, or its files changed since); {replace}"
+        )
+    return out
+
+
+def _source(root: Path, name: str, manifest_bytes: bytes, input_sha256: str) -> dict:
     source = {
         "path": str(root),
         "name": name,
         "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+        "input_sha256": input_sha256,
     }
     if (root / INFO_FILE).is_file():
         info = read_dataset_info(root)
@@ -262,11 +302,16 @@ def preprocess(
 ) -> Path:
     """Preprocess a RelBench-3 dataset folder into a node store, atomically.
 
+    Running it again is a no-op: a store already at the target that was built from the
+    same input files (same manifests, tables, labels and task selection, by the SHA-256
+    recorded as `source.input_sha256` in its meta.json) is returned as it is.
+
     Args:
         dataset_dir: the folder holding `manifest.yaml`, `db/` and `tasks/`.
         out_dir: the store goes to `<out_dir>/<name>`; created if needed.
         tasks: names of the tasks to include; None for all of them.
-        overwrite: replace an existing store (removed once the new one is in place).
+        overwrite: rebuild the store even when it exists (the old one is removed once the
+            new one is in place).
         name: the store's directory name; default the dataset's manifest name.
 
     Returns:
@@ -276,7 +321,8 @@ def preprocess(
         DatasetError: the folder, a manifest or a table is missing or unusable, a
             generated folder's tables differ from its plurel.json content_hash, or a task
             name is unknown; the message names the file, table or column.
-        StoreError: the store exists and `overwrite` is False.
+        StoreError: something other than a store of the same input exists at the target
+            and `overwrite` is False.
     """
     root = Path(dataset_dir).expanduser().resolve()
     content, manifest_bytes = _load_yaml(root / "manifest.yaml")
@@ -295,8 +341,9 @@ def preprocess(
 
     store_name = check_name("store name", name or manifest.name, DatasetError, f"{root}: ")
     out = path_inside(Path(out_dir).expanduser(), store_name, error=StoreError)
+    input_sha256 = _input_sha256(root, manifest_bytes, plan, selected)
     if os.path.lexists(out) and not overwrite:
-        raise StoreError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+        return _existing_store(out, input_sha256)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(out)
     try:
@@ -321,7 +368,7 @@ def preprocess(
             "format": STORE_FORMAT,
             "format_version": _native.STORE_FORMAT_VERSION,
             "writer": {"plurel_ray": __version__},
-            "source": _source(root, manifest.name, manifest_bytes),
+            "source": _source(root, manifest.name, manifest_bytes, input_sha256),
             "counts": report["counts"],
             "datetime": report["datetime"],
             "tables": meta_tables,

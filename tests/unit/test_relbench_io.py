@@ -62,6 +62,10 @@ def _files(root: Path) -> dict[str, bytes]:
     }
 
 
+def _paths(root: Path) -> dict[str, Path]:
+    return {str(p.relative_to(root)): p for p in sorted(root.rglob("*"))}
+
+
 def test_relbench_loads_manifest_keys_and_tables_as_generated(db, folder):
     ds = relbench.load_dataset(folder)
     assert ds.val_timestamp == db.timeline.val_timestamp
@@ -193,6 +197,32 @@ def test_existing_folder_is_refused_and_untouched_without_overwrite(db, small_co
     assert str(out) in str(err.value)
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_writing_the_same_database_again_leaves_the_folder_as_it_is(db, small_config, tmp_path):
+    out = write_dataset(db, tmp_path / "ds", small_config)
+    before = {rel: p.stat().st_mtime_ns for rel, p in _paths(out).items()}
+    again = generate_database(db.seed, small_config)  # as a rerun of a script would
+    assert write_dataset(again, tmp_path / "ds", small_config) == out
+    assert {rel: p.stat().st_mtime_ns for rel, p in _paths(out).items()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_writing_another_database_over_a_folder_is_refused(db, small_config, tmp_path):
+    out = write_dataset(db, tmp_path / "ds", small_config)
+    with pytest.raises(DatasetError, match="already exists with another seed, content_hash"):
+        write_dataset(generate_database(db.seed + 1, small_config), out, small_config, "plurel-0")
+    with pytest.raises(DatasetError, match="already exists with another name; pass overwrite"):
+        write_dataset(db, out, small_config, name="other")
+    other = Config.from_dict({**small_config.to_dict(), "val_split": 0.5})
+    with pytest.raises(DatasetError, match="already exists with another config_hash"):
+        write_dataset(db, out, other)
+    table = next((out / "db").glob("*.parquet"))
+    table.write_bytes(table.read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(DatasetError, match="do not match the content_hash"):
+        write_dataset(db, out, small_config)
+    write_dataset(db, out, small_config, overwrite=True)
+    assert write_dataset(db, out, small_config) == out
 
 
 def test_overwrite_replaces_the_folder_and_leaves_no_siblings(db, small_config, tmp_path):

@@ -334,6 +334,44 @@ def test_existing_store_is_kept_unless_overwrite_replaces_it(realdata, tmp_path)
     assert only_store(tmp_path) == store
 
 
+def test_rerun_on_the_same_input_returns_the_store_untouched(copy, tmp_path):
+    out = tmp_path / "stores"
+    store = preprocess(copy, out, tasks=[FORECAST_TASK])
+    files = {p.name: p.stat().st_mtime_ns for p in store.iterdir()}
+    assert load(store)[0]["source"]["input_sha256"]
+    assert preprocess(copy, out, tasks=[FORECAST_TASK]) == store
+    assert {p.name: p.stat().st_mtime_ns for p in store.iterdir()} == files
+    assert only_store(out) == store
+
+
+@pytest.mark.parametrize("change", ["table", "labels", "tasks"])
+def test_rerun_on_other_input_refuses_until_overwrite_rebuilds(copy, tmp_path, change):
+    out = tmp_path / "stores"
+    store = preprocess(copy, out, tasks=[FORECAST_TASK])
+    tasks = [FORECAST_TASK]
+    if change == "tasks":
+        tasks = [FORECAST_TASK, AUTOCOMPLETE_TASK]
+    else:
+        file = next((copy / "db").glob("*.parquet")) if change == "table" else (
+            copy / "tasks" / FORECAST_TASK / "train.parquet")  # fmt: skip
+        table = pq.read_table(file)
+        pq.write_table(table.slice(0, table.num_rows - 1), file)
+    with pytest.raises(StoreError, match="already exists, built from other input") as err:
+        preprocess(copy, out, tasks=tasks)
+    assert str(store) in str(err.value) and "--overwrite" in str(err.value)
+    assert preprocess(copy, out, tasks=tasks, overwrite=True) == store
+    assert preprocess(copy, out, tasks=tasks) == store
+    assert only_store(out) == store
+
+
+def test_a_folder_that_is_not_a_store_is_refused(realdata, tmp_path):
+    (tmp_path / "realdata").mkdir()
+    (tmp_path / "realdata" / "mine.txt").write_text("keep")
+    with pytest.raises(StoreError, match="already exists and is not a usable store"):
+        preprocess(realdata, tmp_path)
+    assert [p.name for p in (tmp_path / "realdata").iterdir()] == ["mine.txt"]
+
+
 def test_cli_preprocesses_folders_and_reports_errors_in_one_line(realdata, tmp_path, capsys):
     out = tmp_path / "stores"
     assert main(["preprocess", str(realdata), "--out", str(out), "--tasks", FORECAST_TASK]) == 0
