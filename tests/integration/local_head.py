@@ -56,7 +56,11 @@ def activated_venv_env() -> dict[str, str]:
 
 @contextmanager
 def local_head(
-    cwd: Path, num_cpus: float, extra_args: tuple[str, ...] = (), env: dict | None = None
+    cwd: Path,
+    num_cpus: float,
+    extra_args: tuple[str, ...] = (),
+    env: dict | None = None,
+    port: int | None = None,
 ) -> Iterator[LocalHead]:
     """Start a head on loopback ports with auth off, yield it once jobs run, stop only it.
 
@@ -65,8 +69,9 @@ def local_head(
         num_cpus: logical CPUs the head offers.
         extra_args: more `ray start` flags (e.g. `--autoscaling-config=...`).
         env: extra environment variables for the head's processes.
+        port: the GCS port (default: a free one).
     """
-    port, dashboard = free_port(), free_port()
+    port, dashboard = port or free_port(), free_port()
     temp_dir = Path(tempfile.mkdtemp(prefix="rayh-", dir="/tmp"))  # short: socket paths
     command = [RAY_CLI, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
                f"--port={port}", f"--num-cpus={num_cpus}", f"--temp-dir={temp_dir}",

@@ -4,8 +4,7 @@ multi-node provider: a generation run the head cannot hold scales workers up."""
 from __future__ import annotations
 
 import copy
-import os
-import sys
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -13,12 +12,13 @@ import pytest
 import ray
 import yaml
 from jsonschema import ValidationError
+from local_head import free_port, local_head
 from ray.autoscaler._private.util import prepare_config, validate_config
-from ray.cluster_utils import AutoscalingCluster
 
 from plurel_ray.pipeline.generate import GenerationRequest, run_generation
 
-CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster.yaml"
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER_YAML = REPO / "cluster.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -45,59 +45,57 @@ def test_validation_catches_a_typo(cluster_config):
         validate_config(prepare_config(broken))
 
 
-class LocalAutoscalingCluster(AutoscalingCluster):
-    """AutoscalingCluster with its config inlined: the wheel lacks the example.yaml it
-    reads (RAY_NOTES §4.2)."""
-
-    def _generate_config(self, head_resources, worker_node_types, autoscaler_v2=False, **kw):
-        commands = ("initialization_commands", "setup_commands", "head_setup_commands",
-                    "worker_setup_commands", "head_start_ray_commands",
-                    "worker_start_ray_commands")  # fmt: skip
-        config = {
-            "cluster_name": "fake_multinode",
-            "max_workers": 8,
-            "provider": {
-                "type": "fake_multinode",
-                "use_node_id_as_ip": True,
-                "disable_node_updaters": True,
-                "disable_launch_config_check": True,
-            },
-            "head_node_type": "ray.head.default",
-            "auth": {},
-            "upscaling_speed": 1.0,
-            "idle_timeout_minutes": 0.1,
-            "docker": {},
-            "file_mounts": {},
-            "cluster_synced_files": [],
-            "file_mounts_sync_continuously": False,
-            "rsync_exclude": [],
-            "rsync_filter": [],
-            **{key: [] for key in commands},
-        }
-        config["available_node_types"] = {
+def fake_autoscaler_config(head_resources: dict, worker_node_types: dict, gcs_address: str):
+    """The config `AutoscalingCluster` would write, inlined: the wheel lacks the example.yaml
+    it reads. Its start() and shutdown() run `ray stop --force`, which stops every Ray on the
+    machine, so the test starts the head itself (`local_head`)."""
+    commands = ("initialization_commands", "setup_commands", "head_setup_commands",
+                "worker_setup_commands", "head_start_ray_commands",
+                "worker_start_ray_commands")  # fmt: skip
+    return {
+        "cluster_name": "fake_multinode",
+        "max_workers": 8,
+        "provider": {
+            "type": "fake_multinode",
+            "use_node_id_as_ip": True,
+            "disable_node_updaters": True,
+            "disable_launch_config_check": True,
+            "gcs_address": gcs_address,  # launched nodes join this head, not port 6379
+        },
+        "head_node_type": "ray.head.default",
+        "auth": {},
+        "upscaling_speed": 1.0,
+        "idle_timeout_minutes": 0.1,
+        "docker": {},
+        "file_mounts": {},
+        "cluster_synced_files": [],
+        "file_mounts_sync_continuously": False,
+        "rsync_exclude": [],
+        "rsync_filter": [],
+        **{key: [] for key in commands},
+        "available_node_types": {
             **worker_node_types,
             "ray.head.default": {"resources": head_resources, "node_config": {}, "max_workers": 0},
-        }
-        config.update(kw)
-        return config
+        },
+    }
 
 
 @pytest.fixture
-def autoscaling_cluster(monkeypatch):
-    # AutoscalingCluster runs the `ray` CLI by name: make it this environment's.
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+def autoscaling_cluster(tmp_path):
+    """A head that runs nothing and an autoscaler launching 1-CPU `gen` workers (Ray's
+    fake multi-node provider); stopping it stops only its own processes."""
+    port = free_port()
     gen = {"CPU": 1, "gen": 1, "object_store_memory": 200 * 2**20}
-    cluster = LocalAutoscalingCluster(
-        head_resources={"CPU": 0},
-        worker_node_types={
-            "cpu_gen": {"resources": gen, "node_config": {}, "min_workers": 0, "max_workers": 2}
-        },
-    )
-    cluster.start()
-    ray.init("auto", log_to_driver=False)
-    yield
-    ray.shutdown()
-    cluster.shutdown()
+    workers = {"cpu_gen": {"resources": gen, "node_config": {}, "min_workers": 0, "max_workers": 2}}
+    config_file = tmp_path / "autoscaler.json"
+    config_file.write_text(json.dumps(
+        fake_autoscaler_config({"CPU": 0}, workers, f"127.0.0.1:{port}")))  # fmt: skip
+    fake_cluster = {"AUTOSCALER_UPDATE_INTERVAL_S": "1", "RAY_FAKE_CLUSTER": "1"}
+    autoscaling = (f"--autoscaling-config={config_file}",)
+    with local_head(REPO, num_cpus=0, extra_args=autoscaling, env=fake_cluster, port=port) as head:
+        ray.init(address=head.address, log_to_driver=False)
+        yield
+        ray.shutdown()
 
 
 @pytest.mark.slow
