@@ -36,7 +36,7 @@ def model_card(
         "prior. Files: " + ", ".join(f"`{name}`" for name in files) + ".",
         "",
         "```bash",
-        f"plurel-ray hub download {repo_id} --local-dir ckpt",
+        f"plurel-ray hub download {repo_id} --out ckpt",
         "```",
         "",
         "```python",
