@@ -17,6 +17,7 @@ publishes nothing more.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -231,9 +232,14 @@ class OutputLease:
                 except FileNotFoundError:
                     continue
                 moved = _read_quietly(self.root.fs, aside)
+                if moved is not None and moved != stale:
+                    # A run wrote or refreshed the lease after it was judged: it is live.
+                    # Put it back (unless yet another run holds the name by now).
+                    with contextlib.suppress(FileExistsError):
+                        os.link(aside, self._path)
+                    os.unlink(aside)
+                    raise self._refuse(moved) from None
                 os.unlink(aside)
-                if stale is not None and moved is not None and moved != stale:
-                    raise self._refuse(moved) from None  # a new run got in between
                 continue
             with os.fdopen(fd, "wb") as out:
                 out.write(self._record())

@@ -42,7 +42,10 @@ def test_run_writes_loadable_folders_and_an_index(tmp_path, tiny_config):
         assert row["status"] == "generated" and row["error"] is None and row["node"]
         read_tables(folder, verify=True)  # content hash matches
     assert summary.cells == sum(r["cells"] for r in index)
-    assert not list(tmp_path.glob(".tmp-*"))  # no staging folder left behind
+    # no staging folder, run folder or lease left behind
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("plurel-")) == [
+        "_index.parquet"
+    ]
 
 
 def test_ray_output_is_byte_identical_to_single_process(tmp_path, tiny_config):
