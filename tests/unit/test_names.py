@@ -5,6 +5,7 @@ written outside the output."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,8 @@ from plurel_ray.synth.database import generate_database
 from plurel_ray.synth.random_schema import sample_schema
 from plurel_ray.synth.sql_schema import parse_sql_schema
 
-ESCAPE = (
-    'CREATE TABLE "../../../../outside/anywhere" (id INT PRIMARY KEY, '
-    '"../../../../outside/c" INT);'
-)
+UP = "../../../../outside"
+ESCAPE = f'CREATE TABLE "{UP}/anywhere" (id INT PRIMARY KEY, "{UP}/c" INT);'  # the issue's
 
 
 def files_under(root: Path) -> set[Path]:
@@ -38,8 +37,9 @@ def one_line_error(err: str, *words: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "name", ["users", "order_items", "rel-amazon", "v1.2", "Order Items", "Größe", "顧客", "x" * 100]
-)  # fmt: skip
+    "name",
+    ["users", "order_items", "rel-amazon", "v1.2", "Order Items", "Größe", "顧客", "x" * 100],
+)
 def test_ordinary_names_pass(name):
     assert name_problem(name) is None
     assert check_name("table", name) == name
@@ -57,7 +57,7 @@ def test_ordinary_names_pass(name):
 )  # fmt: skip
 def test_unsafe_names_are_refused_with_the_reason(name, problem):
     assert problem in name_problem(name)
-    with pytest.raises(DatasetError, match="shop.sql: table .* rename it: names may use"):
+    with pytest.raises(DatasetError, match=r"shop\.sql: table .* rename it: names may use"):
         check_name("table", name, DatasetError, "shop.sql: ")
 
 
@@ -123,7 +123,7 @@ def test_writer_refuses_escaping_names_of_a_programmatic_schema(small_config, tm
     tables = {evil if k == first.name else k: v for k, v in db.tables.items()}
     hostile = dataclasses.replace(db, schema=schema, tables=tables)
     out = tmp_path / "x" / "y" / "plurel-0"
-    with pytest.raises(DatasetError, match="table '../../../evil'"):
+    with pytest.raises(DatasetError, match=re.escape("table '../../../evil'")):
         write_dataset(hostile, out, small_config)
     assert files_under(tmp_path) == {Path("x"), Path("x/y")}
 
