@@ -63,8 +63,9 @@ def test_a_flag_name_means_the_same_thing_in_every_command():
     seen: dict[str, dict[tuple, list[str]]] = defaultdict(lambda: defaultdict(list))
     for prog, parser in _all_parsers().items():
         for action in _options(parser):
-            kind = (action.dest, type(action).__name__, getattr(action.type, "__name__", None),
-                    action.nargs, tuple(action.choices or ()), tuple(action.option_strings))  # fmt: skip
+            parse = getattr(action.type, "__name__", None)
+            kind = (action.dest, type(action).__name__, parse, action.nargs,
+                    tuple(action.choices or ()), tuple(action.option_strings))  # fmt: skip
             for name in action.option_strings:
                 seen[name][kind].append(prog)
     differing = {name: dict(kinds) for name, kinds in seen.items() if len(kinds) > 1}
@@ -79,9 +80,8 @@ def test_shared_flags_are_one_definition(flag):
                for action in _options(parser) if flag in action.option_strings}  # fmt: skip
     assert holders, flag
     # The vocabulary's spelling only: no command keeps a second name for it.
-    assert {tuple(a.option_strings) for a in holders.values()} <= {
-        (flag,), (flag, f"--no-{flag[2:]}")
-    }
+    spellings = {(flag,), (flag, f"--no-{flag[2:]}")}
+    assert {tuple(a.option_strings) for a in holders.values()} <= spellings
 
 
 def test_old_spellings_are_gone_and_one_evaluation_split_default():
