@@ -66,3 +66,11 @@ def test_bench_train_runs_the_tiny_recipe_on_cpu():
     assert {"tokens_per_s", "step_time_s", "mfu", "data_wait_frac", "device"} <= figures.keys()
     assert figures["tokens_per_s"] > 0 and 0 <= figures["data_wait_frac"] <= 1
     assert figures["mfu"] is None, "no peak FLOP/s is known for a CPU"
+
+
+def test_bench_embed_prints_strings_per_second_for_both_workloads():
+    figures = run_json("bench_embed.py", "--labels", "6", "--long", "2", "--repeats", "1")
+    for workload in ("labels", "long"):
+        assert figures[workload]["strings_per_s"] > 0 and figures[workload]["strings_per_cpu_s"] > 0
+    assert figures["long"]["mean_tokens"] > 5 * figures["labels"]["mean_tokens"]
+    assert figures["cpu_model"]
