@@ -76,7 +76,8 @@ def test_killed_driver_then_rerun_completes_every_database(head_node, tmp_path, 
     assert len(skipped) >= len(done_before) - 2  # folders finishing as the kill landed
     for seed in range(16):
         read_tables(out / f"plurel-{seed}", verify=True)
-    assert not list(out.glob(".tmp-*"))
+    # the rerun took the killed run's lease over and removed its staged folders
+    assert not (out / "_lease.json").exists() and not list(out.glob(".runs/*/*"))
 
 
 def test_readme_job_submit_with_working_dir_generates(head_node, tmp_path):
