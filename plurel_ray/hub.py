@@ -1,7 +1,7 @@
 """Checkpoints and datasets to and from the Hugging Face Hub.
 
     push_checkpoint("runs/r/step_00000500", "org/rt", recipe=r, metrics=m)  # one commit -> sha
-    uploader = HubUploader("org/rt")            # on rank 0: pushes in the background
+    uploader = HubUploader("org/rt")            # in the driver: pushes in the background
     uploader.submit(folder, metrics=m)          # returns at once; retries 5xx with backoff
     uploader.close(timeout=600)
     push_dataset_folder("data/", "org/plurel-dbs")    # one commit per database
@@ -257,9 +257,10 @@ class HubUploader:
     """Push folders from a background thread, so training (or generation) never waits for
     the Hub: checkpoints by default, or anything `push` publishes.
 
-    Create it on rank 0 only. `submit` queues a push and returns at once; one worker
-    thread pushes in order, retrying transient failures (HTTP 5xx, 429, connection
-    errors) with exponential backoff. A push that fails for good (unknown revision,
+    Create it in the driver process, which alone holds the token (Ray logs the
+    runtime_env of its workers and actors). `submit` queues a push and returns at once;
+    one worker thread pushes in order, retrying transient failures (HTTP 5xx, 429,
+    connection errors) with exponential backoff. A push that fails for good (unknown revision,
     rejected token, or out of attempts) is logged and appended to `failures`; it is never
     raised into training. The folder is read when its push runs, not copied at submit:
     keep it until `close` (atomic checkpoint folders are never rewritten in place).

@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -31,15 +30,23 @@ from typing import Any
 import numpy as np
 import ray
 import ray.train
-from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import (
+    Checkpoint,
+    CheckpointConfig,
+    FailureConfig,
+    RunConfig,
+    ScalingConfig,
+    TrainingFailedError,
+)
 
-from plurel_ray.errors import ConfigError
+from plurel_ray.errors import ConfigError, PlurelError
 from plurel_ray.pipeline.flags import DEFAULT_RESOURCE_WAIT_S
 from plurel_ray.pipeline.resources import RunResources, wait_for_resources
 from plurel_ray.train.config import Recipe, TrainConfig
 
 METRICS_FILE = "metrics.jsonl"
-HUB_ENV = ("HF_ENDPOINT", "HF_TOKEN", "HF_HOME", "HF_HUB_OFFLINE")
+# Where Ray Train records a run's checkpoints, the latest one first to resume from.
+_RAY_SNAPSHOT = "checkpoint_manager_snapshot.json"
 
 
 @dataclass(frozen=True)
@@ -62,8 +69,9 @@ class PretrainRequest:
             the workers and samplers; a fixed cluster too small fails at once.
         init_checkpoint: weights to start from (a checkpoint folder or a reference `.pt`).
         max_bfs_width: the sampler's width limit (SPEC §6).
-        hub_repo: a Hugging Face model repo every checkpoint is pushed to from rank 0, in
-            the background (retried; a failed push never stops training).
+        hub_repo: a Hugging Face model repo every checkpoint is pushed to, in the
+            background from the driver process, which alone holds the token (retried; a
+            failed push never stops training, but `run_pretraining` then raises HubError).
         data_summary: what the model card says about the data (databases, seeds,
             config hash).
         progress: rank 0's training progress bar.
@@ -154,10 +162,16 @@ def _train_worker(config: dict[str, Any]) -> None:
     torch.manual_seed(train_config.seed)
     model = init_model(model_config, train_config.seed)
     start_state = None
+    run_dir = Path(tempfile.mkdtemp(prefix=f"plurel-train-rank{rank}-"))
     if (checkpoint := ray.train.get_checkpoint()) is not None:
         with checkpoint.as_directory() as folder:
             model.load_state_dict(load_checkpoint(folder).model.state_dict())
             start_state = load_resume_state(folder)
+            history = Path(folder) / METRICS_FILE
+            if rank == 0 and history.is_file():
+                # The resumed run continues the checkpoint's curve (train_loop drops any
+                # step after the checkpoint's), so metrics.jsonl holds every step once.
+                shutil.copy(history, run_dir / METRICS_FILE)
     elif config["init_checkpoint"] is not None:
         loaded = load_checkpoint(config["init_checkpoint"], model_config=model_config)
         model.load_state_dict(loaded.model.state_dict())
@@ -168,9 +182,8 @@ def _train_worker(config: dict[str, Any]) -> None:
     actor = config["samplers"][rank]
     text_emb = np.array(ray.get(actor.embedding_matrix.remote()))  # writable: torch needs it
     start = 0 if start_state is None else start_state["data_position"]
-    run_dir = Path(tempfile.mkdtemp(prefix=f"plurel-train-rank{rank}-"))
-
-    uploader = _hub_uploader(config["hub"]) if rank == 0 else None
+    # The driver pushes to the Hub (`HubSync`): rank 0 only says which checkpoint is new.
+    hub_queue = config["hub_queue"] if rank == 0 else None
 
     def report(step: int, folder: Path | None) -> None:
         metrics = {"step": step}
@@ -178,33 +191,21 @@ def _train_worker(config: dict[str, Any]) -> None:
             log = run_dir / METRICS_FILE
             shutil.copy(log, folder / METRICS_FILE)  # the run's curve travels with it
             metrics.update(json.loads(log.read_text().splitlines()[-1]))
+        name = f"step_{step:08d}"
         ray.train.report(
             metrics,
             checkpoint=None if folder is None else Checkpoint.from_directory(folder),
-            checkpoint_dir_name=f"step_{step:08d}",
+            checkpoint_dir_name=name,
         )
-        if uploader is not None and folder is not None:
-            hub = config["hub"]
-            uploader.submit(folder, recipe=hub["recipe"], data_summary=hub["data_summary"],
-                            metrics=metrics)  # fmt: skip
+        if hub_queue is not None and folder is not None:
+            hub_queue.put({"dir": name, "metrics": metrics})  # persisted once report returns
 
     try:
         train_loop(model, _batches(actor, start, config["prefetch"]), text_emb, train_config,
                    run_dir, start_state=start_state, on_checkpoint=report, rank=rank,
                    world_size=world_size, progress=config["progress"])  # fmt: skip
     finally:
-        if uploader is not None:
-            uploader.close()  # the pushes read the checkpoint folders removed below
         shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def _hub_uploader(hub: dict | None):
-    """Rank 0's background Hub uploader, or None without a hub repo."""
-    if hub is None:
-        return None
-    from plurel_ray.hub import HubUploader
-
-    return HubUploader(hub["repo"])
 
 
 def run_pretraining(request: PretrainRequest) -> ray.train.Result:
@@ -217,6 +218,9 @@ def run_pretraining(request: PretrainRequest) -> ray.train.Result:
     Raises:
         ConfigError: the cluster cannot fit the workers and samplers (checked before
             any actor starts; on an autoscaling cluster after `resource_wait_s`).
+        CheckpointError: the checkpoint the run resumes from is corrupt.
+        PlurelError: another typed error a training worker raised.
+        HubError: with `hub_repo`, a checkpoint could not be pushed (after training).
     """
     from plurel_ray.pipeline.ray_stages import ensure_ray
 
@@ -251,7 +255,15 @@ def _fit(request: PretrainRequest, train: TrainConfig, samplers: list) -> ray.tr
     """Build the TorchTrainer of `request` over `samplers` and run it to the end."""
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    _check_resume_state(request)
     resources = {"CPU": request.cpus_per_worker, **({"GPU": 1} if request.use_gpu else {})}
+    sync = None
+    if request.hub_repo is not None:
+        from plurel_ray.pipeline.hub_sync import HubSync
+
+        card = {"recipe": dataclasses.asdict(request.recipe),
+                "data_summary": request.data_summary}  # fmt: skip
+        sync = HubSync(request.hub_repo, f"{request.storage_path}/{request.name}", card)
     trainer = TorchTrainer(
         _train_worker,
         train_loop_config={
@@ -261,11 +273,7 @@ def _fit(request: PretrainRequest, train: TrainConfig, samplers: list) -> ray.tr
             "prefetch": request.prefetch,
             "progress": request.progress,
             "init_checkpoint": request.init_checkpoint,
-            "hub": None if request.hub_repo is None else {
-                "repo": request.hub_repo,
-                "recipe": dataclasses.asdict(request.recipe),
-                "data_summary": request.data_summary,
-            },
+            "hub_queue": None if sync is None else sync.queue,
         },
         torch_config=TorchConfig(backend="nccl" if request.use_gpu else "gloo"),
         scaling_config=ScalingConfig(
@@ -278,8 +286,47 @@ def _fit(request: PretrainRequest, train: TrainConfig, samplers: list) -> ray.tr
             storage_path=request.storage_path,
             failure_config=FailureConfig(max_failures=request.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=3),
-            # The Hub endpoint and token reach the workers that push (RAY_NOTES §5.1).
-            worker_runtime_env={"env_vars": {k: os.environ[k] for k in HUB_ENV if k in os.environ}},
         ),
     )
-    return trainer.fit()
+    try:
+        result = trainer.fit()
+    except TrainingFailedError as err:
+        if sync is not None:
+            sync.close(check=False)  # push what was reported; the run's error comes first
+        raise _user_error(err) or err from None
+    except BaseException:
+        if sync is not None:
+            sync.close(check=False)
+        raise
+    if sync is not None:
+        sync.close()  # raises HubError when a push failed: the job must not look green
+    return result
+
+
+def _check_resume_state(request: PretrainRequest) -> None:
+    """Read the resume state Ray Train will restore the run from, here in the driver: a
+    corrupt resume.pt is then one CheckpointError naming it, not a worker failure that
+    Ray retries `max_failures` times. Only local storage is checked before the run."""
+    from plurel_ray.train.resume import check_resume_state
+
+    if "://" in request.storage_path:
+        return
+    run = Path(request.storage_path) / request.name
+    try:
+        snapshot = json.loads((run / _RAY_SNAPSHOT).read_text())
+        latest = snapshot["latest_checkpoint_result"]["checkpoint_dir_name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # a new run, or a snapshot Ray reads (and reports on) itself
+    check_resume_state(run / latest)
+
+
+def _user_error(err: TrainingFailedError) -> PlurelError | None:
+    """The typed error a worker raised (a bad checkpoint, store or source), if any: the
+    job reports it in one line rather than Ray's traceback."""
+    failures = getattr(err, "worker_failures", {}) or {}
+    for failure in failures.values():
+        while failure is not None:
+            if isinstance(failure, PlurelError):
+                return failure
+            failure = failure.__cause__
+    return None

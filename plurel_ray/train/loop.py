@@ -82,7 +82,8 @@ def train_loop(
         cfg: the training configuration.
         run_dir: metrics.jsonl and checkpoints/step_XXXXXXXX/ go here.
         start_state: `load_resume_state(checkpoint)` to continue a run; load the model
-            weights from the same checkpoint.
+            weights from the same checkpoint. metrics.jsonl in `run_dir` keeps the steps
+            up to the checkpoint's and continues from there (a fresh run starts it anew).
         on_checkpoint: called as (step, folder) after each checkpoint on every rank; the
             folder is None on ranks other than 0, which do not write.
         rank, world_size: this worker's place in data-parallel training; rank 0 alone
@@ -119,6 +120,7 @@ def train_loop(
         world_size,
         bar if rank == 0 else None,
         defer=device.type == "cuda",
+        start_step=step,
     )
     vocab_size = None if text is None else text.shape[0]
     prefetcher = Prefetcher(batches, device, vocab_size)

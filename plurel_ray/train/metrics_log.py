@@ -9,6 +9,7 @@ its data_wait_frac the share of that time the loop spent waiting for a batch.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,21 @@ class MetricsLog:
         bar: progress bar to update (None: none).
         defer: read each step's values only once the next step is queued (CUDA); on the
             CPU steps run synchronously and are read at once.
+        start_step: the step training starts after (a resumed checkpoint's, else 0): the
+            records of later steps already in `path` are dropped, so a run killed after its
+            checkpoint and resumed logs each step exactly once.
     """
 
-    def __init__(self, path: Path | None, world_size: int, bar: tqdm | None, defer: bool) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        world_size: int,
+        bar: tqdm | None,
+        defer: bool,
+        start_step: int = 0,
+    ) -> None:
+        if path is not None:
+            _keep_through(path, start_step)
         self._file = path.open("a") if path is not None else None
         self._world_size = world_size
         self._bar = bar
@@ -97,3 +110,22 @@ class MetricsLog:
         self.flush()
         if self._file is not None:
             self._file.close()
+
+
+def _keep_through(path: Path, step: int) -> None:
+    """Rewrite `path` keeping the records of steps 1…`step`, atomically; a line cut short
+    by a kill mid-write is dropped with them."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        recorded = record.get("step") if isinstance(record, dict) else None
+        if isinstance(recorded, int) and recorded <= step:
+            kept.append(line + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(kept))
+    os.replace(tmp, path)

@@ -109,8 +109,28 @@ def load_resume_state(dir: str | os.PathLike) -> dict[str, Any]:
             f"{path} is missing: {dir} is a model checkpoint, not a training checkpoint; "
             "resume from a folder written by train_loop"
         )
+    return _load(path, mmap=False)
+
+
+def check_resume_state(dir: str | os.PathLike) -> None:
+    """Check that `resume.pt` of a checkpoint folder loads, without reading its tensors
+    into memory (they are memory-mapped), e.g. before handing the folder to workers.
+
+    Args:
+        dir: the checkpoint folder.
+
+    Raises:
+        CheckpointError: as `load_resume_state`.
+    """
+    path = Path(dir) / RESUME_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing; {_REMEDY}")
+    _load(path, mmap=True)
+
+
+def _load(path: Path, mmap: bool) -> dict[str, Any]:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises pickle, zip, EOF and runtime errors alike
         reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
         raise CheckpointError(f"{path} is corrupt ({reason}); {_REMEDY}") from None

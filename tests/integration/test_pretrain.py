@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
+import shutil
 import signal
 import threading
 import time
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 import ray
 
+from plurel_ray.errors import CheckpointError
 from plurel_ray.pipeline.pretrain import PretrainRequest, run_pretraining
 from plurel_ray.relbench_io import write_dataset
 from plurel_ray.store import embed, preprocess
@@ -80,16 +83,19 @@ def _train_workers() -> dict[int, str]:
     return found
 
 
-def _kill_a_worker_after(storage: Path, step_dir: str, stale: set[int], killed: list) -> None:
+def _kill_a_worker_after(
+    storage: Path, step_dir: str, stale: set[int], killed: list, history: list
+) -> None:
     """Once the controller has registered checkpoint `step_dir` (it is in the checkpoint
     manager's snapshot: a checkpoint merely written could still be lost with the worker),
-    SIGKILL one training worker of this run."""
+    keep its metrics.jsonl lines in `history` and SIGKILL one training worker of this run."""
     snapshot = storage / "interrupted" / "checkpoint_manager_snapshot.json"
     deadline = time.monotonic() + 300
     while not (snapshot.exists() and step_dir in snapshot.read_text()):
         if time.monotonic() > deadline:
             return
         time.sleep(0.02)
+    history.extend((storage / "interrupted" / step_dir / "metrics.jsonl").read_text().splitlines())
     for pid, title in _train_workers().items():
         if pid not in stale:
             os.kill(pid, signal.SIGKILL)
@@ -101,17 +107,22 @@ def test_a_killed_worker_resumes_from_the_checkpoint_with_identical_losses(
     sources, uninterrupted, tmp_path
 ):
     killed: list[tuple[int, str]] = []
+    history: list[str] = []
     stale = set(_train_workers())  # processes of earlier runs, still exiting
     killer = threading.Thread(target=_kill_a_worker_after,
-                              args=(tmp_path, "step_00000020", stale, killed))  # fmt: skip
+                              args=(tmp_path, "step_00000020", stale, killed, history))  # fmt: skip
     killer.start()
     result = run_pretraining(_request(sources, tmp_path, "interrupted", steps=120, every=10))
     killer.join()
     assert killed, "no training worker was found to kill"
     assert result.error is None and result.metrics["step"] == 120
     resumed = _losses(result.checkpoint.path)
-    # The last attempt started from a checkpoint, not from step 1 ...
-    assert min(resumed) > 1, killed
+    lines = (Path(result.checkpoint.path) / "metrics.jsonl").read_text().splitlines()
+    # Every step is logged once: the resumed run continued the checkpoint's metrics ...
+    assert [json.loads(line)["step"] for line in lines] == list(range(1, 121))
+    # ... which it did not recompute (their timings would differ): it resumed from a
+    # checkpoint at or after step 20, not from step 1 ...
+    assert len(history) == 20 and lines[:20] == history, killed
     # ... and saw exactly the batches and weights of the uninterrupted run.
     straight = _losses(uninterrupted[1].checkpoint.path)
     for step, loss in resumed.items():
@@ -125,6 +136,17 @@ def test_rerunning_a_finished_run_name_resumes_instead_of_restarting(sources, un
     assert Path(again.checkpoint.path) == Path(first.checkpoint.path)  # nothing retrained
 
 
+def test_a_corrupt_resume_file_fails_the_run_at_once_naming_it(sources, uninterrupted, tmp_path):
+    storage, first = uninterrupted
+    shutil.copytree(storage / "straight", tmp_path / "straight")
+    resume = tmp_path / "straight" / Path(first.checkpoint.path).name / "resume.pt"
+    resume.write_bytes(resume.read_bytes()[:100])  # truncated, as by a full disk
+    started = time.monotonic()
+    with pytest.raises(CheckpointError, match=re.escape(str(resume))):
+        run_pretraining(_request(sources, tmp_path, "straight", steps=120, every=10))
+    assert time.monotonic() - started < 30  # refused in the driver: no worker was retried
+
+
 def test_checkpoints_sync_to_the_hub_and_a_repo_id_starts_a_run(sources, tmp_path, monkeypatch):
     from hub_server import HubServer
     from huggingface_hub import HfApi
@@ -136,8 +158,8 @@ def test_checkpoints_sync_to_the_hub_and_a_repo_id_starts_a_run(sources, tmp_pat
     with HubServer(tokens={token}) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
         monkeypatch.setenv("HF_TOKEN", token)
-        # CI runs offline (HF_HUB_OFFLINE=1); this local Hub must be reachable, here and in
-        # the training workers, which get the variable from this process.
+        # CI runs offline (HF_HUB_OFFLINE=1); this local Hub must be reachable from this
+        # process, the only one that pushes.
         monkeypatch.setenv("HF_HUB_OFFLINE", "0")
         monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
         request = _request(sources, tmp_path, "synced", steps=20, every=10)

@@ -108,6 +108,31 @@ def test_resuming_from_a_checkpoint_repeats_the_uninterrupted_losses(tmp_path):
     assert resumed.losses == full.losses[4:]
 
 
+class Killed(Exception):
+    """Stands in for a kill: the batch source dies mid-run."""
+
+
+def _dies_after(batches, count):
+    yield from batches[:count]
+    raise Killed
+
+
+def test_a_resumed_run_continues_metrics_jsonl_with_every_step_once(tmp_path):
+    batches, text_emb = batch_set(seed=4, count=10)
+    cfg = config(steps=10, checkpoint_every=4, seed=1)
+    with pytest.raises(Killed):  # steps 5-6 are logged after the last checkpoint, then lost
+        train_loop(init_model(SMALL, seed=1), _dies_after(batches, 6), text_emb, cfg, tmp_path)
+    log = tmp_path / "metrics.jsonl"
+    with log.open("a") as f:
+        f.write('{"step": 7, "lo')  # a record cut short by the kill
+    folder = tmp_path / "checkpoints" / "step_00000004"
+    state = load_resume_state(folder)
+    model = load_checkpoint(folder).model
+    train_loop(model, iter(batches[4:]), text_emb, cfg, tmp_path, start_state=state)
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == list(range(1, 11))
+
+
 def test_on_checkpoint_is_called_with_each_folder(tmp_path):
     batches, text_emb = batch_set(seed=3, count=4)
     seen = []

@@ -19,7 +19,7 @@ from plurel_ray.relbench_io import INFO_FILE, write_dataset
 from plurel_ray.store import preprocess
 from plurel_ray.store.sampler import Sampler, Source, read_meta
 from plurel_ray.synth.database import generate_database
-from plurel_ray.train.resume import RESUME_FILE, load_resume_state
+from plurel_ray.train.resume import RESUME_FILE, check_resume_state, load_resume_state
 
 CONFIG = Config(
     database_params=DatabaseParams(
@@ -142,6 +142,7 @@ def test_a_corrupt_resume_file_is_a_checkpoint_error_naming_it(tmp_path, damage)
         path.write_bytes(path.read_bytes()[:40])
     else:
         torch.save([1, 2, 3], path)
-    with pytest.raises(CheckpointError) as caught:
-        load_resume_state(tmp_path)
-    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+    for load in (load_resume_state, check_resume_state):  # the worker's and the driver's
+        with pytest.raises(CheckpointError) as caught:
+            load(tmp_path)
+        assert str(path) in str(caught.value) and "\n" not in str(caught.value)
