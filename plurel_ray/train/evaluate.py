@@ -1,9 +1,11 @@
-"""Evaluation: masked-cell loss, and AUROC / R² on the target cells of item batches.
+"""Evaluation: masked-cell loss, and AUROC / R² / MAE on the target cells of item batches.
 
 An item batch holds one item per sequence, its target cell marked by `is_targets` (and
 masked). Classification targets are boolean cells scored by the boolean logit;
-regression targets are number cells scored by the number prediction (SPEC §8: AUROC for
-classification, R² for regression).
+regression targets are number cells scored by the number prediction (docs/model.md: AUROC
+for classification, R² for regression). The metrics are RelBench's (AUROC) and
+scikit-learn's (R², MAE), the functions RelBench's own evaluator calls, so scores compare
+with RelBench's; this module only decides what an undefined score is (NaN).
 """
 
 from __future__ import annotations
@@ -38,12 +40,13 @@ def evaluate(
         model: the model, on its device.
         batches: numpy batches (compact or full form).
         text_emb: [V, d_text] vocabulary embeddings for compact batches.
-        task: None (loss only), "classification" (AUROC) or "regression" (R²).
+        task: None (loss only), "classification" (AUROC) or "regression" (R² and MAE).
         precision: "bf16-autocast" to evaluate as trained with autocast, else as the
             parameters are.
 
     Returns:
-        {"loss", "sequences"} plus, for a task, {"auroc" or "r2", "items"}.
+        {"loss", "sequences"} plus, for a task, "items" and "auroc" (classification)
+        or "r2" and "mae" (regression).
     """
     if task is not None and task not in TASKS:
         raise ValueError(f"task must be one of {sorted(TASKS)} or None, got {task!r}")
@@ -78,39 +81,75 @@ def evaluate(
             result["auroc"] = auroc(score, label > 0)
         else:
             result["r2"] = r2_score(score, label)
+            result["mae"] = mean_absolute_error(score, label)
     return result
 
 
-def average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks of `values`; tied values share the mean of their ranks."""
-    order = np.argsort(values, kind="stable")
-    _, inverse, counts = np.unique(values[order], return_inverse=True, return_counts=True)
-    last = np.cumsum(counts)  # 1-based rank of the last member of each tie group
-    mean_rank = last - (counts - 1) / 2.0
-    ranks = np.empty(len(values), dtype=np.float64)
-    ranks[order] = mean_rank[inverse]
-    return ranks
+def _undefined(scores: np.ndarray, targets: np.ndarray) -> bool:
+    """No score exists: no items, or a prediction that is not a number (a diverged model;
+    scikit-learn would raise on it mid-evaluation)."""
+    return len(targets) == 0 or not np.isfinite(scores).all()
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve by the rank-sum (Mann–Whitney) statistic; tied scores
-    count one half. NaN when the labels hold only one class (AUROC is undefined)."""
+    """Area under the ROC curve, RelBench's `roc_auc` (scikit-learn's `roc_auc_score`: tied
+    scores count one half).
+
+    Args:
+        scores: one score per item, higher meaning more likely positive.
+        labels: one boolean label per item.
+
+    Returns:
+        the AUROC; NaN when the labels hold only one class (AUROC is undefined; RelBench
+        raises), when there are no items or when a score is not finite.
+    """
+    from relbench.metrics import roc_auc  # relbench and scikit-learn take ~1 s to import
+
     scores = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(labels, dtype=bool).ravel()
-    positives = int(labels.sum())
-    negatives = len(labels) - positives
-    if positives == 0 or negatives == 0:
+    if _undefined(scores, labels) or labels.all() or not labels.any():
         return math.nan
-    rank_sum = average_ranks(scores)[labels].sum()
-    return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
+    return float(roc_auc(labels, scores))
 
 
 def r2_score(predictions: np.ndarray, targets: np.ndarray) -> float:
-    """Coefficient of determination 1 − SS_res / SS_tot; NaN when the targets are all
-    equal (SS_tot = 0) or absent."""
+    """Coefficient of determination 1 − SS_res / SS_tot, scikit-learn's `r2_score`.
+
+    Args:
+        predictions: one prediction per item.
+        targets: one target per item.
+
+    Returns:
+        R²; NaN when the targets are all equal (SS_tot = 0, where scikit-learn would report
+        0 or 1 instead), absent, or a prediction is not finite.
+    """
+    from sklearn.metrics import r2_score as sklearn_r2
+
     predictions = np.asarray(predictions, dtype=np.float64).ravel()
     targets = np.asarray(targets, dtype=np.float64).ravel()
-    total = float(((targets - targets.mean()) ** 2).sum()) if len(targets) else 0.0
-    if total == 0.0:
+    if _undefined(predictions, targets) or np.ptp(targets) == 0.0:
         return math.nan
-    return 1.0 - float(((targets - predictions) ** 2).sum()) / total
+    return float(sklearn_r2(targets, predictions))
+
+
+def mean_absolute_error(predictions: np.ndarray, targets: np.ndarray) -> float:
+    """Mean absolute error, scikit-learn's `mean_absolute_error`.
+
+    Number cells are standardised by the mean and sample standard deviation of the training
+    rows (docs/contexts.md), so on them this is RelBench's regression metric, NMAE (MAE over
+    the train split's standard deviation).
+
+    Args:
+        predictions: one prediction per item.
+        targets: one target per item.
+
+    Returns:
+        the MAE; NaN when there are no items or a prediction is not finite.
+    """
+    from sklearn.metrics import mean_absolute_error as sklearn_mae
+
+    predictions = np.asarray(predictions, dtype=np.float64).ravel()
+    targets = np.asarray(targets, dtype=np.float64).ravel()
+    if _undefined(predictions, targets):
+        return math.nan
+    return float(sklearn_mae(targets, predictions))

@@ -1,9 +1,9 @@
-"""The training loop: schedule, learning, metrics, resumable checkpoints, evaluation."""
+"""The training loop: schedule, learning, metrics, resumable checkpoints (evaluation:
+test_evaluate.py)."""
 
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -13,15 +13,12 @@ from plurel_ray.errors import ConfigError
 from plurel_ray.model import ModelConfig, init_model, load_checkpoint
 from plurel_ray.train import (
     TrainConfig,
-    auroc,
-    evaluate,
     load_resume_state,
     one_cycle,
-    r2_score,
     recipe,
     train_loop,
 )
-from plurel_ray.train.synthetic import SEM_BOOLEAN, SyntheticSchema, random_batch, random_text_emb
+from plurel_ray.train.synthetic import SyntheticSchema, random_batch, random_text_emb
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -168,54 +165,3 @@ def test_recipes_are_complete_and_take_overrides():
         recipe("tiny", lrr=1e-3)
     with pytest.raises(ConfigError, match="precision"):
         TrainConfig(precision="fp16")
-
-
-def test_auroc_matches_hand_computed_values():
-    assert auroc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == pytest.approx(0.75)
-    # Ties between a positive and a negative count one half: pairs (0.5, 0.5) → ½,
-    # (0.5, 0.2), (0.9, 0.5), (0.9, 0.2) → 1 each: 3.5 / 4.
-    assert auroc(np.array([0.5, 0.5, 0.2, 0.9]), np.array([1, 0, 0, 1])) == pytest.approx(0.875)
-    assert auroc(np.full(6, 3.0), np.array([1, 0, 1, 0, 0, 1])) == pytest.approx(0.5)
-    assert auroc(np.array([0.9, 0.1]), np.array([0, 1])) == pytest.approx(0.0)
-    assert math.isnan(auroc(np.array([0.2, 0.3]), np.array([1, 1])))
-
-
-def test_r2_matches_hand_computed_values():
-    targets = np.array([1.0, 2.0, 3.0])
-    assert r2_score(targets, targets) == pytest.approx(1.0)
-    assert r2_score(np.full(3, 2.0), targets) == pytest.approx(0.0)
-    assert r2_score(np.array([1.0, 2.0, 4.0]), targets) == pytest.approx(0.5)
-    assert math.isnan(r2_score(np.ones(2), np.ones(2)))
-
-
-@pytest.mark.parametrize(
-    "task, sem_type, metric",
-    [
-        ("classification", SEM_BOOLEAN, "auroc"),
-        ("regression", 0, "r2"),
-    ],
-)
-def test_evaluate_scores_the_target_cells(task, sem_type, metric):
-    rng = np.random.default_rng(6)
-    schema = SyntheticSchema.random(rng, vocab_size=VOCAB, target_sem_type=sem_type)
-    batches = [random_batch(rng, schema, 8, 32, mask_prob=0.0) for _ in range(2)]
-    text_emb = random_text_emb(rng, VOCAB, SMALL.d_text)
-    model = init_model(SMALL, seed=0)
-    result = evaluate(model, batches, text_emb, task=task)
-    assert result["items"] == 16 and result["sequences"] == 16
-    assert math.isfinite(result["loss"]) and math.isfinite(result[metric])
-
-    # The metric is computed from the model's own predictions at the target cells.
-    from plurel_ray.model import batch_to_tensors
-
-    name = "boolean" if task == "classification" else "number"
-    scores, labels = [], []
-    for batch in batches:
-        tensors = batch_to_tensors(batch)
-        with torch.no_grad():
-            predictions = model(tensors, torch.from_numpy(text_emb))[name]
-        scores.append(predictions[tensors["is_targets"]].numpy())
-        labels.append(tensors[f"{name}_values"][tensors["is_targets"]].numpy())
-    scores, labels = np.concatenate(scores), np.concatenate(labels)
-    expected = auroc(scores, labels > 0) if task == "classification" else r2_score(scores, labels)
-    assert result[metric] == pytest.approx(expected)
