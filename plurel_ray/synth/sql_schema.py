@@ -198,7 +198,8 @@ def _parse(sql: str, dialect: str | None, source: str) -> tuple[list[exp.Express
         try:
             statements = [s for s in sqlglot.parse(sql, read=name) if s is not None]
         except (SqlglotError, ValueError) as err:  # ValueError: unknown dialect name
-            first_error = first_error or _ANSI.sub("", str(err))
+            # sqlglot quotes the offending lines below its message; one line is enough.
+            first_error = first_error or (_ANSI.sub("", str(err)).strip().splitlines() or [""])[0]
             continue
         finally:
             logger.setLevel(level)
