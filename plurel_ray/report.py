@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from plurel_ray.errors import DatasetError
+from plurel_ray.names import check_name
 
 # Smoothing window of the loss curve, as a fraction of the steps (at least 1 step).
 SMOOTH_FRAC = 0.05
@@ -135,6 +136,7 @@ def read_schema(dataset: str | os.PathLike) -> list[TableSchema]:
         raise DatasetError(f"{folder}/manifest.yaml: lists no tables")
     schemas = []
     for name, spec in tables.items():
+        check_name("table", name, DatasetError, where=f"{folder}/manifest.yaml: ")
         parquet = folder / "db" / f"{name}.parquet"
         try:
             arrow = pq.read_schema(parquet)

@@ -84,6 +84,16 @@ def test_read_schema_names_the_missing_parquet(dataset):
         read_schema(dataset)
 
 
+def test_read_schema_refuses_a_table_name_that_is_a_path(dataset, tmp_path):
+    outside = tmp_path / "outside.parquet"
+    pq.write_table(pa.table({"x": [1]}), outside)
+    manifest = yaml.safe_load((dataset / "manifest.yaml").read_text())
+    manifest["tables"]["../../outside"] = {"pkey": None, "time_col": None, "fkeys": {}}
+    (dataset / "manifest.yaml").write_text(yaml.safe_dump(manifest))
+    with pytest.raises(DatasetError, match=r"table '\.\./\.\./outside'"):
+        read_schema(dataset)
+
+
 def test_read_schema_refuses_a_folder_without_manifest(tmp_path):
     with pytest.raises(DatasetError, match=r"no manifest\.yaml"):
         read_schema(tmp_path)
