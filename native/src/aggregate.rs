@@ -8,6 +8,7 @@
 
 use crate::fastmath::{clip, exp, fma};
 use crate::mlp::MlpError;
+use crate::simd;
 
 /// How terms are folded into an accumulator; the id is the index in
 /// `plurel_ray.config.AGGREGATIONS` ("sum", "max", "product", "logexp").
@@ -202,24 +203,19 @@ pub fn dense_accumulate(
     Ok(())
 }
 
-/// `fold` of pre-clipped rows in the widest build the CPU runs: AVX-512, else AVX2 +
-/// FMA, else the baseline, where `exp` and the logexp update call libm's `fma` (same
-/// bits, slower).
+/// `fold` of pre-clipped rows in the build of the active SIMD level (`simd::active`):
+/// AVX-512, AVX2 + FMA, or the baseline, where `exp` and the logexp update call libm's
+/// `fma` (same bits, slower).
 fn fold_best(agg: Agg, rows: &[&[f32]], width: usize, acc: &mut [f32], acc2: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        if std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512dq")
-            && std::is_x86_feature_detected!("avx512vl")
-        {
-            // SAFETY: the CPU reported every feature the build enables.
-            return unsafe { fold_avx512(agg, rows, width, acc, acc2) };
-        }
-        // SAFETY: the CPU reported both features the build enables.
-        return unsafe { fold_fma(agg, rows, width, acc, acc2) };
+    match simd::active() {
+        // SAFETY: `simd` reports a level only where the CPU has every feature its
+        // build enables.
+        #[cfg(target_arch = "x86_64")]
+        simd::Level::Avx512 => unsafe { fold_avx512(agg, rows, width, acc, acc2) },
+        #[cfg(target_arch = "x86_64")]
+        simd::Level::Avx2 => unsafe { fold_fma(agg, rows, width, acc, acc2) },
+        _ => fold(agg, f32::INFINITY, rows, width, acc, acc2),
     }
-    fold(agg, f32::INFINITY, rows, width, acc, acc2);
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -413,7 +413,7 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn fma_and_fallback_builds_give_identical_bits() {
-        if !std::is_x86_feature_detected!("avx2") || !std::is_x86_feature_detected!("fma") {
+        if !crate::simd::supported().contains(&crate::simd::Level::Avx2) {
             return;
         }
         let xs: Vec<f32> = grid(-100.0, 100.0, 200_000)
@@ -428,7 +428,7 @@ mod tests {
                 // Fallback: this test build has no `fma` target feature, so `fma` is a
                 // call to `fmaf`; the FMA build inlines it to vfmadd.
                 let want: Vec<u32> = xs.iter().map(|&x| $f(x).to_bits()).collect();
-                // SAFETY: the CPU reported AVX2 and FMA above.
+                // SAFETY: `simd` found AVX2 and FMA on the CPU above.
                 let got = unsafe { map_fma($f, &xs) };
                 for ((&x, &a), &b) in xs.iter().zip(&want).zip(&got) {
                     let (fa, fb) = (f32::from_bits(a), f32::from_bits(b));

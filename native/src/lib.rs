@@ -23,7 +23,9 @@ pub mod init;
 pub mod mlp;
 pub mod noise;
 pub mod npy;
+pub mod panic_guard;
 pub mod sampler;
+pub mod simd;
 pub mod store;
 
 use aggregate::Agg;
@@ -50,6 +52,36 @@ fn sampler_error(e: SamplerError) -> PyErr {
         SamplerError::Store(e) => NativeStoreError::new_err(e.to_string()),
         SamplerError::Invalid(msg) => NativeSamplerError::new_err(msg),
     }
+}
+
+/// Run sampler work that reads the stores in `dirs`; a panic (a corrupted store file
+/// the checks missed) becomes a NativeStoreError naming the stores, never a
+/// PanicException (`panic_guard`).
+fn guard_stores<T>(dirs: &[PathBuf], work: impl FnOnce() -> Result<T, SamplerError>) -> PyResult<T> {
+    match panic_guard::catch(work) {
+        Ok(result) => result.map_err(sampler_error),
+        Err(panic) => {
+            let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            Err(NativeStoreError::new_err(format!(
+                "{}: reading the store failed ({panic}); a store file is corrupted: rebuild \
+                 the store with plurel_ray.store.preprocess",
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// The SIMD level the kernels run at: "avx512", "avx2" or "baseline" (the CPU's
+/// widest, capped by the environment variable PLUREL_RAY_SIMD).
+#[pyfunction]
+fn simd_level() -> PyResult<&'static str> {
+    simd::configured().map(simd::Level::name).map_err(value_error)
+}
+
+/// Every SIMD level this CPU runs, slowest first ("baseline" always).
+#[pyfunction]
+fn simd_levels() -> Vec<&'static str> {
+    simd::supported().into_iter().map(simd::Level::name).collect()
 }
 
 /// Validate a 16-byte store header and return its format version.
@@ -315,6 +347,8 @@ fn row_split((kind, a, b): (String, Option<i64>, Option<i64>)) -> PyResult<RowSp
 #[pyclass(frozen, name = "Sampler", module = "plurel_ray._native")]
 struct PySampler {
     inner: sampler::Sampler<MappedStore>,
+    /// The store folders, named when reading them fails.
+    store_dirs: Vec<PathBuf>,
     /// A dedicated rayon pool when `num_threads` was given, else the global one.
     pool: Option<rayon::ThreadPool>,
 }
@@ -369,8 +403,8 @@ impl PySampler {
             world_size,
             max_f2p,
         };
-        let inner = py
-            .detach(|| {
+        let inner = py.detach(|| {
+            guard_stores(&store_dirs, || {
                 let stores = store_dirs
                     .iter()
                     .zip(&emb_dims)
@@ -378,7 +412,7 @@ impl PySampler {
                     .collect::<Result<Vec<_>, _>>()?;
                 sampler::Sampler::new(stores, &specs, config)
             })
-            .map_err(sampler_error)?;
+        })?;
         let pool = match num_threads {
             Some(n) => Some(
                 rayon::ThreadPoolBuilder::new()
@@ -388,7 +422,11 @@ impl PySampler {
             ),
             None => None,
         };
-        Ok(Self { inner, pool })
+        Ok(Self {
+            inner,
+            store_dirs,
+            pool,
+        })
     }
 
     #[getter]
@@ -512,11 +550,12 @@ impl PySampler {
                 embeddings,
             };
             let fill = || self.inner.fill_batch(index, out);
-            py.detach(|| match &self.pool {
-                Some(pool) => pool.install(fill),
-                None => fill(),
-            })
-            .map_err(sampler_error)?
+            py.detach(|| {
+                guard_stores(&self.store_dirs, || match &self.pool {
+                    Some(pool) => pool.install(fill),
+                    None => fill(),
+                })
+            })?
         };
         let dict = PyDict::new(py);
         let names_i32 = [
@@ -572,8 +611,18 @@ fn preprocess<'py>(
     plan: store::Plan,
     out_dir: PathBuf,
 ) -> PyResult<Bound<'py, PyDict>> {
+    // Reading a table catches its own panics and names the file (`store::read`); this
+    // guard keeps any other panic from escaping as a PanicException.
     let summary = py
-        .detach(|| store::preprocess(&plan, &out_dir))
+        .detach(|| {
+            panic_guard::catch(|| store::preprocess(&plan, &out_dir)).unwrap_or_else(|panic| {
+                Err(store::PreprocessError(format!(
+                    "dataset {:?}: preprocessing into {} failed ({panic})",
+                    plan.name,
+                    out_dir.display()
+                )))
+            })
+        })
         .map_err(value_error)?;
     summary.into_pyobject(py)
 }
@@ -585,9 +634,18 @@ mod _native {
     #[pymodule_export]
     use super::{
         add_noise, check_header, dense_accumulate, format_info, init_layers, mlp_accumulate,
-        mlp_forward, preprocess, quantile_tables, table_accumulate, NativeSamplerError,
-        NativeStoreError, PySampler,
+        mlp_forward, preprocess, quantile_tables, simd_level, simd_levels, table_accumulate,
+        NativeSamplerError, NativeStoreError, PySampler,
     };
+
+    /// An unusable PLUREL_RAY_SIMD fails the import with a ValueError naming it,
+    /// before any kernel runs.
+    #[pymodule_init]
+    fn init(_module: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+        super::simd::configured()
+            .map(drop)
+            .map_err(super::value_error)
+    }
 
     #[pymodule_export]
     const STORE_FORMAT_VERSION: u32 = super::format::STORE_FORMAT_VERSION;

@@ -7,6 +7,8 @@
 
 use crate::fastmath::clip;
 use crate::init::SplitMix64;
+#[cfg(target_arch = "x86_64")]
+use crate::simd::{self, Level};
 
 /// Entries of a quantile table: 12-bit indices.
 pub const NOISE_TABLE_LEN: usize = 1 << 12;
@@ -57,11 +59,12 @@ fn add_clipped(table: &[f32; NOISE_TABLE_LEN], index: &[u32], h: &mut [f32], cla
     }
 }
 
-/// `add_clipped` in the AVX2 build (gathers) where the CPU has it; same values.
+/// `add_clipped` in the AVX2 build (gathers) where the active SIMD level
+/// (`simd::active`) has it; same values.
 fn add_best(table: &[f32; NOISE_TABLE_LEN], index: &[u32], h: &mut [f32], clamp: f32) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU reported the feature the build enables.
+    if simd::active() >= Level::Avx2 {
+        // SAFETY: `simd` reports AVX2 only where the CPU has it.
         return unsafe { add_avx2(table, index, h, clamp) };
     }
     add_clipped(table, index, h, clamp);

@@ -14,6 +14,7 @@ use super::Mlp;
 use crate::activations::Activation;
 use crate::aggregate::{fold, Agg};
 use crate::fastmath::fma;
+use crate::simd::{self, Level};
 
 /// Rows per tile: enough to amortise the per-layer activation dispatch, small enough
 /// that a tile's `(TILE, H)` buffers stay in L1.
@@ -231,9 +232,9 @@ pub(super) fn forward_tiles<const H: usize, const V: usize, const REGS: usize>(
 }
 
 /// The instruction set a kernel runs with. `Avx2` and `Avx512` (both with FMA) are only
-/// built by `Isa::best` and `Isa::available`, after the CPU was checked, which is what
-/// makes calling those builds sound. `Baseline` (SSE2) is the fallback for CPUs without
-/// FMA: its `fma` calls libm's `fmaf`, slow but bit-identical.
+/// built by `Isa::best` and `Isa::available`, from the levels `simd` found on the CPU,
+/// which is what makes calling those builds sound. `Baseline` (SSE2) is the fallback
+/// for CPUs without FMA: its `fma` calls libm's `fmaf`, slow but bit-identical.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Isa {
     Baseline,
@@ -244,34 +245,27 @@ pub(super) enum Isa {
 }
 
 impl Isa {
-    /// The fastest instruction set this CPU runs.
-    pub(super) fn best() -> Isa {
-        *Isa::available().last().unwrap_or(&Isa::Baseline)
+    /// The build for `level`, which `simd` reported the CPU runs.
+    fn of(level: Level) -> Isa {
+        match level {
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => Isa::Avx2,
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => Isa::Avx512,
+            // Baseline, and (never reported off x86_64) the x86 levels elsewhere.
+            _ => Isa::Baseline,
+        }
     }
 
-    /// Every instruction set this CPU runs, slowest first.
+    /// The build for the active level: the CPU's widest, capped by `PLUREL_RAY_SIMD`.
+    pub(super) fn best() -> Isa {
+        Isa::of(simd::active())
+    }
+
+    /// Every build this CPU runs, slowest first (the cap does not apply).
+    #[cfg(test)]
     pub(super) fn available() -> Vec<Isa> {
-        #[allow(unused_mut)] // only pushed to on x86_64
-        let mut isas = vec![Isa::Baseline];
-        #[cfg(target_arch = "x86_64")]
-        {
-            // Both fast builds fuse multiply-adds: without FMA hardware, only the
-            // baseline build runs (fma through libm, same bits).
-            if !std::is_x86_feature_detected!("fma") {
-                return isas;
-            }
-            if std::is_x86_feature_detected!("avx2") {
-                isas.push(Isa::Avx2);
-            }
-            if std::is_x86_feature_detected!("avx512f")
-                && std::is_x86_feature_detected!("avx512bw")
-                && std::is_x86_feature_detected!("avx512dq")
-                && std::is_x86_feature_detected!("avx512vl")
-            {
-                isas.push(Isa::Avx512);
-            }
-        }
-        isas
+        simd::supported().into_iter().map(Isa::of).collect()
     }
 }
 

@@ -159,7 +159,7 @@ fn simd_and_baseline_builds_give_identical_bits_on_extreme_inputs() {
     assert_eq!(isas[0], Isa::Baseline);
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
-        // The dev host has AVX-512 and FMA: fail loudly if a build went missing.
+        // The dev host has AVX-512 and FMA: fail loudly if `simd` missed a build.
         assert_eq!(isas, [Isa::Baseline, Isa::Avx2, Isa::Avx512]);
     }
     let cases =

@@ -11,6 +11,7 @@ use super::error::{fail, PreprocessError};
 use super::keys::{self, KeyList, PkeyIndex};
 use super::plan::PlanTable;
 use super::values::{self, Values};
+use crate::panic_guard;
 
 // Rows per record batch: large enough that per-batch overhead vanishes, small enough
 // that one batch of strings stays far below Arrow's 2 GiB offset limit.
@@ -41,8 +42,20 @@ pub struct LoadedTable {
     pub skipped: Vec<(String, String)>,
 }
 
-/// Read `table.path` and type its columns.
+/// Read `table.path` and type its columns. A panic while decoding (the parquet crate
+/// on a corrupted file) is an error naming the file, like any other unreadable file.
 pub fn load(table: &PlanTable) -> Result<LoadedTable, PreprocessError> {
+    panic_guard::catch(|| load_file(table)).unwrap_or_else(|panic| {
+        Err(PreprocessError(format!(
+            "table {:?}: cannot read {}: the Parquet reader failed ({panic}); the file is \
+             corrupted: regenerate or re-download it",
+            table.name,
+            table.path.display()
+        )))
+    })
+}
+
+fn load_file(table: &PlanTable) -> Result<LoadedTable, PreprocessError> {
     let path = table.path.display();
     let cannot = |e: &dyn std::fmt::Display| {
         PreprocessError(format!("table {:?}: cannot read {path}: {e}", table.name))
