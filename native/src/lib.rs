@@ -57,7 +57,10 @@ fn sampler_error(e: SamplerError) -> PyErr {
 /// Run sampler work that reads the stores in `dirs`; a panic (a corrupted store file
 /// the checks missed) becomes a NativeStoreError naming the stores, never a
 /// PanicException (`panic_guard`).
-fn guard_stores<T>(dirs: &[PathBuf], work: impl FnOnce() -> Result<T, SamplerError>) -> PyResult<T> {
+fn guard_stores<T>(
+    dirs: &[PathBuf],
+    work: impl FnOnce() -> Result<T, SamplerError>,
+) -> PyResult<T> {
     match panic_guard::catch(work) {
         Ok(result) => result.map_err(sampler_error),
         Err(panic) => {
@@ -75,13 +78,18 @@ fn guard_stores<T>(dirs: &[PathBuf], work: impl FnOnce() -> Result<T, SamplerErr
 /// widest, capped by the environment variable PLUREL_RAY_SIMD).
 #[pyfunction]
 fn simd_level() -> PyResult<&'static str> {
-    simd::configured().map(simd::Level::name).map_err(value_error)
+    simd::configured()
+        .map(simd::Level::name)
+        .map_err(value_error)
 }
 
 /// Every SIMD level this CPU runs, slowest first ("baseline" always).
 #[pyfunction]
 fn simd_levels() -> Vec<&'static str> {
-    simd::supported().into_iter().map(simd::Level::name).collect()
+    simd::supported()
+        .into_iter()
+        .map(simd::Level::name)
+        .collect()
 }
 
 /// Validate a 16-byte store header and return its format version.

@@ -34,7 +34,10 @@ mod tests {
     #[test]
     fn panics_become_their_message_and_values_pass_through() {
         assert_eq!(catch(|| 7), Ok(7));
-        assert_eq!(catch(|| -> u8 { panic!("bad page") }), Err("bad page".into()));
+        assert_eq!(
+            catch(|| -> u8 { panic!("bad page") }),
+            Err("bad page".into())
+        );
         let column = 3u8;
         let e = catch(|| -> u8 { panic!("column {column} is out of range") });
         assert_eq!(e, Err("column 3 is out of range".into()));

@@ -113,7 +113,10 @@ mod tests {
         }
         assert_eq!(Level::parse(" AVX2 "), Ok(Level::Avx2));
         let e = Level::parse("sse4").unwrap_err();
-        assert!(e.contains("PLUREL_RAY_SIMD=\"sse4\"") && e.contains("avx2"), "{e}");
+        assert!(
+            e.contains("PLUREL_RAY_SIMD=\"sse4\"") && e.contains("avx2"),
+            "{e}"
+        );
     }
 
     #[test]
