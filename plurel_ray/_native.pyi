@@ -24,6 +24,17 @@ def check_header(data: bytes) -> int:
         ValueError: the header is too short, has a bad magic, or an unsupported version.
     """
 
+# SIMD level (native/src/simd.rs, docs/native.md). The kernels run the widest build the
+# CPU has, capped by the environment variable PLUREL_RAY_SIMD=avx512|avx2|baseline, read
+# once; every level gives the same bits. Importing this module with any other value of
+# PLUREL_RAY_SIMD raises ValueError naming it and the choices.
+
+def simd_level() -> str:
+    """The level the kernels run at: "avx512", "avx2" or "baseline" (SSE2 on x86-64)."""
+
+def simd_levels() -> list[str]:
+    """Every level this CPU runs, slowest first; "baseline" always."""
+
 # Fused random-MLP kernels (native/src/mlp.rs, activations.rs, aggregate.rs). Arrays are
 # checked, never converted: a wrong dtype, rank, shape or layout raises ValueError.
 # Aggregation ids follow config.AGGREGATIONS (0 sum, 1 max, 2 product, 3 logexp);
@@ -186,7 +197,9 @@ def quantile_tables(cdf: np.ndarray, grid: np.ndarray, scale: float) -> np.ndarr
 
 # Context sampler (native/src/sampler/). Use it through plurel_ray.store.sampler.Sampler,
 # which resolves table and column names through each store's meta.json and maps the two
-# exceptions below to plurel_ray.errors.StoreError and SamplerError.
+# exceptions below to plurel_ray.errors.StoreError and SamplerError. A panic while
+# opening stores or filling a batch (a corruption the checks missed) is raised as
+# NativeStoreError naming the stores, never as pyo3's PanicException.
 
 class NativeStoreError(ValueError):
     """A node store file is missing, truncated, corrupted or inconsistent."""
@@ -244,7 +257,6 @@ class Sampler:
         """The merged float32 (vocab, dim) embedding matrix."""
     def vocabulary(self) -> list[str]:
         """The merged vocabulary, in global id order."""
-
 
 # Node-store preprocessing (native/src/store/). The plan is plain data; the Python face is
 # plurel_ray.store.preprocess, which builds it from a dataset's manifests.
@@ -330,5 +342,7 @@ def preprocess(plan: _Plan, out_dir: str) -> _PreprocessReport:
             of a type keys cannot have, a duplicate primary key, a foreign key to an
             unknown table or one without a primary key, a column with two types across
             the splits of a task, more rows than u32 node ids; the message names the
-            table, column or file.
+            table, column or file. A panic while decoding a Parquet file (the parquet
+            crate on a corrupted file) is this ValueError too, naming the file, never
+            pyo3's PanicException.
     """
