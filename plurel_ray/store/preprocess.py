@@ -140,6 +140,12 @@ def _plan(
         }  # fmt: skip
         fkeys = _entity_keys(task)
         if task.kind == KIND_AUTOCOMPLETE:
+            if task.entity_table not in manifest.tables:  # e.g. a truncated manifest
+                raise DatasetError(
+                    f"{folder / 'manifest.yaml'}: autocomplete task {task.name!r} has "
+                    f"entity_table {task.entity_table!r}, not a table of the dataset; "
+                    "name one of its tables"
+                )
             entry["tables"] = dict.fromkeys(SPLITS, task.entity_table)
         elif not fkeys:
             warnings.append(f"task {task.name!r}: no entity table and column; left out")

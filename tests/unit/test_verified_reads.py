@@ -83,7 +83,8 @@ def test_bad_utf8_in_plurel_json_is_one_line(folder, tmp_path, capsys):
 
 def test_a_truncated_task_manifest_is_one_line(folder, tmp_path, capsys):
     manifest = sorted((folder / "tasks").glob("*/manifest.yaml"))[0]
-    manifest.write_text(manifest.read_text().splitlines()[0] + "\n")  # the name line only
+    lines = manifest.read_text().splitlines(keepends=True)
+    manifest.write_text("".join(lines[:3]))  # name, kind, task_type: no entity table
     line = _preprocess_error(folder, tmp_path / "stores", capsys)
     assert str(manifest) in line
 
