@@ -103,9 +103,10 @@ class OutputRoot:
         """The `plurel.json` of a complete database folder, or None when incomplete."""
         try:
             with self.fs.open_input_stream(self.join(name, INFO_FILE)) as src:
-                return json.loads(src.read())
-        except (FileNotFoundError, json.JSONDecodeError):
+                info = json.loads(src.read())
+        except (FileNotFoundError, ValueError):  # ValueError: bad JSON or bad UTF-8
             return None
+        return info if isinstance(info, dict) else None
 
     def is_complete(self, name: str, marker: str) -> bool:
         """Whether folder `name` holds its completion marker file."""

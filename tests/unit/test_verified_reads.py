@@ -102,6 +102,17 @@ def test_a_damaged_database_is_a_failed_seed_and_leaves_no_temporary(generated, 
     assert worker.run(1)["status"] == STATUS_SKIPPED
 
 
+@pytest.mark.parametrize("content", [b'{"seed": "\xff\xfe"}', b"[1, 2]", b'{"seed": 0'])
+def test_an_unreadable_plurel_json_marks_the_database_incomplete(tmp_path, content):
+    out = tmp_path / "out"
+    worker = SeedWorker(CONFIG, str(out))
+    assert worker.run(0)["status"] != STATUS_FAILED
+    (out / "plurel-0" / INFO_FILE).write_bytes(content)
+    row = worker.run(0)  # written again, as a folder a killed run left without plurel.json
+    assert row["status"] not in (STATUS_FAILED, STATUS_SKIPPED), row
+    assert json.loads((out / "plurel-0" / INFO_FILE).read_text())["seed"] == 0
+
+
 @pytest.fixture
 def store(folder, tmp_path) -> Path:
     return preprocess(folder, tmp_path / "stores")
