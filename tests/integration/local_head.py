@@ -80,6 +80,8 @@ def local_head(
                f"--dashboard-agent-listen-port={free_port()}", "--disable-usage-stats",
                *extra_args]  # fmt: skip
     head_env = {**activated_venv_env(), "RAY_AUTH_MODE": "disabled", **(env or {})}
+    # SIGTERM would otherwise drain the node for up to 30 s first (for Serve proxies).
+    head_env.setdefault("RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S", "0")
     log = (temp_dir / "ray-start.log").open("wb")
     process = subprocess.Popen(command, cwd=cwd, env=head_env, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
