@@ -1,8 +1,7 @@
 """Text embedding speed of the encoder (all-MiniLM-L6-v2), one process on one core.
 
-    python benchmarks/bench_embed.py                    # table, the torch backend
-    python benchmarks/bench_embed.py --backend numpy    # the NumPy forward pass
-    python benchmarks/bench_embed.py --json             # one JSON object
+    python benchmarks/bench_embed.py            # table
+    python benchmarks/bench_embed.py --json     # one JSON object
 
 Times `TextEncoder.encode` (tokenising included, model loading and the persistent cache
 not) on two workloads, after one untimed warm-up pass over each:
@@ -12,7 +11,7 @@ not) on two workloads, after one untimed warm-up pass over each:
 - `long`: sentences of ~100 words (~130 tokens), the long end of real text columns.
 
 The process is pinned to one CPU, and BLAS and torch to one thread each, so the figures are
-per core (the torch backend runs on the CPU here whatever GPU there is).
+per core (the encoder runs on the CPU here whatever GPU there is).
 `strings_per_s` is wall-clock; `strings_per_cpu_s` divides by the CPU time the process
 got, the steadier figure on a machine shared with other work.
 """
@@ -99,7 +98,7 @@ def time_workload(encoder: TextEncoder, texts: list[str], repeats: int, batch_si
     }
 
 
-def run(num_labels: int, num_long: int, repeats: int, batch_size: int, backend: str) -> dict:
+def run(num_labels: int, num_long: int, repeats: int, batch_size: int) -> dict:
     """Both workloads' figures and the machine they ran on.
 
     Args:
@@ -107,14 +106,12 @@ def run(num_labels: int, num_long: int, repeats: int, batch_size: int, backend: 
         num_long: strings of the `long` workload.
         repeats: timed runs per workload.
         batch_size: most strings per forward pass.
-        backend: the encoder's, "torch" or "numpy".
     """
     pinned = pin_to_one_cpu()
     torch.set_num_threads(1)
-    encoder = TextEncoder.load(DEFAULT_MODEL, backend=backend, device="cpu")
+    encoder = TextEncoder.load(DEFAULT_MODEL, device="cpu")
     return {
         "model": encoder.name,
-        "backend": backend,
         "cpu_model": cpu_model(),
         "pinned_cpu": pinned,
         "batch_size": batch_size,
@@ -124,10 +121,7 @@ def run(num_labels: int, num_long: int, repeats: int, batch_size: int, backend: 
 
 
 def _report(r: dict) -> str:
-    lines = [
-        f"{r['model']}, {r['backend']} backend, on {r['cpu_model']} "
-        f"(pinned to cpu {r['pinned_cpu']}, 1 thread)"
-    ]
+    lines = [f"{r['model']} on {r['cpu_model']} (pinned to cpu {r['pinned_cpu']}, 1 thread)"]
     lines.append(
         f"{'workload':<8} {'strings':>8} {'tokens':>7} {'strings/s':>10} {'/cpu-s':>8} "
         f"{'tokens/s':>9}"
@@ -151,12 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, metavar="N", help="timed runs each")
     parser.add_argument("--batch-size", type=int, default=256, metavar="N",
                         help="most strings per forward pass (embed's default)")  # fmt: skip
-    parser.add_argument("--backend", choices=("torch", "numpy"), default="torch",
-                        help="the encoder's forward pass")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    result = run(max(args.labels, 1), max(args.long, 1), max(args.repeats, 1), args.batch_size,
-                 args.backend)  # fmt: skip
+    result = run(max(args.labels, 1), max(args.long, 1), max(args.repeats, 1), args.batch_size)
     print(json.dumps(result) if args.json else _report(result))
     return 0
 

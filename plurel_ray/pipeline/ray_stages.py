@@ -11,13 +11,17 @@ from ray.data import ActorPoolStrategy, DataContext
 
 from plurel_ray.config import Config
 from plurel_ray.errors import ConfigError
+from plurel_ray.pipeline import quiet
 from plurel_ray.pipeline.index import index_table
 from plurel_ray.pipeline.seed_worker import SeedWorker, StoreEmbedder
 
 # The embedding stage is light (a few hundred mostly cached strings per database), so its
-# one actor takes a fraction of a CPU instead of a whole one. It asks for no GPU on any
-# cluster: the encoder (plurel_ray/store/encoder.py) is NumPy and computes on the CPU.
+# one actor takes a fraction of a CPU instead of a whole one, and, on a cluster with GPUs,
+# a fraction of one GPU that its torch encoder then computes on (plurel_ray/store/encoder.py);
+# without GPUs it computes on the CPU. The GPU fraction keeps that GPU from a whole-GPU
+# request (a training worker) until generation ends.
 EMBED_CPUS = 0.25
+EMBED_GPUS = 0.1
 # One seed per input block keeps every actor busy until the end of a run; past this many
 # blocks the per-block bookkeeping outweighs that.
 MAX_BLOCKS = 100_000
@@ -36,21 +40,30 @@ def _num_cpus_from_env() -> int | None:
     return int(text)
 
 
-def ensure_ray(num_cpus: int | None = None) -> None:
+def ensure_ray(num_cpus: int | None = None, *, verbose: bool | None = None) -> None:
     """Connect to the cluster in `RAY_ADDRESS` (what `ray job submit` sets), or start an
     embedded local Ray with `num_cpus` logical CPUs (default: $PLUREL_RAY_NUM_CPUS if
-    set, else all of this machine's cores).
+    set, else all of this machine's cores). Every command starts Ray here, so Ray is
+    quiet everywhere unless verbose (`plurel_ray.pipeline.quiet`).
+
+    Args:
+        num_cpus: logical CPUs of an embedded Ray.
+        verbose: show Ray's own lines (its loggers, the workers' relayed output);
+            default: whether --verbose was given (`quiet.verbose()`).
 
     Raises:
         ConfigError: PLUREL_RAY_NUM_CPUS is set but not a positive integer.
     """
     if ray.is_initialized():
         return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=True)
-    else:
-        cpus = num_cpus if num_cpus is not None else _num_cpus_from_env()
-        ray.init(num_cpus=cpus, include_dashboard=False)
+    verbose = quiet.verbose() if verbose is None else verbose
+    quiet.set_console_logging(verbose)
+    with quiet.core_log_level(verbose):
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(log_to_driver=verbose)
+        else:
+            cpus = num_cpus if num_cpus is not None else _num_cpus_from_env()
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=verbose)
 
 
 class GeneratorActor:
@@ -68,10 +81,17 @@ class GeneratorActor:
 
 
 class EmbedActor:
-    """A Ray Data actor-pool UDF around one `StoreEmbedder` (a fraction of a CPU)."""
+    """A Ray Data actor-pool UDF around one `StoreEmbedder` (a fraction of a CPU, and of a
+    GPU where the cluster has them).
 
-    def __init__(self, out: str) -> None:
-        self.embedder = StoreEmbedder(out)
+    Args:
+        out: the output root.
+        device: the encoder's, "cuda" when the actor was given a GPU, else "cpu". Never
+            "auto": Ray leaves every GPU of the node visible to an actor that reserved none.
+    """
+
+    def __init__(self, out: str, device: str) -> None:
+        self.embedder = StoreEmbedder(out, device=device)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.select(["db_name", "store"]).to_pylist()
@@ -102,8 +122,10 @@ def generation_dataset(
     ensure_ray()
     context = DataContext.get_current()
     context.execution_no_progress_timeout_s = request.no_progress_timeout_s
-    context.enable_progress_bars = progress
+    # Ours is the driver's "databases" bar; Ray Data's own lines only with --verbose.
+    context.enable_progress_bars = progress and quiet.verbose()
     embed_cpus = EMBED_CPUS if request.embed else 0.0
+    embed_gpus = EMBED_GPUS if ray.cluster_resources().get("GPU", 0.0) > 0 else 0.0
     seeds = [{"seed": int(s)} for s in request.seeds]
     # from_items needs no read tasks, so the actor pool can take every CPU without
     # starving a reader (RAY_NOTES §0.6).
@@ -121,10 +143,11 @@ def generation_dataset(
     if request.embed:
         dataset = dataset.map_batches(
             EmbedActor,
-            fn_constructor_args=(out,),
+            fn_constructor_args=(out, "cuda" if embed_gpus else "cpu"),
             batch_size=8,
             batch_format="pyarrow",
             compute=ActorPoolStrategy(size=1),
             num_cpus=embed_cpus,
+            num_gpus=embed_gpus,
         )
     return dataset

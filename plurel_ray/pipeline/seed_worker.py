@@ -189,14 +189,16 @@ class StoreEmbedder:
 
     Args:
         out_uri: the output root the stores were published under, or an `OutputRoot`.
+        device: where the encoder computes: "auto" (the GPU if torch sees one), "cpu",
+            "cuda".
     """
 
-    def __init__(self, out_uri: str | OutputRoot) -> None:
+    def __init__(self, out_uri: str | OutputRoot, device: str = "auto") -> None:
         from plurel_ray.store.embed import CACHE_DIR_ENV
         from plurel_ray.store.encoder import TextEncoder
 
         self.root = out_uri if isinstance(out_uri, OutputRoot) else OutputRoot(out_uri)
-        self.encoder = TextEncoder.load()
+        self.encoder = TextEncoder.load(device=device)
         self.scratch = Path(tempfile.gettempdir()) / f"plurel-ray-{os.getpid()}"
         self.cache_dir = os.environ.get(CACHE_DIR_ENV) or str(
             Path(tempfile.gettempdir()) / "plurel-ray-embed-cache"

