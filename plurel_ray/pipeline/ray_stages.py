@@ -11,7 +11,6 @@ from ray.data import ActorPoolStrategy, DataContext
 
 from plurel_ray.config import Config
 from plurel_ray.errors import ConfigError
-from plurel_ray.pipeline import quiet
 from plurel_ray.pipeline.index import index_table
 from plurel_ray.pipeline.seed_worker import SeedWorker, StoreEmbedder
 
@@ -40,30 +39,21 @@ def _num_cpus_from_env() -> int | None:
     return int(text)
 
 
-def ensure_ray(num_cpus: int | None = None, *, verbose: bool | None = None) -> None:
+def ensure_ray(num_cpus: int | None = None) -> None:
     """Connect to the cluster in `RAY_ADDRESS` (what `ray job submit` sets), or start an
     embedded local Ray with `num_cpus` logical CPUs (default: $PLUREL_RAY_NUM_CPUS if
-    set, else all of this machine's cores). Every command starts Ray here, so Ray is
-    quiet everywhere unless verbose (`plurel_ray.pipeline.quiet`).
-
-    Args:
-        num_cpus: logical CPUs of an embedded Ray.
-        verbose: show Ray's own lines (its loggers, the workers' relayed output);
-            default: whether --verbose was given (`quiet.verbose()`).
+    set, else all of this machine's cores).
 
     Raises:
         ConfigError: PLUREL_RAY_NUM_CPUS is set but not a positive integer.
     """
     if ray.is_initialized():
         return
-    verbose = quiet.verbose() if verbose is None else verbose
-    quiet.set_console_logging(verbose)
-    with quiet.core_log_level(verbose):
-        if os.environ.get("RAY_ADDRESS"):
-            ray.init(log_to_driver=verbose)
-        else:
-            cpus = num_cpus if num_cpus is not None else _num_cpus_from_env()
-            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=verbose)
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=True)
+    else:
+        cpus = num_cpus if num_cpus is not None else _num_cpus_from_env()
+        ray.init(num_cpus=cpus, include_dashboard=False)
 
 
 class GeneratorActor:
@@ -122,8 +112,7 @@ def generation_dataset(
     ensure_ray()
     context = DataContext.get_current()
     context.execution_no_progress_timeout_s = request.no_progress_timeout_s
-    # Ours is the driver's "databases" bar; Ray Data's own lines only with --verbose.
-    context.enable_progress_bars = progress and quiet.verbose()
+    context.enable_progress_bars = progress
     embed_cpus = EMBED_CPUS if request.embed else 0.0
     embed_gpus = EMBED_GPUS if ray.cluster_resources().get("GPU", 0.0) > 0 else 0.0
     seeds = [{"seed": int(s)} for s in request.seeds]
