@@ -27,7 +27,8 @@ from pathlib import Path
 
 from machine import pin_to_one_cpu
 
-from plurel_ray.store.preprocess import META_FILE, preprocess
+from plurel_ray.store.meta import read_meta
+from plurel_ray.store.preprocess import preprocess
 
 TARGET_S = 0.5
 
@@ -51,7 +52,7 @@ def run(folders: list[Path], repeats: int) -> dict:
                 preprocess(folder, out, name="store", overwrite=True)
                 wall.append(time.perf_counter() - w0)
                 cpu.append(time.process_time() - c0)
-            counts = json.loads((store / META_FILE).read_text())["counts"]
+            counts = read_meta(store)["counts"]
             per_db.append({
                 "folder": str(folder), "seconds": statistics.median(wall),
                 "cpu_s": statistics.median(cpu), "nodes": counts["nodes"],

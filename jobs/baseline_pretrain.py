@@ -42,19 +42,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from plurel_ray.pipeline.prepare import prepare_datasets
     from plurel_ray.pipeline.pretrain_args import (
         check_training_arguments,
         recipe_from_args,
-        run_name,
-        train_and_evaluate,
+        run_name_from_args,
+        train_run_from_args,
     )
     from plurel_ray.pipeline.pretrain_data import (
         dataset_names,
         leave_one_out,
         local_folder,
-        prepare_datasets,
         task_sources,
     )
+    from plurel_ray.pipeline.train_run import print_outcome, train_and_evaluate
 
     check_training_arguments(args)
     chosen = recipe_from_args(args)
@@ -65,8 +66,10 @@ def _run(args: argparse.Namespace) -> int:
     sources = task_sources([stores[n] for n in train_names],
                            max_tasks_per_store=args.max_tasks)  # fmt: skip
     identity = {"recipe": chosen.name, "train": train_names, "eval": eval_name}
-    name = run_name(args, f"{chosen.name}-baseline-{eval_name}", identity)
-    return train_and_evaluate(args, chosen, sources, [stores[eval_name]], name)
+    name = run_name_from_args(args, f"{chosen.name}-baseline-{eval_name}", identity)
+    run = train_run_from_args(args, chosen, sources, [stores[eval_name]], name)
+    print_outcome(train_and_evaluate(run), args.eval_split)
+    return 0
 
 
 if __name__ == "__main__":

@@ -50,21 +50,24 @@ def _run(args: argparse.Namespace) -> int:
         check_training_arguments,
         init_weights,
         recipe_from_args,
-        run_name,
+        run_name_from_args,
         synthetic_data,
-        train_and_evaluate,
+        train_run_from_args,
     )
     from plurel_ray.pipeline.pretrain_data import task_sources
+    from plurel_ray.pipeline.train_run import print_outcome, train_and_evaluate
 
     check_training_arguments(args)
     init, model = init_weights(args.init)
     chosen = recipe_from_args(args, model=model)
-    train_stores, held_out = synthetic_data(args)
-    sources = task_sources(train_stores, max_tasks_per_store=args.max_tasks)
-    identity = {"recipe": chosen.name, "train": [s.name for s in train_stores], "init": init}
-    name = run_name(args, f"{chosen.name}-{Path(args.data).name}-continued", identity)
-    return train_and_evaluate(args, chosen, sources, held_out or train_stores, name,
+    data = synthetic_data(args)
+    sources = task_sources(data.train, max_tasks_per_store=args.max_tasks)
+    identity = {"recipe": chosen.name, "train": [s.name for s in data.train], "init": init}
+    name = run_name_from_args(args, f"{chosen.name}-{Path(args.data).name}-continued", identity)
+    run = train_run_from_args(args, chosen, sources, data.held_out or data.train, name,
                               init_checkpoint=init)  # fmt: skip
+    print_outcome(train_and_evaluate(run), args.eval_split)
+    return 0
 
 
 if __name__ == "__main__":

@@ -47,20 +47,23 @@ def _run(args: argparse.Namespace) -> int:
     from plurel_ray.pipeline.pretrain_args import (
         check_training_arguments,
         recipe_from_args,
-        run_name,
+        run_name_from_args,
         synthetic_data,
-        train_and_evaluate,
+        train_run_from_args,
     )
     from plurel_ray.pipeline.pretrain_data import task_sources
+    from plurel_ray.pipeline.train_run import print_outcome, train_and_evaluate
 
     check_training_arguments(args)
     chosen = recipe_from_args(args)
-    train_stores, held_out = synthetic_data(args)
-    sources = task_sources(train_stores, max_tasks_per_store=args.max_tasks)
-    identity = {"recipe": chosen.name, "train": [s.name for s in train_stores]}
-    name = run_name(args, f"{chosen.name}-{Path(args.data).name}", identity)
+    data = synthetic_data(args)
+    sources = task_sources(data.train, max_tasks_per_store=args.max_tasks)
+    identity = {"recipe": chosen.name, "train": [s.name for s in data.train]}
+    name = run_name_from_args(args, f"{chosen.name}-{Path(args.data).name}", identity)
     # With no store held out, the training stores' evaluation split is still unseen data.
-    return train_and_evaluate(args, chosen, sources, held_out or train_stores, name)
+    run = train_run_from_args(args, chosen, sources, data.held_out or data.train, name)
+    print_outcome(train_and_evaluate(run), args.eval_split)
+    return 0
 
 
 if __name__ == "__main__":

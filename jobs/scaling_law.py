@@ -88,6 +88,7 @@ def _run(args: argparse.Namespace) -> int:
     from plurel_ray.errors import ConfigError
     from plurel_ray.pipeline.pretrain_args import parse_field
     from plurel_ray.pipeline.pretrain_data import local_folder
+    from plurel_ray.pipeline.resources import RunResources
     from plurel_ray.pipeline.scaling_sweep import SweepRequest, run_sweep
     from plurel_ray.scaling import grid
     from plurel_ray.train.config import recipe
@@ -107,10 +108,8 @@ def _run(args: argparse.Namespace) -> int:
         overrides={k: parse_field(k, v, defaults[k]) for k, v in args.overrides},
         config=Config.load(args.config) if args.config else Config(),
         seed_offset=args.seed_offset, concurrent=args.concurrent,
-        num_workers=args.num_workers, use_gpu=args.use_gpu,
-        cpus_per_worker=args.cpus_per_worker, sampler_cpus=args.sampler_cpus,
-        max_failures=args.max_failures, resource_wait_s=args.resource_wait_s,
-        max_tasks=args.max_tasks, progress=args.progress,
+        resources=RunResources.from_args(args), max_tasks=args.max_tasks,
+        progress=args.progress,
     )  # fmt: skip
     run_sweep(request)
     return 0

@@ -103,11 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _preprocess(args: argparse.Namespace) -> int:
-    import json
-
     from tqdm import tqdm
 
-    from plurel_ray.store.preprocess import META_FILE, preprocess
+    from plurel_ray.store.meta import read_meta
+    from plurel_ray.store.preprocess import preprocess
 
     start = time.perf_counter()
     # disable=None shows the bar only on a terminal.
@@ -116,7 +115,7 @@ def _preprocess(args: argparse.Namespace) -> int:
     for dataset in datasets:
         t0 = time.perf_counter()
         path = preprocess(dataset, args.out, args.tasks, overwrite=args.overwrite)
-        counts = json.loads((path / META_FILE).read_text())["counts"]
+        counts = read_meta(path)["counts"]
         tqdm.write(
             f"{path.name}  nodes={counts['nodes']:,}  cells={counts['cells']:,}  "
             f"{time.perf_counter() - t0:.2f}s  -> {path}",

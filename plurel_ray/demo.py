@@ -35,7 +35,6 @@ DEMO_TRAIN = {"batch_size": 8, "ctx_len": 256}
 DEMO_WORKERS = 1
 EVAL_BATCHES = 8
 DATA_DIR, CHECKPOINTS_DIR = "data", "checkpoints"
-_TOKENS_PER_S_STEPS = 10  # reported tokens/s: the mean of the last this many steps
 
 
 def demo_config() -> Config:
@@ -70,20 +69,15 @@ def run_demo(out_dir: str | os.PathLike, *, num_dbs: int = 6, steps: int = 300,
     if num_dbs < 2 or steps < 1:
         raise ConfigError(f"demo needs --num-dbs ≥ 2 (one is held out) and --steps ≥ 1, got "
                           f"{num_dbs} and {steps}")  # fmt: skip
-    from plurel_ray.pipeline.generate import GenerationRequest, run_generation
-    from plurel_ray.pipeline.output import database_name
-    from plurel_ray.pipeline.pretrain import METRICS_FILE, PretrainRequest, run_pretraining
-    from plurel_ray.pipeline.pretrain_data import (
-        drop_empty_sources,
-        local_folder,
-        split_holdout,
-        synthetic_stores,
-        task_sources,
-    )
-    from plurel_ray.pipeline.pretrain_eval import evaluate_run, format_table
+    from plurel_ray.pipeline.prepare import prepare_synthetic
+    from plurel_ray.pipeline.pretrain_data import local_folder, task_sources
+    from plurel_ray.pipeline.pretrain_eval import format_table
     from plurel_ray.pipeline.ray_stages import NUM_CPUS_ENV, ensure_ray
-    from plurel_ray.report import plot_loss, plot_schema, read_metrics
+    from plurel_ray.pipeline.resources import RunResources
+    from plurel_ray.pipeline.train_run import TrainRun, train_and_evaluate
+    from plurel_ray.report import plot_loss, plot_schema
     from plurel_ray.train.config import recipe
+    from plurel_ray.util.run_files import METRICS_FILE
 
     chosen = recipe("tiny", steps=steps, checkpoint_every=steps, **DEMO_TRAIN)
     run_dir = _new_run_dir(local_folder(str(out_dir), "--out"))
@@ -97,53 +91,36 @@ def run_demo(out_dir: str | os.PathLike, *, num_dbs: int = 6, steps: int = 300,
     phases["start Ray"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    seeds = range(num_dbs)
-    request = GenerationRequest(seeds=seeds, out=str(run_dir / DATA_DIR), config=demo_config(),
-                                preprocess=True, embed=True)  # fmt: skip
-    summary = run_generation(request, progress=progress)
+    data = prepare_synthetic(run_dir / DATA_DIR, range(num_dbs), 1, demo_config(),
+                             progress=progress, say=say)  # fmt: skip
     phases["generate, preprocess, embed"] = time.perf_counter() - t0
-    for line in summary.lines():
-        say(line)
-    if summary.failed:
-        raise DatasetError(f"{summary.failed} seed(s) failed (errors in {summary.index_path})")
-    names = [database_name(seed) for seed in seeds]
-    train_stores, held_out = split_holdout(synthetic_stores(run_dir / DATA_DIR, names), 1)
+    names = [store.name for store in (*data.train, *data.held_out)]
 
-    t0 = time.perf_counter()
-    sources = task_sources(train_stores)
-    kept, _ = drop_empty_sources(sources, chosen.train.batch_size, chosen.train.ctx_len)
-    if not kept:
-        raise DatasetError(f"{run_dir / DATA_DIR}: no training task has items")
-    say(f"demo: training {steps} steps on {len(kept)} tasks of {len(train_stores)} databases")
-    result = run_pretraining(PretrainRequest(
-        sources=kept, recipe=chosen, name=CHECKPOINTS_DIR, storage_path=str(run_dir),
-        num_workers=DEMO_WORKERS, max_failures=0, progress=progress,
-    ))  # fmt: skip
-    checkpoint = Path(result.checkpoint.path)
-    phases["train"] = time.perf_counter() - t0
+    run = TrainRun(
+        recipe=chosen, sources=task_sources(data.train), eval_stores=data.held_out,
+        name=CHECKPOINTS_DIR, storage=str(run_dir), eval_split="val", eval_batches=EVAL_BATCHES,
+        eval_dir=str(run_dir), progress=progress,
+        resources=RunResources(num_workers=DEMO_WORKERS, max_failures=0),
+    )  # fmt: skip
+    outcome = train_and_evaluate(run, say=say)
+    phases.update(outcome.seconds)
+    checkpoint = outcome.checkpoint
     shutil.copy(checkpoint / METRICS_FILE, run_dir / METRICS_FILE)
-
-    t0 = time.perf_counter()
-    rows = evaluate_run(checkpoint, held_out, "val", EVAL_BATCHES, chosen.train.batch_size,
-                        chosen.train.ctx_len, out_dir=run_dir)  # fmt: skip
-    phases["evaluate"] = time.perf_counter() - t0
-    for line in format_table(rows):
+    for line in format_table(outcome.rows):
         say(line)
 
     t0 = time.perf_counter()
-    metrics = read_metrics(run_dir / METRICS_FILE)
-    plot_loss(metrics, run_dir / "loss.png")
+    plot_loss(outcome.steps, run_dir / "loss.png")
     plot_schema(run_dir / DATA_DIR / names[0], run_dir / "schema.png")
     phases["report"] = time.perf_counter() - t0
     phases["total"] = time.perf_counter() - start
     report = run_dir / "report.md"
-    report.write_text("\n".join(_report_lines(
-        run_dir, checkpoint, summary, metrics, rows, phases, chosen, names, len(kept),
-    )) + "\n")  # fmt: skip
+    report.write_text("\n".join(_report_lines(run_dir, outcome, data.generation, phases, chosen,
+                                               names)) + "\n")  # fmt: skip
     print(f"run folder:  {run_dir}")
     print(f"report:      {report}")
     print(f"checkpoint:  {checkpoint}")
-    print(f"evaluation:  {run_dir / 'eval_val.csv'} ({len(rows)} tasks of {held_out[0].name})")
+    print(f"evaluation:  {run_dir / 'eval_val.csv'} ({len(outcome.rows)} tasks of {names[-1]})")
     print(f"total:       {phases['total']:.1f} s")
     return run_dir
 
@@ -161,12 +138,11 @@ def _new_run_dir(out: Path) -> Path:
     raise DatasetError(f"{out}: could not create a new demo-{stamp} folder")
 
 
-def _report_lines(run_dir, checkpoint, summary, metrics, rows, phases, chosen, names,
-                  num_tasks) -> list[str]:  # fmt: skip
+def _report_lines(run_dir, outcome, summary, phases, chosen, names) -> list[str]:
     from plurel_ray.report import eval_table, markdown_table
 
-    recent = metrics[-_TOKENS_PER_S_STEPS:]
-    tokens_per_s = sum(s["tokens_per_s"] for s in recent) / len(recent)
+    checkpoint, metrics, rows = outcome.checkpoint, outcome.steps, outcome.rows
+    tokens_per_s, averaged = outcome.tokens_per_s()
     wait = sum(s.get("data_wait_frac", 0.0) for s in metrics) / len(metrics)
     gen_s = summary.seconds
     train = chosen.train
@@ -177,7 +153,8 @@ def _report_lines(run_dir, checkpoint, summary, metrics, rows, phases, chosen, n
         f"{len(names)} synthetic databases ({names[0]} … {names[-1]}); {names[-1]} held out. "
         f"The `{chosen.name}` recipe ({chosen.model.num_blocks} blocks, d_model "
         f"{chosen.model.d_model}) trained {train.steps} steps at batch {train.batch_size} × "
-        f"context {train.ctx_len} on {num_tasks} tasks of {len(names) - 1} databases, with "
+        f"context {train.ctx_len} on {outcome.num_tasks} tasks of {len(names) - 1} databases, "
+        "with "
         f"{DEMO_WORKERS} Ray Train worker(s).",
         "",
         "## Training loss",
@@ -201,7 +178,7 @@ def _report_lines(run_dir, checkpoint, summary, metrics, rows, phases, chosen, n
                            f"{gen_s:.1f} s"),
             ("generation rate", f"{summary.generated / gen_s:.2f} databases/s, "
                                 f"{summary.cells / gen_s:,.0f} cells/s"),
-            ("training", f"{tokens_per_s:,.0f} tokens/s (mean of the last {len(recent)} steps)"),
+            ("training", f"{tokens_per_s:,.0f} tokens/s (mean of the last {averaged} steps)"),
             ("training data wait", f"{wait:.1%} of step time (mean over steps)"),
         ]),
         "",

@@ -53,16 +53,11 @@ from huggingface_hub.utils import httpx
 from plurel_ray import __version__
 from plurel_ray.errors import CheckpointError, ConfigError, DatasetError, HubError
 from plurel_ray.hub_card import LIBRARY_NAME, model_card
+from plurel_ray.util.run_files import CONFIG_FILE, METRICS_FILE, RESUME_FILE, WEIGHTS_FILE
 
 logger = logging.getLogger(__name__)
 
 CARD_FILE = "README.md"
-# The names model/checkpoint.py, train/resume.py and train/loop.py write, repeated
-# because importing them pulls in torch (2.5 s), which `plurel-ray hub download` never needs.
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
-RESUME_FILE = "resume.pt"
 # HTTP statuses after which the same push may well succeed.
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 

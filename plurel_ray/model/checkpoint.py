@@ -24,9 +24,8 @@ from torch import Tensor, nn
 from plurel_ray.errors import CheckpointError, ConfigError
 from plurel_ray.model.config import ModelConfig
 from plurel_ray.model.transformer import RelationalTransformer
+from plurel_ray.util.run_files import CONFIG_FILE, WEIGHTS_FILE
 
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 FORMAT = "plurel-ray-checkpoint"
 FORMAT_VERSION = 1
 

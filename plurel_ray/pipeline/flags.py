@@ -11,22 +11,24 @@ A flag name means one thing in every command that has it:
 A command chooses a shared flag's default, whether it is required, and a help text
 saying what the flag does for it; the name, destination and parsing stay the same. The
 generation flags (--num-dbs, --seed-offset, --config) live with the generation
-arguments in `generate_args`. This module imports only argparse, so `--help` and a bad
-flag answer before ray, torch or pyarrow load.
+arguments in `generate_args`; the resource flags are the fields of `RunResources`
+(declared once, in `resources`). This module and those import only argparse and the
+standard library, so `--help` and a bad flag answer before ray, torch or pyarrow load.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
+
+from plurel_ray.pipeline.resources import RunResources
 
 EVAL_SPLITS = ("val", "test")
 # Runs are compared on val; test is for the final number, asked for explicitly, so that
 # choosing recipes on it does not leak into it.
 DEFAULT_EVAL_SPLIT = "val"
-# An autoscaler starts a node in a few minutes; a GPU node can take ten.
-DEFAULT_RESOURCE_WAIT_S = 600.0
 EXIT_USAGE = 2
 
 
@@ -46,17 +48,6 @@ def key_value(text: str) -> tuple[str, str]:
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key.strip(), value.strip()
-
-
-def non_negative_float(text: str) -> float:
-    """`text` as a number ≥ 0 (CPUs, seconds)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -141,46 +132,16 @@ EVAL_SPLIT = Flag(
     "val and keep test for the final figure, so that choices made on it do not leak)",
     {"choices": EVAL_SPLITS},
 )
-NUM_WORKERS = Flag(
-    "--num-workers", "data-parallel training workers (default: %(default)s)",
-    {"type": int, "metavar": "N"},
-)  # fmt: skip
-USE_GPU = Flag("--use-gpu", "one GPU per training worker", {"action": "store_true"})
-CPUS_PER_WORKER = Flag(
-    "--cpus-per-worker", "CPUs reserved per training worker (default: %(default)s)",
-    {"type": non_negative_float, "metavar": "C"},
-)  # fmt: skip
-SAMPLER_CPUS = Flag(
-    "--sampler-cpus",
-    "CPUs reserved per sampler actor, one per worker (default: %(default)s)",
-    {"type": non_negative_float, "metavar": "C"},
-)
-MAX_FAILURES = Flag(
-    "--max-failures",
-    "restarts of the worker group from its last checkpoint (default: %(default)s)",
-    {"type": int, "metavar": "N"},
-)
-RESOURCE_WAIT_S = Flag(
-    "--resource-wait-s",
-    "on an autoscaling cluster, seconds to wait for nodes that fit the workers and "
-    "samplers before failing; a fixed cluster that cannot fit them fails at once "
-    "(default: %(default)s)",
-    {"type": non_negative_float, "metavar": "S"},
-)
-
-
 def add_resource_arguments(parser: Any) -> None:
-    """Add the resource flags of a training run: workers, GPUs, CPUs, failures, wait.
+    """Add the resource flags of a training run, one per field of `RunResources`
+    (workers, GPUs, CPUs, failures, wait), with the field's default.
 
     Args:
         parser: a parser or an argument group.
     """
-    NUM_WORKERS.add(parser, default=1)
-    USE_GPU.add(parser)
-    CPUS_PER_WORKER.add(parser, default=1.0)
-    SAMPLER_CPUS.add(parser, default=1.0)
-    MAX_FAILURES.add(parser, default=3)
-    RESOURCE_WAIT_S.add(parser, default=DEFAULT_RESOURCE_WAIT_S)
+    for spec in dataclasses.fields(RunResources):
+        flag = Flag(spec.metadata["flag"], spec.metadata["help"], spec.metadata["options"])
+        flag.add(parser, default=spec.default)
 
 
 def add_recipe_arguments(parser: Any) -> None:

@@ -93,7 +93,7 @@ class HubSync:
         Train deletes all but the last few while the push may still wait) and queue it."""
         import pyarrow.fs as pafs
 
-        from plurel_ray.hub import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
+        from plurel_ray.util.run_files import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
 
         # The uploader pushes in order: copies of the pushes it has finished can go.
         finished = len(self._uploader.commits) + len(self._uploader.failures)

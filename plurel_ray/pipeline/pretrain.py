@@ -40,11 +40,11 @@ from ray.train import (
 )
 
 from plurel_ray.errors import ConfigError, PlurelError
-from plurel_ray.pipeline.flags import DEFAULT_RESOURCE_WAIT_S
 from plurel_ray.pipeline.resources import RunResources, wait_for_resources
+from plurel_ray.store.sampler import Source
 from plurel_ray.train.config import Recipe, TrainConfig
+from plurel_ray.util.run_files import METRICS_FILE
 
-METRICS_FILE = "metrics.jsonl"
 # Where Ray Train records a run's checkpoints, the latest one first to resume from.
 _RAY_SNAPSHOT = "checkpoint_manager_snapshot.json"
 
@@ -54,19 +54,14 @@ class PretrainRequest:
     """A pretraining run, as plain data.
 
     Args:
-        sources: the sampler sources, as `plurel_ray.store.Source` keyword dicts
-            (store, task, split, …).
+        sources: the sampler sources (`plurel_ray.store.Source`: store, task, split).
         recipe: the model and training configuration.
         name: the run name; rerunning with the same name and storage resumes it.
         storage_path: where Ray Train keeps checkpoints (local folder or s3://…).
-        num_workers: data-parallel training workers (DDP).
-        use_gpu: one GPU per worker (NCCL); CPU workers use gloo.
-        cpus_per_worker: CPUs reserved per training worker.
-        sampler_cpus: CPUs reserved per sampler actor.
+        resources: data-parallel workers (DDP; with a GPU each they use NCCL, else
+            gloo), CPUs per worker and per sampler actor, restarts from the last
+            checkpoint, and the longest wait for an autoscaler.
         prefetch: batch requests each worker keeps in flight.
-        max_failures: worker-group restarts from the last checkpoint before giving up.
-        resource_wait_s: on an autoscaling cluster, the longest wait for nodes that fit
-            the workers and samplers; a fixed cluster too small fails at once.
         init_checkpoint: weights to start from (a checkpoint folder or a reference `.pt`).
         max_bfs_width: the sampler's width limit (SPEC §6).
         hub_repo: a Hugging Face model repo every checkpoint is pushed to, in the
@@ -77,17 +72,12 @@ class PretrainRequest:
         progress: rank 0's training progress bar.
     """
 
-    sources: Sequence[dict]
+    sources: Sequence[Source]
     recipe: Recipe
     name: str
     storage_path: str = field(default_factory=lambda: str(Path("runs").resolve()))
-    num_workers: int = 1
-    use_gpu: bool = False
-    cpus_per_worker: float = 1.0
-    sampler_cpus: float = 1.0
+    resources: RunResources = field(default_factory=RunResources)
     prefetch: int = 4
-    max_failures: int = 3
-    resource_wait_s: float = DEFAULT_RESOURCE_WAIT_S
     init_checkpoint: str | None = None
     max_bfs_width: int = 128
     hub_repo: str | None = None
@@ -97,20 +87,20 @@ class PretrainRequest:
     def __post_init__(self) -> None:
         if not self.sources:
             raise ConfigError("a pretraining run needs at least one sampler source")
-        if self.num_workers < 1 or self.prefetch < 1:
-            raise ConfigError("num_workers and prefetch must be ≥ 1")
+        if self.prefetch < 1:
+            raise ConfigError("prefetch must be ≥ 1")
 
 
 @ray.remote
 class SamplerActor:
     """The native sampler of one training rank, serving batches by index."""
 
-    def __init__(self, sources: list[dict], options: dict) -> None:
-        from plurel_ray.store.sampler import Sampler, Source
+    def __init__(self, sources: list[Source], options: dict) -> None:
+        from plurel_ray.store.sampler import Sampler
 
-        local = _local_stores({s["store"] for s in sources})
-        sources = [{**s, "store": local[s["store"]]} for s in sources]
-        self.sampler = Sampler([Source(**s) for s in sources], **options)
+        local = _local_stores({str(s.store) for s in sources})
+        self.sampler = Sampler([dataclasses.replace(s, store=local[str(s.store)])
+                                for s in sources], **options)  # fmt: skip
 
     def batch(self, index: int) -> dict:
         return self.sampler.batch(index, compact=True)
@@ -209,7 +199,8 @@ def _train_worker(config: dict[str, Any]) -> None:
 
 
 def run_pretraining(request: PretrainRequest) -> ray.train.Result:
-    """Train `request.recipe` on its sources with `request.num_workers` Ray Train workers.
+    """Train `request.recipe` on its sources with `request.resources.num_workers` Ray
+    Train workers.
 
     Returns:
         Ray Train's result: `.checkpoint` is the last checkpoint folder (model.safetensors,
@@ -225,25 +216,23 @@ def run_pretraining(request: PretrainRequest) -> ray.train.Result:
     from plurel_ray.pipeline.ray_stages import ensure_ray
 
     ensure_ray()
-    wanted = RunResources(num_workers=request.num_workers, use_gpu=request.use_gpu,
-                          cpus_per_worker=request.cpus_per_worker,
-                          sampler_cpus=request.sampler_cpus)  # fmt: skip
-    wait_for_resources(wanted, request.resource_wait_s)
+    resources = request.resources
+    wait_for_resources(resources)
     train = request.recipe.train
     if request.recipe.train.checkpoint_every == 0:
         train = dataclasses.replace(train, checkpoint_every=train.steps)  # resumable at the end
     options = {
         "batch_size": train.batch_size, "ctx_len": train.ctx_len,
         "max_bfs_width": request.max_bfs_width, "seed": train.seed,
-        "world_size": request.num_workers,
+        "world_size": resources.num_workers,
     }  # fmt: skip
     # Every exit — an error, Ctrl-C, a failed fit — kills the samplers: on a cluster that
     # outlives the driver's Ray session, they would otherwise keep their CPUs.
     samplers: list = []
     try:
-        for rank in range(request.num_workers):
-            samplers.append(SamplerActor.options(num_cpus=request.sampler_cpus).remote(
-                [dict(s) for s in request.sources], {**options, "rank": rank}
+        for rank in range(resources.num_workers):
+            samplers.append(SamplerActor.options(num_cpus=resources.sampler_cpus).remote(
+                list(request.sources), {**options, "rank": rank}
             ))  # fmt: skip
         return _fit(request, train, samplers)
     finally:
@@ -256,7 +245,7 @@ def _fit(request: PretrainRequest, train: TrainConfig, samplers: list) -> ray.tr
     from ray.train.torch import TorchConfig, TorchTrainer
 
     _check_resume_state(request)
-    resources = {"CPU": request.cpus_per_worker, **({"GPU": 1} if request.use_gpu else {})}
+    resources = request.resources
     sync = None
     if request.hub_repo is not None:
         from plurel_ray.pipeline.hub_sync import HubSync
@@ -268,23 +257,23 @@ def _fit(request: PretrainRequest, train: TrainConfig, samplers: list) -> ray.tr
         _train_worker,
         train_loop_config={
             "model": request.recipe.model.to_dict(),
-            "train": {**train.to_dict(), "device": "cuda" if request.use_gpu else "cpu"},
+            "train": {**train.to_dict(), "device": "cuda" if resources.use_gpu else "cpu"},
             "samplers": samplers,
             "prefetch": request.prefetch,
             "progress": request.progress,
             "init_checkpoint": request.init_checkpoint,
             "hub_queue": None if sync is None else sync.queue,
         },
-        torch_config=TorchConfig(backend="nccl" if request.use_gpu else "gloo"),
+        torch_config=TorchConfig(backend="nccl" if resources.use_gpu else "gloo"),
         scaling_config=ScalingConfig(
-            num_workers=request.num_workers,
-            use_gpu=request.use_gpu,
-            resources_per_worker=resources,
+            num_workers=resources.num_workers,
+            use_gpu=resources.use_gpu,
+            resources_per_worker=resources.worker_resources(),
         ),
         run_config=RunConfig(
             name=request.name,
             storage_path=request.storage_path,
-            failure_config=FailureConfig(max_failures=request.max_failures),
+            failure_config=FailureConfig(max_failures=resources.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=3),
         ),
     )

@@ -1,34 +1,36 @@
-"""What the pretraining jobs (`jobs/pretrain.py`, `jobs/continue_pretrain.py`,
-`jobs/baseline_pretrain.py`) do with their parsed flags (`flags.add_training_arguments`):
-check them, build the recipe, train on Ray, evaluate, report.
+"""The pretraining jobs' flags (`flags.add_training_arguments`) turned into what the
+pipeline takes: checked values, the recipe, the initial weights, the data request, the
+run name and the `TrainRun` (`jobs/pretrain.py`, `jobs/continue_pretrain.py`,
+`jobs/baseline_pretrain.py`).
 
 Everything a user can get wrong — flags, recipe fields, data folders, a request larger
 than the cluster — is checked before any actor starts, and reported in one line. The jobs
-import this module only after parsing, so `--help` and a bad flag never load Ray.
+import this module only after parsing, so `--help` and a bad flag never load Ray. The
+work itself is `pipeline.prepare` (data) and `pipeline.train_run` (train, evaluate).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import json
 import re
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from plurel_ray.errors import CheckpointError, ConfigError, DatasetError, PlurelError
+from plurel_ray.config import Config
+from plurel_ray.errors import CheckpointError, ConfigError, PlurelError
 from plurel_ray.model.config import ModelConfig
-from plurel_ray.pipeline.pretrain_data import (
-    drop_empty_sources,
-    local_folder,
-    split_holdout,
-    synthetic_stores,
-)
+from plurel_ray.pipeline.pretrain_data import local_folder
+from plurel_ray.pipeline.resources import RunResources
+from plurel_ray.pipeline.train_run import TrainRun, run_name
 from plurel_ray.train.config import Recipe, recipe
+
+if TYPE_CHECKING:
+    from plurel_ray.pipeline.prepare import PreparedData
+    from plurel_ray.store.sampler import Source
 
 # Model fields that do not change the weights' shapes, so a run from --init may set them.
 SHAPE_FREE_MODEL_FIELDS = ("attention",)
@@ -37,7 +39,6 @@ HUB_REPO = re.compile(r"[\w.-]+/[\w.-]+(@[\w./-]+)?")
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
 _KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
           tuple: "comma-separated numbers"}  # fmt: skip
-_TOKENS_PER_S_STEPS = 10  # tokens/s is reported as the mean of the last this many steps
 
 
 def parse_field(key: str, text: str, default: Any) -> Any:
@@ -64,11 +65,9 @@ def parse_field(key: str, text: str, default: Any) -> Any:
 def check_training_arguments(args: argparse.Namespace) -> None:
     """Raise ConfigError for resource and evaluation flags out of range, and a --storage
     the evaluation could not read (before any data is generated or trained on)."""
-    limits = {
-        "--num-workers": (args.num_workers, 1), "--eval-batches": (args.eval_batches, 1),
-        "--max-tasks": (args.max_tasks or 1, 1), "--max-failures": (args.max_failures, 0),
-    }  # fmt: skip
-    bad = [f"{flag} must be ≥ {low}" for flag, (value, low) in limits.items() if value < low]
+    limits = {"--eval-batches": (args.eval_batches, 1), "--max-tasks": (args.max_tasks or 1, 1)}
+    bad = RunResources.problems(vars(args))
+    bad += [f"{flag} must be ≥ {low}" for flag, (value, low) in limits.items() if value < low]
     if bad:
         raise ConfigError("; ".join(bad))
     local_folder(args.storage, "--storage")
@@ -138,45 +137,40 @@ def _download_init(text: str) -> Path:
     return download(repo, revision=revision or None, local_dir=folder)
 
 
-def run_name(args: argparse.Namespace, prefix: str, identity: dict[str, Any]) -> str:
-    """`--name`, or `prefix` plus a short hash of what defines the run (the overrides and
-    `identity`: data, held-out stores, initial weights), so the same command resumes its
-    run and a changed one starts a new run instead of resuming an unrelated one."""
+def run_name_from_args(args: argparse.Namespace, prefix: str, identity: dict[str, Any]) -> str:
+    """`--name`, or `train_run.run_name` of `prefix` over the --set overrides and
+    `identity` (data, held-out stores, initial weights).
+
+    Args:
+        args: the parsed flags.
+        prefix: the readable part of the name.
+        identity: what else defines the run.
+    """
     if args.name:
         return args.name
-    what = {"set": sorted(dict(args.overrides).items()), **identity}
-    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:8]
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{prefix}-{digest}")
+    return run_name(prefix, {"set": sorted(dict(args.overrides).items()), **identity})
 
 
-def synthetic_data(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
-    """(training stores, held-out stores) of `--data`, generating `--num-dbs` first.
+def synthetic_data(args: argparse.Namespace) -> PreparedData:
+    """(training stores, held-out stores) of `--data`, generating `--num-dbs` databases
+    first when any is missing (`prepare.prepare_synthetic`).
+
+    Args:
+        args: the parsed flags (`flags.add_synthetic_data_arguments`).
 
     Raises:
         ConfigError, DatasetError, StoreError: bad flags, a failed seed, stores missing.
     """
-    data = local_folder(args.data, "--data")
-    if args.num_dbs is None:
-        return split_holdout(synthetic_stores(data), args.holdout)
-    from plurel_ray.config import Config
-    from plurel_ray.pipeline.generate import GenerationRequest, run_generation
-    from plurel_ray.pipeline.output import database_name
+    from plurel_ray.pipeline.prepare import prepare_synthetic
 
-    seeds = range(args.seed_offset, args.seed_offset + args.num_dbs)
-    if args.holdout is not None:
-        split_holdout(list(seeds), args.holdout)  # a bad --holdout fails before generating
-    check_cluster(args)  # a run the cluster cannot fit fails before generating, too
+    data = local_folder(args.data, "--data")
+    seeds = None
+    if args.num_dbs is not None:
+        seeds = range(args.seed_offset, args.seed_offset + args.num_dbs)
     config = Config.load(args.config) if args.config is not None else Config()
-    request = GenerationRequest(seeds=seeds, out=str(data), config=config, preprocess=True,
-                                embed=True)  # fmt: skip
-    summary = run_generation(request, progress=args.progress)
-    for line in summary.lines():
-        print(line)
-    if summary.failed:
-        raise DatasetError(f"{summary.failed} seed(s) failed (errors in {summary.index_path}); "
-                           "rerun to retry them")  # fmt: skip
-    stores = synthetic_stores(data, [database_name(seed) for seed in seeds])
-    return split_holdout(stores, args.holdout)
+    # A run the cluster cannot fit fails before anything is generated.
+    return prepare_synthetic(data, seeds, args.holdout, config, progress=args.progress,
+                             before_generating=lambda: check_cluster(args))  # fmt: skip
 
 
 def check_cluster(args: argparse.Namespace) -> None:
@@ -187,86 +181,37 @@ def check_cluster(args: argparse.Namespace) -> None:
         ConfigError: it cannot, in one line naming the request and the cluster.
     """
     from plurel_ray.pipeline.ray_stages import ensure_ray
-    from plurel_ray.pipeline.resources import RunResources, wait_for_resources
+    from plurel_ray.pipeline.resources import wait_for_resources
 
     ensure_ray()
-    wanted = RunResources(num_workers=args.num_workers, cpus_per_worker=args.cpus_per_worker,
-                          sampler_cpus=args.sampler_cpus, use_gpu=args.use_gpu)  # fmt: skip
-    wait_for_resources(wanted, args.resource_wait_s)
+    wait_for_resources(RunResources.from_args(args))
 
 
-def train_and_evaluate(
+def train_run_from_args(
     args: argparse.Namespace,
     chosen: Recipe,
-    sources: Sequence[dict],
+    sources: Sequence[Source],
     eval_stores: Sequence[Path],
     name: str,
     init_checkpoint: str | None = None,
-) -> int:
-    """Train `chosen` on `sources` with Ray Train, evaluate the final checkpoint on the
-    tasks of `eval_stores` in `--eval-split`, print the summary; returns the exit status.
+) -> TrainRun:
+    """The `TrainRun` of the flags: storage, resources, evaluation, Hub, progress.
 
-    Raises:
-        PlurelError: no source has items, a store is unusable, bad flags, a request the
-            cluster cannot fit.
+    Args:
+        args: the parsed flags (`flags.add_training_arguments`).
+        chosen: the recipe (`recipe_from_args`).
+        sources: the training tasks.
+        eval_stores: the stores the final checkpoint is evaluated on.
+        name: the run name (`run_name_from_args`).
+        init_checkpoint: the weights to start from (`init_weights`).
     """
-    from plurel_ray.pipeline.pretrain import PretrainRequest, run_pretraining
-    from plurel_ray.pipeline.pretrain_eval import evaluate_run
-
-    train = chosen.train
-    storage = local_folder(args.storage, "--storage")
-    kept, empty = drop_empty_sources(sources, train.batch_size, train.ctx_len)
-    for source in empty:
-        print(f"note: {Path(source['store']).name}/{source['task']} has no items in its "
-              f"{source['split']} split; left out")  # fmt: skip
-    if not kept:
-        raise DatasetError("no training task has items; check the data or --max-tasks")
-    request = PretrainRequest(
-        sources=kept, recipe=chosen, name=name, storage_path=str(storage),
-        num_workers=args.num_workers, use_gpu=args.use_gpu,
-        cpus_per_worker=args.cpus_per_worker, sampler_cpus=args.sampler_cpus,
-        max_failures=args.max_failures, resource_wait_s=args.resource_wait_s,
-        init_checkpoint=init_checkpoint, hub_repo=args.hub_repo,
-        data_summary=data_summary(kept), progress=args.progress,
+    return TrainRun(
+        recipe=chosen, sources=sources, eval_stores=eval_stores, name=name,
+        storage=str(local_folder(args.storage, "--storage")),
+        resources=RunResources.from_args(args), eval_split=args.eval_split,
+        eval_batches=args.eval_batches, eval_max_tasks=args.max_tasks,
+        init_checkpoint=init_checkpoint, hub_repo=args.hub_repo, progress=args.progress,
     )  # fmt: skip
-    print(f"run {name}: {len(kept)} training tasks from "
-          f"{len({s['store'] for s in kept})} store(s), {train.steps} steps")  # fmt: skip
-    checkpoint = Path(run_pretraining(request).checkpoint.path)
-    rows = evaluate_run(checkpoint, eval_stores, args.eval_split, args.eval_batches,
-                        train.batch_size, train.ctx_len,
-                        max_tasks_per_store=args.max_tasks)  # fmt: skip
-    _report(checkpoint, rows, args.eval_split)
-    return 0
-
-
-def data_summary(sources: Sequence[dict]) -> dict:
-    """What a model card says about the training data: databases, seeds, config hashes."""
-    from plurel_ray.store.sampler import read_meta
-
-    stores = sorted({s["store"] for s in sources})
-    origins = [read_meta(Path(store)).get("source", {}) for store in stores]
-    return {
-        "num_databases": len(stores),
-        "num_tasks": len(sources),
-        "databases": [o.get("name") for o in origins],
-        "seeds": sorted(o["seed"] for o in origins if "seed" in o),
-        "config_hashes": sorted({o["config_hash"] for o in origins if "config_hash" in o}),
-    }
-
-
-def _report(checkpoint: Path, rows: list[dict], split: str) -> None:
-    from plurel_ray.pipeline.pretrain import METRICS_FILE
-    from plurel_ray.pipeline.pretrain_eval import format_table
-
-    steps = [json.loads(line) for line in (checkpoint / METRICS_FILE).read_text().splitlines()]
-    recent = steps[-_TOKENS_PER_S_STEPS:]
-    tokens_per_s = sum(s["tokens_per_s"] for s in recent) / len(recent)
-    print(f"checkpoint: {checkpoint}")
-    print(f"step {steps[-1]['step']}: loss {steps[-1]['loss']:.4f}, {tokens_per_s:,.0f} tokens/s "
-          f"(mean of the last {len(recent)} steps)")  # fmt: skip
-    print(f"evaluation, {split} split of {len(rows)} tasks: {checkpoint.parent}/eval_{split}.csv")
-    for line in format_table(rows):
-        print(line)
 
 
 def run_job(prog: str, body: Callable[[], int]) -> int:

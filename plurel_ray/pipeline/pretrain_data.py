@@ -2,7 +2,7 @@
 
     stores = synthetic_stores("data/run1")                    # data/run1/stores/plurel-*
     train, held_out = split_holdout(stores, holdout=1)
-    sources = task_sources(train, split="train")              # Source keyword dicts
+    sources = task_sources(train, split="train")              # [Source(store, task, split)]
 
 Stores must be local (the sampler maps their files) and embedded (the model reads text
 through the stores' embedding matrix); both are checked here, before Ray starts.
@@ -46,7 +46,7 @@ def task_sources(
     split: str = "train",
     kinds: Sequence[str] | None = None,
     max_tasks_per_store: int | None = None,
-) -> list[dict]:
+) -> list[Source]:
     """Sampler sources for every cell-prediction task of `stores` that has `split`.
 
     A task qualifies when its task_type is regression or binary_classification and its
@@ -62,7 +62,7 @@ def task_sources(
             come from the first table); None keeps all.
 
     Returns:
-        `plurel_ray.store.Source` keyword dicts: {"store", "task", "split"}.
+        one `Source(store, task, split)` per qualifying task (the store as a string).
     """
     if max_tasks_per_store is not None and max_tasks_per_store < 1:
         raise ConfigError(f"max_tasks_per_store must be ≥ 1, got {max_tasks_per_store}")
@@ -80,13 +80,13 @@ def task_sources(
         if max_tasks_per_store is not None and len(names) > max_tasks_per_store:
             names = [names[i * len(names) // max_tasks_per_store]
                      for i in range(max_tasks_per_store)]  # fmt: skip
-        sources.extend({"store": str(store), "task": name, "split": split} for name in names)
+        sources.extend(Source(str(store), task=name, split=split) for name in names)
     return sources
 
 
 def drop_empty_sources(
-    sources: Sequence[dict], batch_size: int, ctx_len: int
-) -> tuple[list[dict], list[dict]]:
+    sources: Sequence[Source], batch_size: int, ctx_len: int
+) -> tuple[list[Source], list[Source]]:
     """(sources with items, sources without any) — checked with the native sampler
     before Ray starts, so a bad store or an empty task fails here in one line.
 
@@ -97,8 +97,8 @@ def drop_empty_sources(
         StoreError, SamplerError: a store or source is unusable for another reason.
     """
 
-    def sampler(group: Sequence[dict]) -> Sampler:
-        return Sampler([Source(**s) for s in group], batch_size=batch_size, ctx_len=ctx_len)
+    def sampler(group: Sequence[Source]) -> Sampler:
+        return Sampler(list(group), batch_size=batch_size, ctx_len=ctx_len)
 
     try:
         sampler(sources).embedding_matrix()  # also checks every store has embeddings
@@ -198,21 +198,6 @@ def dataset_names(folders: Sequence[Path]) -> dict[str, Path]:
             )
         named[name] = folder
     return named
-
-
-def prepare_datasets(datasets: dict[str, Path], storage: Path, progress: bool) -> dict[str, Path]:
-    """Preprocess and embed each dataset into `<storage>/<name>/stores/<name>` unless a
-    store is there already (delete it to rebuild); returns name → store."""
-    from plurel_ray.store import embed, preprocess
-
-    stores = {}
-    for name, folder in datasets.items():
-        store = storage / name / STORES_DIR / name
-        if not (store / "meta.json").is_file():
-            preprocess(folder, store.parent, name=name)
-        stores[name] = store
-    embed(list(stores.values()), progress=progress)  # skips stores already embedded
-    return stores
 
 
 def leave_one_out(names: Sequence[str], leave_out: str | None) -> tuple[list[str], str]:

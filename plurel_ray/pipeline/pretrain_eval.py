@@ -17,7 +17,7 @@ from pathlib import Path
 
 from plurel_ray.errors import SamplerError
 from plurel_ray.pipeline.pretrain_data import NOTHING_TO_SAMPLE, target_sem_type, task_sources
-from plurel_ray.store.sampler import Sampler, Source, read_meta
+from plurel_ray.store.sampler import Sampler, read_meta
 
 EVAL_SEED = 0
 EVAL_COLUMNS = ("store", "task", "task_type", "split", "items", "loss", "auroc", "r2", "note")
@@ -64,12 +64,12 @@ def evaluate_run(
     precision = resolve_precision("auto", device)
     rows = []
     for source in task_sources(stores, split=split, max_tasks_per_store=max_tasks_per_store):
-        meta = read_meta(Path(source["store"]))
-        task = next(t for t in meta["tasks"] if t["name"] == source["task"])
-        row = {"store": Path(source["store"]).name, "task": task["name"],
+        meta = read_meta(source.store)
+        task = next(t for t in meta["tasks"] if t["name"] == source.task)
+        row = {"store": Path(source.store).name, "task": task["name"],
                "task_type": task["task_type"], "split": split}  # fmt: skip
         try:
-            sampler = Sampler([Source(**source)], batch_size=batch_size, ctx_len=ctx_len,
+            sampler = Sampler([source], batch_size=batch_size, ctx_len=ctx_len,
                               seed=EVAL_SEED)  # fmt: skip
         except SamplerError as err:
             if NOTHING_TO_SAMPLE not in str(err):

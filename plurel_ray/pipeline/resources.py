@@ -1,15 +1,23 @@
-"""Does a training run fit the cluster? Asked before any sampler actor or trainer starts.
+"""What a training run reserves, and whether the cluster can fit it, asked before any
+sampler actor or trainer starts.
 
     wanted = RunResources(num_workers=8, cpus_per_worker=1, sampler_cpus=1, use_gpu=False)
-    wait_for_resources(wanted, wait_s=600)   # returns, or raises ConfigError in one line
+    wait_for_resources(wanted)   # returns, or raises ConfigError in one line
+
+`RunResources` is the one declaration of the resource flags: each field carries its flag
+(name, help, parsing, lower bound) in its metadata, and `plurel_ray.pipeline.flags`
+turns the fields into the flags of every training command, so a new resource is one
+field here. This module imports Ray only inside the functions that ask the cluster, so
+building a parser stays light.
 
 Ray keeps a request it cannot place pending forever, without a word; its sampler actors
 meanwhile hold CPUs the workers wait for. So a run compares what it asks for with the
 cluster's capacity (every alive node's total resources, not what is free now: a busy
 cluster frees its resources, a small one never grows). On a fixed cluster a run that
 cannot fit fails at once. On an autoscaling cluster it asks the autoscaler for its
-bundles (`ray.autoscaler.sdk.request_resources`) and waits up to `wait_s` seconds for
-nodes that fit, saying so; a run above the autoscaler's known maximum fails at once.
+bundles (`ray.autoscaler.sdk.request_resources`) and waits up to `resource_wait_s`
+seconds for nodes that fit, saying so; a run above the autoscaler's known maximum fails
+at once.
 
 The check uses necessary conditions only (the totals, and each bundle on some node), so
 it never refuses a run Ray could place.
@@ -17,17 +25,20 @@ it never refuses a run Ray could place.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-
-import ray
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from plurel_ray.errors import ConfigError
 
 # How often a waiting run looks at the cluster again.
 POLL_S = 2.0
+# An autoscaler starts a node in a few minutes; a GPU node can take ten.
+DEFAULT_RESOURCE_WAIT_S = 600.0
 # The prefix of the node types the autoscaler's read-only provider gives the nodes of a
 # cluster started by hand (`ray start`, `ray.init`): such a cluster never grows.
 READONLY_NODE_TYPE_PREFIX = "node_"
@@ -35,22 +46,90 @@ _RESOURCES = ("CPU", "GPU")
 _FIX = "lower --num-workers, --cpus-per-worker or --sampler-cpus (or drop --use-gpu)"
 
 
+def non_negative_float(text: str) -> float:
+    """`text` as a number ≥ 0 (CPUs, seconds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _flag(default: Any, name: str, help: str, minimum: float | None = None,
+          **options: Any) -> Any:  # fmt: skip
+    """A field whose metadata is its flag: `name`, `help`, argparse `options`, and the
+    `minimum` value a run accepts (checked by `RunResources.problems`)."""
+    return field(default=default, metadata={"flag": name, "help": help, "options": options,
+                                            "minimum": minimum})  # fmt: skip
+
+
 @dataclass(frozen=True)
 class RunResources:
-    """What a training run reserves: per worker `cpus_per_worker` CPUs (and a GPU with
-    `use_gpu`) and one sampler actor of `sampler_cpus` CPUs.
+    """What a training run reserves and how it copes with failures: per worker
+    `cpus_per_worker` CPUs (and a GPU with `use_gpu`) and one sampler actor of
+    `sampler_cpus` CPUs. Each field is also a flag (its metadata).
 
     Args:
         num_workers: data-parallel training workers.
         cpus_per_worker: CPUs reserved per worker.
         sampler_cpus: CPUs reserved per sampler actor (one per worker).
         use_gpu: one GPU per worker.
+        max_failures: worker-group restarts from the last checkpoint before giving up.
+        resource_wait_s: on an autoscaling cluster, the longest wait for nodes that fit
+            the workers and samplers; a fixed cluster too small fails at once.
+
+    Raises:
+        ConfigError: a field below its minimum, named by its flag.
     """
 
-    num_workers: int
-    cpus_per_worker: float
-    sampler_cpus: float
-    use_gpu: bool
+    num_workers: int = _flag(1, "--num-workers", "data-parallel training workers "
+                             "(default: %(default)s)", 1, type=int, metavar="N")  # fmt: skip
+    cpus_per_worker: float = _flag(
+        1.0, "--cpus-per-worker", "CPUs reserved per training worker (default: %(default)s)",
+        type=non_negative_float, metavar="C",
+    )  # fmt: skip
+    sampler_cpus: float = _flag(
+        1.0, "--sampler-cpus",
+        "CPUs reserved per sampler actor, one per worker (default: %(default)s)",
+        type=non_negative_float, metavar="C",
+    )  # fmt: skip
+    use_gpu: bool = _flag(False, "--use-gpu", "one GPU per training worker", action="store_true")
+    max_failures: int = _flag(
+        3, "--max-failures",
+        "restarts of the worker group from its last checkpoint (default: %(default)s)", 0,
+        type=int, metavar="N",
+    )  # fmt: skip
+    resource_wait_s: float = _flag(
+        DEFAULT_RESOURCE_WAIT_S, "--resource-wait-s",
+        "on an autoscaling cluster, seconds to wait for nodes that fit the workers and "
+        "samplers before failing; a fixed cluster that cannot fit them fails at once "
+        "(default: %(default)s)",
+        type=non_negative_float, metavar="S",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if bad := self.problems(dataclasses.asdict(self)):
+            raise ConfigError("; ".join(bad))
+
+    @classmethod
+    def problems(cls, values: Mapping[str, Any]) -> list[str]:
+        """`--flag must be ≥ N` for each field of `values` (a field → value mapping, e.g.
+        `vars(args)`) below its minimum."""
+        bounded = [(f, f.metadata["minimum"]) for f in dataclasses.fields(cls)
+                   if f.metadata["minimum"] is not None]  # fmt: skip
+        return [f"{f.metadata['flag']} must be ≥ {low}" for f, low in bounded
+                if values[f.name] < low]  # fmt: skip
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> RunResources:
+        """The resources of parsed flags (`flags.add_resource_arguments`)."""
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+    def worker_resources(self) -> dict[str, float]:
+        """What Ray Train reserves per worker (`resources_per_worker`)."""
+        return {"CPU": self.cpus_per_worker, **({"GPU": 1.0} if self.use_gpu else {})}
 
     def bundles(self) -> list[dict[str, float]]:
         """The resource bundles Ray places: one per worker, then one per sampler."""
@@ -107,6 +186,8 @@ def shortfall(wanted: RunResources, nodes: list[dict[str, float]]) -> str | None
 
 def node_resources() -> list[dict[str, float]]:
     """The total resources of every alive node of the connected cluster."""
+    import ray
+
     return [dict(node["Resources"]) for node in ray.nodes() if node["Alive"]]
 
 
@@ -139,15 +220,12 @@ def is_autoscaling() -> bool:
     return any(not t.startswith(READONLY_NODE_TYPE_PREFIX) for t in types)
 
 
-def wait_for_resources(
-    wanted: RunResources, wait_s: float, say: Callable[[str], None] = print
-) -> None:
+def wait_for_resources(wanted: RunResources, say: Callable[[str], None] = print) -> None:
     """Return once the connected cluster can fit `wanted`; on an autoscaling cluster
-    ask for it and wait up to `wait_s` seconds.
+    ask for it and wait up to `wanted.resource_wait_s` seconds.
 
     Args:
         wanted: the run's resources.
-        wait_s: the longest wait for an autoscaler (--resource-wait-s).
         say: where the one waiting line goes.
 
     Raises:
@@ -166,6 +244,7 @@ def wait_for_resources(
         raise ConfigError(f"{missing}; its autoscaler grows it to at most {limits}; {_FIX}")
     from ray.autoscaler.sdk import request_resources
 
+    wait_s = wanted.resource_wait_s
     say(f"waiting up to {_num(wait_s)} s (--resource-wait-s) for the autoscaler: {missing}")
     request_resources(bundles=wanted.bundles())
     try:

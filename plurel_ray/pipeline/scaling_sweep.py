@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import json
 import math
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from plurel_ray.config import Config
-from plurel_ray.errors import ConfigError, DatasetError, PlurelError, StoreError
-from plurel_ray.pipeline.flags import DEFAULT_RESOURCE_WAIT_S
-from plurel_ray.pipeline.pretrain_data import drop_empty_sources, synthetic_stores, task_sources
+from plurel_ray.errors import ConfigError, DatasetError, PlurelError
+from plurel_ray.pipeline.prepare import PreparedData, prepare_synthetic
+from plurel_ray.pipeline.pretrain_data import task_sources
+from plurel_ray.pipeline.resources import RunResources
+from plurel_ray.pipeline.train_run import TrainRun, run_name, train_and_evaluate
 from plurel_ray.scaling import (
     ScalingGrid,
     ScalingPoint,
@@ -56,8 +56,8 @@ class SweepRequest:
         config: the generator configuration of the databases.
         seed_offset: the first database seed.
         concurrent: grid points trained at the same time.
-        num_workers, use_gpu, cpus_per_worker, sampler_cpus, max_failures,
-            resource_wait_s, max_tasks: per run, as in `jobs/pretrain.py`.
+        resources: per run, as in `jobs/pretrain.py`.
+        max_tasks: tasks per database at most, in training and evaluation.
         progress: progress bars for generation, embedding and training.
     """
 
@@ -69,18 +69,13 @@ class SweepRequest:
     config: Config = field(default_factory=Config)
     seed_offset: int = 0
     concurrent: int = 1
-    num_workers: int = 1
-    use_gpu: bool = False
-    cpus_per_worker: float = 1.0
-    sampler_cpus: float = 1.0
-    max_failures: int = 3
-    resource_wait_s: float = DEFAULT_RESOURCE_WAIT_S
+    resources: RunResources = field(default_factory=RunResources)
     max_tasks: int | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.concurrent < 1 or self.num_workers < 1:
-            raise ConfigError("--concurrent and --num-workers must be ≥ 1")
+        if self.concurrent < 1:
+            raise ConfigError("--concurrent must be ≥ 1")
         if "steps" in self.overrides:
             raise ConfigError("--set steps: each grid point sets its own steps; choose a grid")
         self.point_recipe(min(self.grid.steps))  # unknown fields fail before any work
@@ -92,7 +87,7 @@ class SweepRequest:
     def tokens(self, steps: int) -> int:
         """Cells a run of `steps` steps trains on: steps × batch × ctx × workers."""
         train = self.point_recipe(steps).train
-        return steps * train.batch_size * train.ctx_len * self.num_workers
+        return steps * train.batch_size * train.ctx_len * self.resources.num_workers
 
     def run_name(self, num_dbs: int, steps: int) -> str:
         """`scaling-<N>dbs-<S>steps-<hash>`: the hash covers what else defines the run
@@ -100,81 +95,49 @@ class SweepRequest:
         unrelated run."""
         identity = {"recipe": dataclasses.asdict(self.point_recipe(steps)), "data": self.data,
                     "seed_offset": self.seed_offset, "holdout": self.grid.holdout,
-                    "config": self.config.to_dict(), "workers": self.num_workers,
+                    "config": self.config.to_dict(), "workers": self.resources.num_workers,
                     "max_tasks": self.max_tasks}  # fmt: skip
-        text = json.dumps(identity, sort_keys=True, default=str)
-        return f"scaling-{num_dbs}dbs-{steps}steps-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+        return run_name(f"scaling-{num_dbs}dbs-{steps}steps", identity)
 
 
-def prepare_data(request: SweepRequest) -> tuple[list[Path], list[Path]]:
-    """(training stores in order, held-out stores), generating and embedding what is
-    missing; when every store exists, Ray is not started.
+def prepare_data(request: SweepRequest) -> PreparedData:
+    """The first `max(num_dbs)` stores for training and the last `holdout` for scoring,
+    generating and embedding what is missing; when every store exists, Ray is not started.
 
     Raises:
         DatasetError: a seed failed (rerun to retry it).
     """
-    from plurel_ray.pipeline.output import database_name
-
-    data = Path(request.data)
     seeds = range(request.seed_offset, request.seed_offset + request.grid.total_dbs)
-    names = [database_name(seed) for seed in seeds]
-    try:
-        stores = synthetic_stores(data, names)
-    except (DatasetError, StoreError):
-        from plurel_ray.pipeline.generate import GenerationRequest, run_generation
-
-        generation = GenerationRequest(seeds=seeds, out=str(data), config=request.config,
-                                       preprocess=True, embed=True)  # fmt: skip
-        summary = run_generation(generation, progress=request.progress)
-        for line in summary.lines():
-            print(line)
-        if summary.failed:
-            raise DatasetError(f"{summary.failed} seed(s) failed (errors in "
-                               f"{summary.index_path}); rerun to retry them") from None  # fmt: skip
-        stores = synthetic_stores(data, names)
-    cut = max(request.grid.num_dbs)
-    return stores[:cut], stores[cut:]
+    return prepare_synthetic(Path(request.data), seeds, request.grid.holdout, request.config,
+                             progress=request.progress)  # fmt: skip
 
 
-def run_point(
-    request: SweepRequest, num_dbs: int, steps: int, train_stores: Sequence[Path],
-    held_out: Sequence[Path],
-) -> ScalingPoint:  # fmt: skip
+def run_point(request: SweepRequest, num_dbs: int, steps: int, data: PreparedData) -> ScalingPoint:
     """Train on the first `num_dbs` stores for `steps` steps (resuming a started run),
-    evaluate the final checkpoint on `held_out` (val split), record out/points/<run>.json."""
+    evaluate the final checkpoint on the held-out stores (val split), record
+    out/points/<run>.json."""
     name = request.run_name(num_dbs, steps)
     record = Path(request.out) / POINTS_DIR / f"{name}.json"
     if record.is_file():
         return ScalingPoint(**json.loads(record.read_text()))
-    # Imported here: a rerun whose points are all done never pays for Ray Train.
-    from plurel_ray.pipeline.pretrain import METRICS_FILE, PretrainRequest, run_pretraining
-    from plurel_ray.pipeline.pretrain_eval import evaluate_run
-
     chosen = request.point_recipe(steps)
-    train = chosen.train
-    sources = task_sources(train_stores[:num_dbs], max_tasks_per_store=request.max_tasks)
-    kept, _ = drop_empty_sources(sources, train.batch_size, train.ctx_len)
-    if not kept:
-        raise DatasetError(f"{name}: no training task has items; check the data or --max-tasks")
-    started = time.perf_counter()
-    result = run_pretraining(PretrainRequest(
-        sources=kept, recipe=chosen, name=name, storage_path=str(Path(request.storage).resolve()),
-        num_workers=request.num_workers, use_gpu=request.use_gpu,
-        cpus_per_worker=request.cpus_per_worker, sampler_cpus=request.sampler_cpus,
-        max_failures=request.max_failures, resource_wait_s=request.resource_wait_s,
-        progress=request.progress,
-    ))  # fmt: skip
-    checkpoint = Path(result.checkpoint.path)
-    rows = evaluate_run(checkpoint, held_out, "val", request.grid.eval_batches, train.batch_size,
-                        train.ctx_len, max_tasks_per_store=request.max_tasks)  # fmt: skip
-    losses = [row["loss"] for row in rows if math.isfinite(row.get("loss", math.nan))]
+    sources = task_sources(data.train[:num_dbs], max_tasks_per_store=request.max_tasks)
+    run = TrainRun(
+        recipe=chosen, sources=sources, eval_stores=data.held_out, name=name,
+        storage=str(Path(request.storage).resolve()), resources=request.resources,
+        eval_split="val", eval_batches=request.grid.eval_batches,
+        eval_max_tasks=request.max_tasks, progress=request.progress,
+    )  # fmt: skip
+    # Concurrent points would interleave their lines; a point says its result when done.
+    outcome = train_and_evaluate(run, say=lambda _: None)
+    losses = [row["loss"] for row in outcome.rows if math.isfinite(row.get("loss", math.nan))]
     if not losses:
         raise DatasetError(f"{name}: no held-out task has items in its val split; raise the "
                            "grid's holdout or generate larger databases")  # fmt: skip
-    last = json.loads((checkpoint / METRICS_FILE).read_text().splitlines()[-1])
     point = ScalingPoint(num_dbs=num_dbs, steps=steps, tokens=request.tokens(steps),
-                         val_loss=sum(losses) / len(losses), train_loss=float(last["loss"]),
-                         run=name, seconds=round(time.perf_counter() - started, 1))  # fmt: skip
+                         val_loss=sum(losses) / len(losses),
+                         train_loss=float(outcome.steps[-1]["loss"]), run=name,
+                         seconds=round(sum(outcome.seconds.values()), 1))  # fmt: skip
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(dataclasses.asdict(point)))
     return point
@@ -190,14 +153,15 @@ def run_sweep(request: SweepRequest, log: Callable[[str], None] = print) -> list
     """
     out = Path(request.out)
     out.mkdir(parents=True, exist_ok=True)
-    train_stores, held_out = prepare_data(request)
-    log(f"{len(train_stores)} training and {len(held_out)} held-out databases in {request.data}")
+    data = prepare_data(request)
+    log(f"{len(data.train)} training and {len(data.held_out)} held-out databases in "
+        f"{request.data}")  # fmt: skip
     grid_points = request.grid.points()
 
     def one(point: tuple[int, int]) -> ScalingPoint | PlurelError:
         num_dbs, steps = point
         try:
-            done = run_point(request, num_dbs, steps, train_stores, held_out)
+            done = run_point(request, num_dbs, steps, data)
         except PlurelError as err:
             log(f"point {num_dbs} dbs × {steps} steps failed: {err}")
             return err

@@ -27,8 +27,8 @@ from plurel_ray.train.optim import build_optimizer, build_scheduler
 from plurel_ray.train.precision import autocast, prepare_model, resolve_device, resolve_precision
 from plurel_ray.train.prefetch import Prefetcher
 from plurel_ray.train.resume import restore_rng, resume_state, save_training_checkpoint
+from plurel_ray.util.run_files import METRICS_FILE
 
-METRICS_FILE = "metrics.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
 
 

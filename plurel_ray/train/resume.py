@@ -20,8 +20,8 @@ from plurel_ray.errors import CheckpointError
 from plurel_ray.model.checkpoint import atomic_directory, write_model_files
 from plurel_ray.model.config import ModelConfig
 from plurel_ray.train.config import TrainConfig
+from plurel_ray.util.run_files import RESUME_FILE
 
-RESUME_FILE = "resume.pt"
 _STATE_KEYS = ["data_position", "optimizer", "rng", "scheduler", "step"]
 _REMEDY = "delete its checkpoint folder to resume from the one before, or start a new run"
 

@@ -18,9 +18,10 @@ import ray
 
 from plurel_ray.errors import CheckpointError
 from plurel_ray.pipeline.pretrain import PretrainRequest, run_pretraining
+from plurel_ray.pipeline.resources import RunResources
 from plurel_ray.relbench_io import write_dataset
 from plurel_ray.store import embed, preprocess
-from plurel_ray.store.sampler import read_meta
+from plurel_ray.store.sampler import Source, read_meta
 from plurel_ray.synth.database import generate_database
 from plurel_ray.train.config import recipe
 
@@ -36,15 +37,16 @@ def sources(tiny_config, tmp_path_factory):
     embed(stores, progress=False)
     # Logical oversubscription: 2 training workers + 2 sampler actors on 2 cores.
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield [{"store": str(s), "task": t["name"]} for s in stores for t in read_meta(s)["tasks"][:4]]
+    yield [Source(str(s), task=t["name"]) for s in stores for t in read_meta(s)["tasks"][:4]]
     ray.shutdown()
 
 
 def _request(sources, storage: Path, name: str, steps: int, every: int) -> PretrainRequest:
     tiny = recipe("tiny", steps=steps, batch_size=4, ctx_len=64, checkpoint_every=every,
                   d_model=32, d_ff=64, lr=3e-3)  # fmt: skip
+    resources = RunResources(num_workers=2, sampler_cpus=0.5, max_failures=1)
     return PretrainRequest(sources=sources, recipe=tiny, name=name, storage_path=str(storage),
-                           num_workers=2, sampler_cpus=0.5, max_failures=1)  # fmt: skip
+                           resources=resources)  # fmt: skip
 
 
 def _losses(checkpoint_dir: str | Path) -> dict[int, float]:

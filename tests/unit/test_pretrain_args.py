@@ -22,10 +22,10 @@ from plurel_ray.pipeline.pretrain_args import (
     check_training_arguments,
     parse_field,
     recipe_from_args,
-    run_name,
+    run_name_from_args,
 )
 from plurel_ray.pipeline.pretrain_data import leave_one_out, split_holdout, task_sources
-from plurel_ray.store.sampler import STORE_FORMAT
+from plurel_ray.store.sampler import STORE_FORMAT, Source
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -104,12 +104,12 @@ def test_resource_flags_out_of_range_are_named():
 
 def test_run_names_follow_what_defines_the_run():
     identity = {"train": ["plurel-0"]}
-    name = run_name(_parse("--set", "steps=3"), "tiny-my data", identity)
+    name = run_name_from_args(_parse("--set", "steps=3"), "tiny-my data", identity)
     assert name.startswith("tiny-my-data-") and " " not in name
-    assert run_name(_parse("--set", "steps=3"), "tiny-my data", identity) == name
-    assert run_name(_parse("--set", "steps=4"), "tiny-my data", identity) != name
-    assert run_name(_parse("--set", "steps=3"), "tiny-my data", {"train": ["x"]}) != name
-    assert run_name(_parse("--name", "mine"), "tiny", identity) == "mine"
+    assert run_name_from_args(_parse("--set", "steps=3"), "tiny-my data", identity) == name
+    assert run_name_from_args(_parse("--set", "steps=4"), "tiny-my data", identity) != name
+    assert run_name_from_args(_parse("--set", "steps=3"), "tiny-my data", {"train": ["x"]}) != name
+    assert run_name_from_args(_parse("--name", "mine"), "tiny", identity) == "mine"
 
 
 def _column(table: str, name: str, sem_type: str) -> dict:
@@ -151,8 +151,8 @@ def stores(tmp_path) -> list[Path]:
     return [first, second]
 
 
-def _names(sources: list[dict]) -> list[str]:
-    return [f"{Path(s['store']).name}/{s['task']}" for s in sources]
+def _names(sources: list[Source]) -> list[str]:
+    return [f"{Path(s.store).name}/{s.task}" for s in sources]
 
 
 def test_task_sources_take_number_and_boolean_targets_in_store_and_meta_order(stores):
@@ -160,13 +160,13 @@ def test_task_sources_take_number_and_boolean_targets_in_store_and_meta_order(st
     assert _names(sources) == ["a/users-age", "a/users-vip", "a/churn"] + [
         f"b/t{i}" for i in range(10)
     ]
-    assert sources[0] == {"store": str(stores[0]), "task": "users-age", "split": "train"}
+    assert sources[0] == Source(str(stores[0]), task="users-age", split="train")
 
 
 def test_task_sources_keep_only_tasks_with_the_split_and_kind(stores):
     assert _names(task_sources(stores[:1], split="val")) == ["a/users-age", "a/users-vip"]
     assert _names(task_sources(stores[:1], split="test", kinds=["forecast"])) == ["a/churn"]
-    assert all(s["split"] == "test" for s in task_sources(stores, split="test"))
+    assert all(s.split == "test" for s in task_sources(stores, split="test"))
 
 
 def test_max_tasks_per_store_spreads_over_the_tasks(stores):

@@ -1,0 +1,120 @@
+"""Prepare the node stores a training run reads: generate what is missing, preprocess, embed.
+
+    data = prepare_synthetic(Path("data/run1"), seeds=range(8), holdout=1)
+    data.train, data.held_out          # embedded node stores under data/run1/stores/
+    stores = prepare_datasets({"rel-f1": Path("data/rel-f1")}, Path("runs"), progress=True)
+
+The one place the jobs (`jobs/pretrain.py`, `continue_pretrain.py`, `baseline_pretrain.py`,
+`scaling_law.py`) and the demo get their data from. Synthetic stores that already exist
+are read as they are, without starting Ray; only when one is missing does the generation
+pipeline run (on Ray: generate, preprocess and embed every seed, skipping complete
+databases), so a rerun never pays for what an earlier run wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from plurel_ray.config import Config
+from plurel_ray.errors import DatasetError, StoreError
+from plurel_ray.pipeline.pretrain_data import STORES_DIR, split_holdout, synthetic_stores
+from plurel_ray.store.meta import META_FILE
+
+if TYPE_CHECKING:
+    from plurel_ray.pipeline.index import RunSummary
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The node stores of a run, split into training and held-out stores.
+
+    Attributes:
+        train: the training stores, in seed (or natural name) order.
+        held_out: the last `holdout` stores, for evaluation.
+        generation: the generation run's summary when stores had to be generated,
+            else None.
+    """
+
+    train: list[Path]
+    held_out: list[Path]
+    generation: RunSummary | None = None
+
+
+def prepare_synthetic(
+    data: Path,
+    seeds: Sequence[int] | None,
+    holdout: int | None,
+    config: Config | None = None,
+    *,
+    progress: bool = True,
+    say: Callable[[str], None] = print,
+    before_generating: Callable[[], None] | None = None,
+) -> PreparedData:
+    """The embedded node stores of `seeds` under `data/stores/`, generating, preprocessing
+    and embedding them when any is missing; the last `holdout` are held out.
+
+    Args:
+        data: the data root (`generate --out`); stores in `data/stores/`.
+        seeds: the databases' seeds; None takes every store already under `data`.
+        holdout: stores held out of training (None: 1 when there are ≥ 2, else 0).
+        config: the generator config of missing databases (default: the prior's).
+        progress: progress bars of the generation run.
+        say: where the generation summary lines go.
+        before_generating: called once generation is needed, before it starts (e.g.
+            checking that the cluster fits the training run that follows).
+
+    Raises:
+        ConfigError: `holdout` out of range (checked before anything is generated).
+        DatasetError: a seed failed (rerun to retry it), or no stores without `seeds`.
+        StoreError: a store is unreadable or has no text embeddings.
+    """
+    if seeds is None:
+        return PreparedData(*split_holdout(synthetic_stores(data), holdout))
+    split_holdout(list(seeds), holdout)  # a bad holdout fails before generating
+    from plurel_ray.pipeline.output import database_name
+
+    names = [database_name(seed) for seed in seeds]
+    try:
+        return PreparedData(*split_holdout(synthetic_stores(data, names), holdout))
+    except (DatasetError, StoreError):
+        pass  # some store is missing or not embedded: generate (complete ones are skipped)
+    if before_generating is not None:
+        before_generating()
+    from plurel_ray.pipeline.generate import GenerationRequest, run_generation
+
+    request = GenerationRequest(seeds=seeds, out=str(data), config=config or Config(),
+                                preprocess=True, embed=True)  # fmt: skip
+    summary = run_generation(request, progress=progress)
+    for line in summary.lines():
+        say(line)
+    if summary.failed:
+        raise DatasetError(f"{summary.failed} seed(s) failed (errors in {summary.index_path}); "
+                           "rerun to retry them")  # fmt: skip
+    return PreparedData(*split_holdout(synthetic_stores(data, names), holdout), summary)
+
+
+def prepare_datasets(datasets: dict[str, Path], storage: Path, progress: bool) -> dict[str, Path]:
+    """Preprocess and embed each RelBench-3 dataset into `<storage>/<name>/stores/<name>`
+    unless a store is there already (delete it to rebuild).
+
+    Args:
+        datasets: dataset name → its folder (`pretrain_data.dataset_names`).
+        storage: the runs' folder, which keeps the stores next to the runs.
+        progress: the embedding progress bar.
+
+    Returns:
+        dataset name → its embedded node store.
+    """
+    from plurel_ray.store import embed, preprocess
+
+    stores = {}
+    for name, folder in datasets.items():
+        store = storage / name / STORES_DIR / name
+        if not (store / META_FILE).is_file():
+            preprocess(folder, store.parent, name=name)
+        stores[name] = store
+    embed(list(stores.values()), progress=progress)  # skips stores already embedded
+    return stores

@@ -1,0 +1,13 @@
+"""The file names of a checkpoint folder, in one place.
+
+A checkpoint folder (`step_<N>/`) holds the weights and their config (`model/checkpoint.py`),
+the optimizer state to resume from (`train/resume.py`) and the run's per-step metrics so
+far (`train/loop.py`, copied along by `pipeline/pretrain.py`); the Hub pushes and pulls
+the same names. They live here, apart from those writers, so the Hub and the report can
+name them without importing torch.
+"""
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+RESUME_FILE = "resume.pt"
+METRICS_FILE = "metrics.jsonl"
