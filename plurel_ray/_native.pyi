@@ -208,7 +208,7 @@ class NativeSamplerError(ValueError):
     """A sampler argument the stores cannot satisfy."""
 
 class Sampler:
-    """Context batches (SPEC §6) over memory-mapped node stores.
+    """Context batches (docs/contexts.md) over memory-mapped node stores.
 
     Args:
         store_dirs: the store directories; each is mapped and cross-validated.
@@ -222,6 +222,8 @@ class Sampler:
         rank, world_size: this rank's share of every global batch.
         max_f2p: parents per position in f2p_nbr_idxs; None = the most any node has.
         num_threads: threads of a dedicated rayon pool; None = the global pool.
+        context_rules: "reference" or "strict" (docs/contexts.md), the rules the
+            stores were written under; the caller checks that they agree.
     """
 
     def __init__(
@@ -238,6 +240,7 @@ class Sampler:
         world_size: int = 1,
         max_f2p: int | None = None,
         num_threads: int | None = None,
+        context_rules: str = "reference",
     ) -> None: ...
     @property
     def num_items(self) -> int: ...
@@ -247,6 +250,9 @@ class Sampler:
     def max_f2p(self) -> int: ...
     @property
     def emb_dim(self) -> int | None: ...
+    @property
+    def context_rules(self) -> str:
+        """The rules contexts are built with: "reference" or "strict"."""
     def epoch_of(self, index: int) -> int: ...
     def store_counts(self) -> list[dict[str, int]]:
         """Per store, the counts its arrays imply (meta.json "counts" keys)."""
@@ -269,11 +275,12 @@ class _PlanTable(TypedDict):  # stub-only helper types, down to `preprocess`
     pkey: str | None
     time_col: str | None
     fkeys: list[tuple[str, str]]  # (column, parent store table name), in edge order
-    stats_from: str | None  # an earlier table whose training statistics this one reuses
+    stats_from: str | None  # an earlier table whose column statistics this one reuses
 
 class _Plan(TypedDict):
     name: str  # dataset name, for messages
     val_timestamp: int  # seconds; rows at or before it (or without a time) are training rows
+    rules: str  # "reference" or "strict": which rows statistics count, booleans (docs/contexts.md)
     tables: list[_PlanTable]  # in node order
 
 class _Counts(TypedDict):
@@ -302,7 +309,7 @@ class _ColumnReport(TypedDict):
     table: str  # store name of the first table that has the column
     name: str
     sem_type: str  # "number", "text", "datetime" or "boolean"
-    mean: float  # value = (x - mean) / std; (0, 1) for text and booleans
+    mean: float  # value = (x - mean) / std; (0, 1) for text and strict booleans
     std: float
     vocab_id: int  # of "<name> of <vocab name>"
 
@@ -331,8 +338,12 @@ def preprocess(plan: _Plan, out_dir: str) -> _PreprocessReport:
 
     One node per row, tables in plan order. Primary keys are not cells, foreign keys
     are edges, the time column is the node time and a datetime cell. Numbers are
-    standardised per column, datetimes (seconds) with one global mean/std, both from
-    training rows of tables without `stats_from` (sample std; 0 or undefined → 1).
+    standardised per column, datetimes (seconds) with one global mean/std (0 or
+    undefined std → 1). Under `rules` "strict": from training rows of tables without
+    `stats_from` (sample std), booleans 0/1. Under "reference": numbers from every row
+    of tables without `stats_from` (sample std), booleans likewise standardised per
+    column (one that holds one value stays 0/1), datetimes from every row of every table
+    (population std).
     Foreign-key values (integers, strings, integral floats, lists of them) map to
     parent rows through the parent's primary key; null gives no edge, a value no
     parent holds is counted in `dangling_fkeys`.

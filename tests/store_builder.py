@@ -185,6 +185,7 @@ def write_store(
     *,
     embedding_dim: int | None = None,
     name: str = "test-db",
+    context_rules: str | None = None,
 ) -> Path:
     """Write `tables` (in node order) as the store `out_dir`; returns the directory.
 
@@ -194,6 +195,10 @@ def write_store(
         tasks: meta.json "tasks" entries, written as given.
         embedding_dim: also write text_emb.bin with a pseudo-embedding per string.
         name: the source name in meta.json.
+        context_rules: meta.json "context_rules" ("reference" or "strict"), the rules
+            the sampler builds this store's contexts with; None leaves the field out,
+            as stores written before it existed (read as "strict"). The values are
+            written as this module's docstring says, whatever the rules.
     """
     out = Path(out_dir)
     out.mkdir(parents=True)
@@ -225,6 +230,8 @@ def write_store(
         files[f"{key}.bin"] = write_array(out / f"{key}.bin", tag.decode(), array)
     meta = _meta(tables, offset, columns, arrays, tasks, name)
     meta["files"] = files
+    if context_rules is not None:
+        meta["context_rules"] = context_rules
     if embedding_dim is not None:
         meta["embedding"] = {"model": "tests/pseudo-embedding", "dim": embedding_dim}
     (out / "meta.json").write_text(json.dumps(meta, indent=1))

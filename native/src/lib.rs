@@ -17,6 +17,7 @@ use pyo3::types::{PyBytes, PyDict};
 pub mod activations;
 pub mod aggregate;
 pub mod array_file;
+pub mod context_rules;
 pub mod fastmath;
 pub mod format;
 pub mod init;
@@ -29,6 +30,7 @@ pub mod simd;
 pub mod store;
 
 use aggregate::Agg;
+use context_rules::ContextRules;
 use npy::{logexp_sums, readonly, readwrite, slice, slice_mut, value_error, MlpArrays};
 use sampler::batch::{BatchSlices, EmbeddingSlices};
 use sampler::store::{MappedStore, StoreSource};
@@ -366,7 +368,8 @@ impl PySampler {
     #[new]
     #[pyo3(signature = (
         store_dirs, emb_dims, sources, *, batch_size, ctx_len=1024, max_bfs_width=128,
-        seed=0, rank=0, world_size=1, max_f2p=None, num_threads=None
+        seed=0, rank=0, world_size=1, max_f2p=None, num_threads=None,
+        context_rules="reference"
     ))]
     #[allow(clippy::too_many_arguments)] // mirrors the documented Python signature
     fn new(
@@ -382,7 +385,9 @@ impl PySampler {
         world_size: usize,
         max_f2p: Option<usize>,
         num_threads: Option<usize>,
+        context_rules: &str,
     ) -> PyResult<Self> {
+        let rules = ContextRules::parse(context_rules).map_err(NativeSamplerError::new_err)?;
         if emb_dims.len() != store_dirs.len() {
             return Err(NativeSamplerError::new_err(format!(
                 "emb_dims has {} entries for {} stores",
@@ -410,6 +415,7 @@ impl PySampler {
             rank,
             world_size,
             max_f2p,
+            rules,
         };
         let inner = py.detach(|| {
             guard_stores(&store_dirs, || {
@@ -450,6 +456,12 @@ impl PySampler {
     #[getter]
     fn max_f2p(&self) -> usize {
         self.inner.max_f2p()
+    }
+
+    /// The rules contexts are built with ("reference" or "strict").
+    #[getter]
+    fn context_rules(&self) -> &'static str {
+        self.inner.rules().name()
     }
 
     #[getter]

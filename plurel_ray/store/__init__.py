@@ -1,4 +1,4 @@
-"""Python face of the native node store (docs/store-format.md, SPEC §6).
+"""Python face of the native node store (docs/store-format.md, docs/contexts.md).
 
     store = preprocess("data/plurel-0", "stores/")          # RelBench-3 folder → node store
     embed([store])                                           # text vocabulary → MiniLM vectors

@@ -18,6 +18,13 @@ from plurel_ray.errors import StoreError
 
 STORE_FORMAT = "plurel-ray node store"
 META_FILE = "meta.json"
+# The context rules a store is written under (docs/contexts.md): "reference" builds
+# contexts and values as the reference implementation did for the published checkpoint,
+# "strict" keeps labels and statistics on the known side of time.
+CONTEXT_RULES = ("reference", "strict")
+DEFAULT_CONTEXT_RULES = "reference"
+# Stores written before meta.json recorded the rules hold strict values.
+UNRECORDED_CONTEXT_RULES = "strict"
 
 _TEXT = (str, type(None))  # a name that may be null
 _PAIR = "pair"  # a [str, str] list (foreign keys, leakage columns)
@@ -27,7 +34,7 @@ _FIELDS = {
     "meta": {"format": str, "format_version": int, "counts?": dict, "tables?": list,
              "columns?": list, "tasks?": list, "files?": dict, "embedding?": dict,
              "source?": dict, "datetime?": dict, "writer?": dict, "warnings?": list,
-             "skipped_columns?": list},
+             "skipped_columns?": list, "context_rules?": str},
     "tables": {"name": str, "kind?": str, "task?": _TEXT, "node_offset?": int,
                "num_nodes?": int, "pkey?": _TEXT, "time_col?": _TEXT, "fkeys?": list},
     "columns": {"id": int, "table": str, "name": str, "sem_type?": str},
@@ -73,11 +80,24 @@ def read_meta(store: str | Path) -> dict[str, Any]:
     return meta
 
 
+def context_rules_of(meta: Mapping[str, Any]) -> str:
+    """The context rules a store was written under (its meta.json "context_rules";
+    "strict" for a store written before meta.json recorded them).
+
+    Args:
+        meta: the store's meta.json, as `read_meta` returns it (the value is checked).
+    """
+    return meta.get("context_rules", UNRECORDED_CONTEXT_RULES)
+
+
 def _problems(meta: dict) -> Iterator[str]:
     """What is wrong with the structure of `meta`, first problem first; each check runs
     only once those before it passed, so it may rely on them."""
     if (found := _mistyped("", meta, _FIELDS["meta"])) is not None:
         yield found
+        return
+    if meta.get("context_rules", UNRECORDED_CONTEXT_RULES) not in CONTEXT_RULES:
+        yield _wrong("context_rules", meta["context_rules"], '"reference" or "strict"')
         return
     checks = [("counts", meta.get("counts", {}), {str: int})]
     if "embedding" in meta:

@@ -1,4 +1,4 @@
-"""Context batches from node stores (SPEC §6), over many stores and tasks at once.
+"""Context batches from node stores (docs/contexts.md), over many stores and tasks at once.
 
 The native sampler (native/src/sampler/) maps and cross-validates every store, lists
 the items of every source, shuffles them per epoch from (seed, epoch), gives rank `r`
@@ -18,16 +18,20 @@ A batch is a dict of C-contiguous arrays, `B` sequences × `L = ctx_len` positio
 | sem_types         | int32 [B, L]    | 0 number, 1 text, 2 datetime, 3 boolean                  |
 | number_values     | float32 [B, L]  | standardised number (0 for other types)                  |
 | datetime_values   | float32 [B, L]  | standardised timestamp (0 for other types)               |
-| boolean_values    | float32 [B, L]  | 0 or 1 (0 for other types)                               |
+| boolean_values    | float32 [B, L]  | standardised (reference) or 0/1 (strict); `> 0` is true  |
 | masks             | bool [B, L]     | the model must hide this value (the target)              |
 | is_targets        | bool [B, L]     | the item's target cell; its true value stays in place    |
-| is_task_nodes     | bool [B, L]     | the row lies in a task table                             |
+| is_task_nodes     | bool [B, L]     | row in a task table; reference: also target-column cells |
 | is_padding        | bool [B, L]     | unused position (always a tail of the sequence)          |
 | timestamps        | int64 [B, L]    | the row's timestamp, seconds; INT64_MIN for none         |
 | true_batch_size   | int             | sequences that are real items; the rest are all padding  |
 
 Padding positions hold -1 in every id and in sem_types, 0 in the values, INT64_MIN in
 timestamps; gather with `ids.clamp(min=0)` and mask with `is_padding`.
+
+Contexts are built under the context rules the stores were written with
+(`Sampler.context_rules`, "reference" or "strict", docs/contexts.md); stores written
+under different rules cannot share a sampler.
 
 The compact form (default) sends ids only: the model gathers from
 `embedding_matrix()` (float32 [V, D], merged once over all stores) on the device. The
@@ -52,6 +56,7 @@ from plurel_ray.errors import SamplerError, StoreError
 
 # Re-exported: callers read meta.json through the sampler module.
 from plurel_ray.store.meta import STORE_FORMAT as STORE_FORMAT
+from plurel_ray.store.meta import context_rules_of
 from plurel_ray.store.meta import read_meta as read_meta
 
 DEFAULT_CTX_LEN = 1024
@@ -100,8 +105,7 @@ class _Names:
         # meta.json reports a task column under its first split table ("<task>/train").
         owner = dict(zip((t["name"] for t in tables), self.column_owner, strict=True))
         self.columns = {
-            (owner.get(c["table"], c["table"]), c["name"]): c["id"]
-            for c in meta.get("columns", [])
+            (owner.get(c["table"], c["table"]), c["name"]): c["id"] for c in meta.get("columns", [])
         }
         self.tasks = {t["name"]: t for t in meta.get("tasks", [])}
 
@@ -185,6 +189,18 @@ def _resolve(sources: Sequence[Source]) -> tuple[tuple[Path, ...], list[dict], l
     return tuple(names), [n.meta for n in names.values()], specs
 
 
+def _context_rules(stores: Sequence[Path], metas: list[dict]) -> str:
+    """The one set of context rules every store was written under."""
+    rules = [context_rules_of(meta) for meta in metas]
+    if len(set(rules)) > 1:
+        mixed = ", ".join(f"{store} ({r})" for store, r in zip(stores, rules, strict=True))
+        raise SamplerError(
+            f"the stores were written under different context rules: {mixed}; rebuild "
+            "them under one setting (plurel-ray preprocess --context-rules, docs/contexts.md)"
+        )
+    return rules[0]
+
+
 def _check_counts(stores: Sequence[Path], metas: list[dict], counts: list[dict]) -> None:
     """meta.json and the arrays must describe the same store (written by one run)."""
     for store, meta, found in zip(stores, metas, counts, strict=True):
@@ -219,7 +235,8 @@ def _check_int(name: str, value: object, low: int) -> int:
 
 
 class Sampler:
-    """Context batches over several stores and tasks at once (SPEC §6).
+    """Context batches over several stores and tasks at once (docs/contexts.md), under
+    the context rules the stores were written with.
 
     Args:
         sources: where items come from (several may share a store; each store is
@@ -237,7 +254,8 @@ class Sampler:
 
     Raises:
         StoreError: a store is missing, truncated, corrupted or of another version.
-        SamplerError: unknown task, table or column, an empty source, a bad argument.
+        SamplerError: unknown task, table or column, an empty source, a bad argument,
+            stores written under different context rules.
     """
 
     def __init__(
@@ -263,6 +281,7 @@ class Sampler:
         self.batch_size = _check_int("batch_size", batch_size, 1)
         self.ctx_len = _check_int("ctx_len", ctx_len, 1)
         self.stores, metas, specs = _resolve(sources)
+        context_rules = _context_rules(self.stores, metas)
         emb_dims, self._no_embeddings = _embedding_dims(metas)
         with _native_errors():
             self._native = _native.Sampler(
@@ -277,6 +296,7 @@ class Sampler:
                 world_size=world_size,
                 max_f2p=_optional_int("max_f2p", max_f2p, 0),
                 num_threads=_optional_int("num_threads", num_threads, 1),
+                context_rules=context_rules,
             )
         _check_counts(self.stores, metas, self._native.store_counts())
 
@@ -294,6 +314,13 @@ class Sampler:
     def max_f2p(self) -> int:
         """Width of `f2p_nbr_idxs`."""
         return self._native.max_f2p
+
+    @property
+    def context_rules(self) -> str:
+        """The context rules, "reference" or "strict": those the stores were written
+        under and the contexts are built with (docs/contexts.md); a checkpoint records
+        them."""
+        return self._native.context_rules
 
     def epoch_of(self, index: int) -> int:
         """The epoch batch `index` belongs to."""

@@ -4,6 +4,7 @@
 //! Padding positions: ids and sem_types -1, values 0, flags false except is_padding,
 //! timestamps `i64::MIN`, embeddings 0.
 
+use crate::context_rules::ContextRules;
 use crate::sampler::context::{Seed, Workspace};
 use crate::sampler::store::StoreView;
 use crate::sampler::validate::{NO_TIME, TASK_TABLE, TEXT};
@@ -138,21 +139,30 @@ pub struct StoreIds<'v> {
 }
 
 /// Write the context held in `ws` for `seed` into `out`, then pad the rest.
+///
+/// A cell is a task cell when its row lies in a task table, and under
+/// `ContextRules::Reference` also when it is in the item's target column (as the
+/// reference flags them: the target column's cells of other rows of an autocomplete
+/// task's table).
 pub fn write_sequence(
     view: &StoreView,
     ids: &StoreIds,
     emb: Option<&Embeddings>,
     seed: &Seed,
+    rules: ContextRules,
     ws: &Workspace,
     out: &mut BatchSlices,
 ) {
     let f = out.f2p_nbr_idxs.len() / out.node_idxs.len().max(1);
+    let target_column = view.cell_column[seed.target_cell];
+    let flag_target_column = rules == ContextRules::Reference;
     let mut p = 0;
     for (node, cell) in ws.context() {
         let n = node as usize;
         let table = view.node_table[n] as usize;
         let (ty, value) = (view.cell_type[cell], view.cell_value[cell]);
-        let column = ids.columns[view.cell_column[cell] as usize];
+        let local_column = view.cell_column[cell];
+        let column = ids.columns[local_column as usize];
         let class = if ty == TEXT {
             ids.text[view.cell_text[cell] as usize]
         } else {
@@ -175,7 +185,8 @@ pub fn write_sequence(
         let is_target = node == seed.node && cell == seed.target_cell;
         out.masks[p] = is_target;
         out.is_targets[p] = is_target;
-        out.is_task_nodes[p] = view.table_kind[table] == TASK_TABLE;
+        out.is_task_nodes[p] = view.table_kind[table] == TASK_TABLE
+            || (flag_target_column && local_column == target_column);
         out.is_padding[p] = false;
         out.timestamps[p] = view.node_time[n];
         if let (Some(e), Some(emb)) = (out.embeddings.as_mut(), emb) {

@@ -1,22 +1,26 @@
-//! The context of one item (SPEC §6): which cells of which rows, in which order.
+//! The context of one item (docs/contexts.md): which cells of which rows, in which order.
 //!
 //! From the item row `t` the walk takes nodes one at a time:
 //! - parents (f2p) go on a stack and are taken first, at depth + 1;
 //! - children (p2f) are queued per depth and taken from the lowest non-empty depth, at
-//!   a random position; only children whose timestamp is none or ≤ t's are followed
-//!   (a binary search over the per-parent time-sorted edges), at most `max_bfs_width`
-//!   of them drawn at random in O(width);
-//! - children in task tables are followed only when t lies in that very task table,
-//!   under the same time bound;
+//!   a random position; which children are visible depends on time and on the rules
+//!   (`visible`), found by binary search over the per-parent time-sorted edges; at most
+//!   `max_bfs_width` database children are drawn at random in O(width);
+//! - children in task tables are followed only when t lies in a table of the same task
+//!   (any of its splits: the splits are one table for the walk);
 //! - a node already taken at a depth ≤ the current one is skipped; one taken deeper is
 //!   taken again to re-expand its neighbours from the shallower depth, but its cells
 //!   enter the context once.
 //!
-//! Cells: t's target cell first (so it survives any cut), then the other cells of each
-//! taken node until `ctx_len`; NaN cells are skipped; leakage columns are dropped from
-//! t and from rows whose timestamp equals t's. The result is ordered by column id,
-//! stably (ties keep walk order).
+//! Rows enter whole: the walk stops before the first row that does not fit (rules:
+//! `ContextRules`); only t's own row can be cut, and t's target cell comes first so it
+//! survives. NaN cells are skipped; leakage columns are dropped from t and from rows
+//! whose timestamp equals t's. The result is ordered by column id, stably (ties keep
+//! walk order).
 
+use std::ops::Range;
+
+use crate::context_rules::ContextRules;
 use crate::sampler::rng::{sample_distinct, PickSet, Rng};
 use crate::sampler::store::{at, StoreView};
 use crate::sampler::validate::{NO_TIME, TEXT};
@@ -28,6 +32,7 @@ pub struct Limits {
     pub max_bfs_width: usize,
     /// Nodes taken at most, so rows without cells cannot keep the walk going long.
     pub max_visits: usize,
+    pub rules: ContextRules,
 }
 
 /// The item a context is built for.
@@ -38,8 +43,9 @@ pub struct Seed<'s> {
     pub target_cell: usize,
     /// t's timestamp, `NO_TIME` for none.
     pub time: i64,
-    /// t's table when it is a task table: the only task table whose rows are followed.
-    pub task_table: Option<u32>,
+    /// When t lies in a task table: the tables of every split of its task, ascending —
+    /// the only task tables whose rows are followed.
+    pub task_tables: &'s [u32],
     /// Leakage column ids, sorted.
     pub leakage: &'s [u32],
 }
@@ -94,6 +100,13 @@ impl Workspace {
         })
     }
 
+    /// Keep the first `len` cells collected.
+    fn truncate(&mut self, len: usize) {
+        self.order.truncate(len);
+        self.nodes.truncate(len);
+        self.cells.truncate(len);
+    }
+
     #[inline]
     fn push_cell(&mut self, node: u32, cell: usize, column: u32) {
         self.order
@@ -124,14 +137,23 @@ impl Workspace {
     }
 }
 
-/// Length of the prefix of `times` (sorted ascending, none = `NO_TIME` first) that a
-/// context of an item at `bound` may see: times none or ≤ bound; everything when the
-/// item itself has no timestamp.
-pub fn visible_prefix(times: &[i64], bound: i64) -> usize {
-    if bound == NO_TIME {
-        times.len()
-    } else {
-        times.partition_point(|&t| t <= bound)
+/// The part of `times` (sorted ascending, none = `NO_TIME` first) that a context of an
+/// item at `bound` may follow, for database children or, with `label_rows`, for rows of
+/// the item's task tables.
+///
+/// Both rules follow children without a timestamp and those at or before a timed item.
+/// An item without a timestamp follows only children without one under `Reference`,
+/// every child under `Strict` (it has no time to leak across). Label rows under
+/// `Strict` are only those strictly earlier than a timed item: none at its own
+/// timestamp, none without a timestamp, none for an untimed item.
+pub fn visible(times: &[i64], bound: i64, rules: ContextRules, label_rows: bool) -> Range<usize> {
+    let untimed = || times.partition_point(|&t| t == NO_TIME);
+    match (rules, label_rows, bound == NO_TIME) {
+        (ContextRules::Strict, true, true) => 0..0,
+        (ContextRules::Strict, true, false) => untimed()..times.partition_point(|&t| t < bound),
+        (ContextRules::Strict, false, true) => 0..times.len(),
+        (ContextRules::Reference, _, true) => 0..untimed(),
+        (_, _, false) => 0..times.partition_point(|&t| t <= bound),
     }
 }
 
@@ -140,6 +162,9 @@ pub fn build(view: &StoreView, seed: &Seed, limits: &Limits, rng: &mut Rng, ws: 
     ws.begin(view.num_nodes());
     ws.stack.push((0, seed.node));
     let mut visits = 0;
+    // Reference budget: the cells of every row taken, a row taken again counted again,
+    // leakage cells included — as the reference sampler counts them.
+    let mut budget = 0;
     while ws.num_cells() < limits.ctx_len && visits < limits.max_visits {
         let Some((depth, node)) = ws.stack.pop().or_else(|| ws.dequeue(rng)) else {
             break;
@@ -151,33 +176,46 @@ pub fn build(view: &StoreView, seed: &Seed, limits: &Limits, rng: &mut Rng, ws: 
         if seen && (previous & 0xFFFF_FFFF) as u32 <= depth {
             continue;
         }
+        if limits.rules == ContextRules::Reference {
+            budget += view.cells(node).len();
+            if budget >= limits.ctx_len && node != seed.node {
+                break;
+            }
+        }
         visits += 1;
         ws.taken[n] = stamp << 32 | u64::from(depth);
         if !seen {
-            add_cells(view, seed, node, limits.ctx_len, ws);
-            if ws.num_cells() >= limits.ctx_len {
-                break;
+            let before = ws.num_cells();
+            add_cells(view, seed, limits.rules, node, ws);
+            if ws.num_cells() > limits.ctx_len {
+                if node != seed.node {
+                    // Strict: the row does not fit whole, so the context ends before it.
+                    ws.truncate(before);
+                    break;
+                }
+                // Only the item's own row is cut; its target cell came first.
+                ws.truncate(limits.ctx_len);
             }
         }
         for &parent in view.parents(node) {
             ws.stack.push((depth + 1, parent));
         }
-        add_children(view, seed, node, depth + 1, limits.max_bfs_width, rng, ws);
+        add_children(view, seed, limits, node, depth + 1, rng, ws);
     }
     ws.order.sort_unstable();
 }
 
-fn add_cells(view: &StoreView, seed: &Seed, node: u32, ctx_len: usize, ws: &mut Workspace) {
+fn add_cells(view: &StoreView, seed: &Seed, rules: ContextRules, node: u32, ws: &mut Workspace) {
     let is_seed = node == seed.node;
     if is_seed {
         ws.push_cell(node, seed.target_cell, view.cell_column[seed.target_cell]);
     }
-    let drop_leakage =
-        is_seed || (seed.time != NO_TIME && view.node_time[node as usize] == seed.time);
+    // The reference compares optional timestamps, so an untimed item also drops leakage
+    // columns from every untimed row; strict drops them from rows at t's timestamp only.
+    let same_time = view.node_time[node as usize] == seed.time
+        && (seed.time != NO_TIME || rules == ContextRules::Reference);
+    let drop_leakage = is_seed || same_time;
     for cell in view.cells(node) {
-        if ws.num_cells() >= ctx_len {
-            return;
-        }
         if is_seed && cell == seed.target_cell {
             continue;
         }
@@ -195,17 +233,39 @@ fn add_cells(view: &StoreView, seed: &Seed, node: u32, ctx_len: usize, ws: &mut 
 fn add_children(
     view: &StoreView,
     seed: &Seed,
+    limits: &Limits,
     node: u32,
     depth: u32,
-    width: usize,
     rng: &mut Rng,
     ws: &mut Workspace,
 ) {
     let n = node as usize;
+    let (lo, hi) = (
+        at(view.task_p2f_offsets[n]),
+        at(view.task_p2f_offsets[n + 1]),
+    );
+    // Label rows first, as the reference queues them; all of them, never drawn.
+    if lo < hi && !seed.task_tables.is_empty() {
+        let tables = &view.task_p2f_table[lo..hi];
+        for &task in seed.task_tables {
+            let start = lo + tables.partition_point(|&t| t < task);
+            let end = lo + tables.partition_point(|&t| t <= task);
+            let seen = visible(
+                &view.task_p2f_time[start..end],
+                seed.time,
+                limits.rules,
+                true,
+            );
+            for &child in &view.task_p2f_nodes[start + seen.start..start + seen.end] {
+                ws.enqueue(depth, child);
+            }
+        }
+    }
     let lo = at(view.p2f_offsets[n]);
-    let visible = visible_prefix(&view.p2f_time[lo..at(view.p2f_offsets[n + 1])], seed.time);
-    let children = &view.p2f_nodes[lo..lo + visible];
-    if children.len() <= width {
+    let times = &view.p2f_time[lo..at(view.p2f_offsets[n + 1])];
+    let seen = visible(times, seed.time, limits.rules, false);
+    let children = &view.p2f_nodes[lo + seen.start..lo + seen.end];
+    if children.len() <= limits.max_bfs_width {
         for &child in children {
             ws.enqueue(depth, child);
         }
@@ -214,7 +274,7 @@ fn add_children(
         picked.clear();
         sample_distinct(
             children.len() as u64,
-            width,
+            limits.max_bfs_width,
             rng,
             &mut ws.picks,
             &mut picked,
@@ -223,18 +283,5 @@ fn add_children(
             ws.enqueue(depth, children[i as usize]);
         }
         ws.picked = picked;
-    }
-    if let Some(task) = seed.task_table {
-        let (lo, hi) = (
-            at(view.task_p2f_offsets[n]),
-            at(view.task_p2f_offsets[n + 1]),
-        );
-        let tables = &view.task_p2f_table[lo..hi];
-        let start = lo + tables.partition_point(|&t| t < task);
-        let end = lo + tables.partition_point(|&t| t <= task);
-        let visible = visible_prefix(&view.task_p2f_time[start..end], seed.time);
-        for &child in &view.task_p2f_nodes[start..start + visible] {
-            ws.enqueue(depth, child);
-        }
     }
 }

@@ -24,7 +24,7 @@ pub struct SourceSpec {
     pub split: Option<RowSplit>,
 }
 
-/// The rows of a table that belong to one split of an autocomplete task (SPEC §5).
+/// The rows of a table that belong to one split of an autocomplete task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowSplit {
     /// Row positions `[start, end)` within the table (tables without a time column).
@@ -54,7 +54,9 @@ pub struct Source {
     pub target: u32,
     /// Sorted, for binary search.
     pub leakage: Vec<u32>,
-    pub task_table: Option<u32>,
+    /// When the items lie in a task table: every split table of that task (the task
+    /// tables sharing its name), ascending; empty otherwise.
+    pub task_tables: Vec<u32>,
 }
 
 /// Check `spec` (source number `i`) against its store.
@@ -100,12 +102,21 @@ pub fn resolve<S: StoreSource>(
     let mut leakage = spec.leakage.clone();
     leakage.sort_unstable();
     leakage.dedup();
-    let kind = store.view().table_kind[spec.table as usize];
+    let view = store.view();
+    let (kinds, names) = (view.table_kind, view.table_name);
+    let task_tables = if kinds[spec.table as usize] == TASK_TABLE {
+        let name = names[spec.table as usize];
+        (0..kinds.len() as u32)
+            .filter(|&t| kinds[t as usize] == TASK_TABLE && names[t as usize] == name)
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Source {
         store: spec.store,
         target: spec.target,
         leakage,
-        task_table: (kind == TASK_TABLE).then_some(spec.table),
+        task_tables,
     })
 }
 

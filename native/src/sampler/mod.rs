@@ -1,4 +1,4 @@
-//! The context sampler (SPEC §6): items of many stores and tasks at once, shuffled per
+//! The context sampler (docs/contexts.md): items of many stores and tasks at once, shuffled per
 //! epoch, sharded over ranks, each turned into a context of `ctx_len` cells.
 //!
 //! `store` maps and `validate` cross-checks a store directory; `items` lists items and
@@ -24,6 +24,7 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
+use crate::context_rules::ContextRules;
 use batch::{write_sequence, BatchSlices, Shape, StoreIds};
 use context::{Limits, Seed, Workspace};
 use error::invalid;
@@ -52,6 +53,8 @@ pub struct Config {
     pub world_size: usize,
     /// Parents per position in `f2p_nbr_idxs`; None = the most any node has.
     pub max_f2p: Option<usize>,
+    /// The rules every store was written under (the caller checks they agree).
+    pub rules: ContextRules,
 }
 
 /// Items of all sources, their per-epoch order, and what a context is built from.
@@ -159,6 +162,10 @@ impl<S: StoreSource> Sampler<S> {
         self.max_f2p
     }
 
+    pub fn rules(&self) -> ContextRules {
+        self.config.rules
+    }
+
     fn global_batch(&self) -> u64 {
         (self.config.batch_size * self.config.world_size) as u64
     }
@@ -226,6 +233,7 @@ impl<S: StoreSource> Sampler<S> {
             ctx_len: c.ctx_len,
             max_bfs_width: c.max_bfs_width,
             max_visits: VISITS_PER_CELL * c.ctx_len,
+            rules: c.rules,
         };
         out.into_sequences(shape)
             .into_par_iter()
@@ -248,7 +256,7 @@ impl<S: StoreSource> Sampler<S> {
                         node,
                         target_cell,
                         time: view.node_time[node as usize],
-                        task_table: source.task_table,
+                        task_tables: &source.task_tables,
                         leakage: &source.leakage,
                     };
                     let mut rng = Rng::new(derive(&[c.seed, shard.epoch, slot, PURPOSE_CONTEXT]));
@@ -258,7 +266,7 @@ impl<S: StoreSource> Sampler<S> {
                         tables: &self.vocab.tables[source.store],
                         columns: &self.vocab.columns[source.store],
                     };
-                    write_sequence(&view, &ids, emb, &seed, &lease.ws, &mut seq);
+                    write_sequence(&view, &ids, emb, &seed, c.rules, &lease.ws, &mut seq);
                 },
             );
         Ok(shard.real)

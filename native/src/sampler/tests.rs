@@ -1,12 +1,13 @@
 //! Sampler tests on hand-made in-memory stores (`testing::Builder`).
 
 use super::batch::{BatchSlices, EmbeddingSlices};
-use super::context::{build, visible_prefix, Limits, Seed, Workspace};
+use super::context::{build, visible, Limits, Seed, Workspace};
 use super::rng::Rng;
 use super::store::{OwnedStore, StoreSource, StoreView};
 use super::testing::{Builder, Value::*};
 use super::validate::{check, NO_TIME};
 use super::*;
+use crate::context_rules::ContextRules::{self, Reference, Strict};
 
 /// users ← orders ← items, plus a task table "churn/train" of rows pointing at users.
 /// Orders at times 10, 20, 20, 30 (user 0) and 15 (user 1); each order has one item at
@@ -70,21 +71,34 @@ fn shop() -> Shop {
     }
 }
 
+/// Limits under the strict rules, which most tests here pin (the reference rules'
+/// differences are the golden tests of tests/unit/test_context_rules.py).
 fn limits(ctx_len: usize, width: usize) -> Limits {
+    limits_under(Strict, ctx_len, width)
+}
+
+fn limits_under(rules: ContextRules, ctx_len: usize, width: usize) -> Limits {
     Limits {
         ctx_len,
         max_bfs_width: width,
         max_visits: 4 * ctx_len,
+        rules,
     }
 }
 
-fn seed_of<'a>(view: &StoreView, node: u32, column: u32, leakage: &'a [u32]) -> Seed<'a> {
-    let table = view.node_table[node as usize];
+/// The seed of `node`; a task row's task is its own table alone (one split).
+fn seed_of<'a>(view: &StoreView<'a>, node: u32, column: u32, leakage: &'a [u32]) -> Seed<'a> {
+    let table = &view.node_table[node as usize];
+    let is_task = view.table_kind[*table as usize] == 1;
     Seed {
         node,
         target_cell: view.cell_of(node, column).unwrap(),
         time: view.node_time[node as usize],
-        task_table: (view.table_kind[table as usize] == 1).then_some(table),
+        task_tables: if is_task {
+            std::slice::from_ref(table)
+        } else {
+            &[]
+        },
         leakage,
     }
 }
@@ -109,17 +123,49 @@ fn nodes_of(ctx: &[(u32, usize)]) -> Vec<u32> {
 }
 
 #[test]
-fn visible_prefix_keeps_none_and_times_up_to_the_bound() {
+fn visible_children_follow_time_and_the_rules() {
     let times = [NO_TIME, NO_TIME, 5, 10, 10, 20];
-    assert_eq!(visible_prefix(&times, 10), 5);
-    assert_eq!(visible_prefix(&times, 4), 2);
-    assert_eq!(visible_prefix(&times, 20), 6);
-    assert_eq!(
-        visible_prefix(&times, NO_TIME),
-        6,
-        "an item without time sees everything"
-    );
-    assert_eq!(visible_prefix(&[], 3), 0);
+    for rules in [Reference, Strict] {
+        assert_eq!(visible(&times, 10, rules, false), 0..5);
+        assert_eq!(visible(&times, 4, rules, false), 0..2);
+        assert_eq!(visible(&times, 20, rules, false), 0..6);
+        assert_eq!(visible(&[], 3, rules, false), 0..0);
+    }
+    // An untimed item: untimed children only (reference), every child (strict).
+    assert_eq!(visible(&times, NO_TIME, Reference, false), 0..2);
+    assert_eq!(visible(&times, NO_TIME, Strict, false), 0..6);
+    // Label rows: as database rows (reference); strictly earlier and timed (strict).
+    assert_eq!(visible(&times, 10, Reference, true), 0..5);
+    assert_eq!(visible(&times, NO_TIME, Reference, true), 0..2);
+    assert_eq!(visible(&times, 10, Strict, true), 2..3);
+    assert_eq!(visible(&times, 5, Strict, true), 2..2);
+    assert_eq!(visible(&times, NO_TIME, Strict, true), 0..0);
+}
+
+#[test]
+fn reference_contexts_hold_whole_rows_below_ctx_len_strict_up_to_it() {
+    // users[0] (2 cells) ← orders at 10, 20, 20, 30 (2 cells each): from the user, the
+    // walk takes the user and then orders; each order's item is one level deeper.
+    let s = shop();
+    let store = s.b.store();
+    let view = store.view();
+    let seed = seed_of(&view, s.orders[3], s.amount, &[]);
+    // orders[3] (2 cells), then its parent users[0] (2 cells) from the stack: 4 cells
+    // reach ctx_len 4, so the reference stops before the user; strict takes it.
+    let reference = context(&store, &seed, limits_under(Reference, 4, 128), 0);
+    assert_eq!(nodes_of(&reference), vec![s.orders[3]]);
+    let strict = context(&store, &seed, limits_under(Strict, 4, 128), 0);
+    assert_eq!(nodes_of(&strict), vec![s.users[0], s.orders[3]]);
+    // A row that does not fit whole ends the context under both rules: no cut rows.
+    for rules in [Reference, Strict] {
+        for rng_seed in 0..8 {
+            let ctx = context(&store, &seed, limits_under(rules, 5, 128), rng_seed);
+            for node in nodes_of(&ctx) {
+                let cells = ctx.iter().filter(|&&(n, _)| n == node).count();
+                assert_eq!(cells, view.cells(node).len(), "{rules}: row {node} was cut");
+            }
+        }
+    }
 }
 
 #[test]
@@ -368,6 +414,7 @@ fn config(batch_size: usize, rank: usize, world_size: usize) -> Config {
         rank,
         world_size,
         max_f2p: None,
+        rules: Strict,
     }
 }
 

@@ -1,5 +1,5 @@
 //! Preprocess: a database's Parquet tables (and its task tables) become a node store
-//! directory, as `docs/store-format.md` lays it out and SPEC §6 defines it.
+//! directory, as `docs/store-format.md` lays it out and `docs/contexts.md` describes it.
 //!
 //! `preprocess` reads the tables in parallel (`read`, `values`, `keys`), gives every cell
 //! column an id and its training statistics (`columns`), builds the cells (`cells`), the
@@ -64,6 +64,7 @@ pub fn preprocess(plan: &Plan, out_dir: &Path) -> Result<Summary, PreprocessErro
         &of_table,
         &resolved.contributes,
         plan.val_timestamp,
+        resolved.rules,
     );
     // Table names first, then column names; text values follow as cells are built.
     let mut vocab = Vocab::default();
@@ -200,9 +201,10 @@ fn warnings(
         }
     }
     for c in columns {
-        if c.sem == SemType::Number && c.training_values == 0 {
+        if c.sem == SemType::Number && c.stats_values == 0 {
             out.push(format!(
-                "column {:?} of table {:?}: no training values, left unstandardised",
+                "column {:?} of table {:?}: no values the statistics count (training rows \
+                 under the strict rules), left unstandardised",
                 c.name, plan.tables[c.table].name
             ));
         }

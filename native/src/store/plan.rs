@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use pyo3::FromPyObject;
 
 use super::error::{fail, PreprocessError};
+use crate::context_rules::ContextRules;
 
 /// A database and its task tables.
 #[derive(Debug, Clone, FromPyObject)]
@@ -16,6 +17,9 @@ pub struct Plan {
     pub name: String,
     /// Rows at or before this time (seconds since the epoch) are training rows.
     pub val_timestamp: i64,
+    /// "reference" or "strict": which rows the statistics come from, and whether
+    /// booleans are standardised (`ContextRules`).
+    pub rules: String,
     /// Tables in node order.
     pub tables: Vec<PlanTable>,
 }
@@ -36,8 +40,9 @@ pub struct PlanTable {
     pub time_col: Option<String>,
     /// (column, parent store table name), in the order f2p edges are stored.
     pub fkeys: Vec<(String, String)>,
-    /// An earlier table whose training statistics this one reuses (a task's val/test
-    /// splits name its train split); such a table contributes no statistics itself.
+    /// An earlier table whose column statistics this one reuses (a task's val/test
+    /// splits name its train split); such a table contributes no column statistics
+    /// itself (nor datetime statistics, except under the reference rules).
     pub stats_from: Option<String>,
 }
 
@@ -50,6 +55,7 @@ pub enum Kind {
 /// The plan's names resolved to table indices.
 #[derive(Debug)]
 pub struct Resolved {
+    pub rules: ContextRules,
     pub kinds: Vec<Kind>,
     /// Per table, the parent table index of each foreign key.
     pub parents: Vec<Vec<usize>>,
@@ -69,7 +75,10 @@ impl Plan {
                 ));
             }
         }
+        let rules = ContextRules::parse(&self.rules)
+            .or_else(|why| fail(format!("dataset {}: {why}", self.name)))?;
         let mut resolved = Resolved {
+            rules,
             kinds: Vec::new(),
             parents: Vec::new(),
             contributes: Vec::new(),

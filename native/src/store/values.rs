@@ -1,5 +1,5 @@
 //! Semantic typing: an Arrow column becomes number, boolean, datetime or text values,
-//! one per row, with "no cell" for nulls, NaN and ±inf (SPEC §6).
+//! one per row, with "no cell" for nulls, NaN and ±inf.
 
 use std::collections::HashMap;
 

@@ -136,6 +136,7 @@ fn database(dir: &Path) -> Plan {
     Plan {
         name: "toy".into(),
         val_timestamp: 10,
+        rules: "strict".into(),
         tables: vec![
             table("orgs", "db", orgs, Some("org"), None, &[]),
             table(

@@ -1,7 +1,8 @@
-//! Column ids, training statistics and cell assembly on hand-made tables.
+//! Column ids, statistics under both rules and cell assembly on hand-made tables.
 
 use std::path::PathBuf;
 
+use crate::context_rules::ContextRules::{Reference, Strict};
 use crate::store::cells;
 use crate::store::columns::{assign, standardise, Stats};
 use crate::store::plan::{Plan, PlanTable};
@@ -52,6 +53,7 @@ fn plan(tables: Vec<PlanTable>) -> Plan {
     Plan {
         name: "db".into(),
         val_timestamp: 10,
+        rules: "strict".into(),
         tables,
     }
 }
@@ -99,7 +101,7 @@ fn a_column_with_two_types_is_an_error_naming_both_tables() {
 }
 
 #[test]
-fn statistics_come_from_training_rows_only() {
+fn strict_statistics_come_from_training_rows_only() {
     let p = plan(vec![spec("t/train", "t"), spec("t/val", "t")]);
     let time = vec![0, 10, 20, NO_TIME];
     let dt = Column {
@@ -115,7 +117,7 @@ fn statistics_come_from_training_rows_only() {
         table(None, vec![number("x", &[1e9])]),
     ];
     let (mut columns, of_table) = assign(&p, &loaded).unwrap();
-    let datetime = standardise(&mut columns, &loaded, &of_table, &[true, false], 10);
+    let datetime = standardise(&mut columns, &loaded, &of_table, &[true, false], 10, Strict);
     assert_eq!(
         columns[0].stats,
         Stats {
@@ -123,7 +125,7 @@ fn statistics_come_from_training_rows_only() {
             std: 1.0
         }
     );
-    assert_eq!(columns[0].training_values, 3);
+    assert_eq!(columns[0].stats_values, 3);
     assert_eq!(
         datetime,
         Stats {
@@ -138,7 +140,7 @@ fn statistics_come_from_training_rows_only() {
         table(None, vec![number("x", &[4.0])]),
     ];
     let (mut columns, of_table) = assign(&p, &loaded).unwrap();
-    let datetime = standardise(&mut columns, &loaded, &of_table, &[true, true], 10);
+    let datetime = standardise(&mut columns, &loaded, &of_table, &[true, true], 10, Strict);
     assert_eq!(
         (columns[0].stats, datetime),
         (
@@ -180,7 +182,7 @@ fn cells_are_standardised_ordered_by_column_and_text_enters_the_vocab_in_order()
         ],
     )];
     let (mut columns, of_table) = assign(&p, &loaded).unwrap();
-    let datetime = standardise(&mut columns, &loaded, &of_table, &[true], 10);
+    let datetime = standardise(&mut columns, &loaded, &of_table, &[true], 10, Strict);
     let mut vocab = Vocab::default();
     vocab.id("u").unwrap();
     let cells = cells::build(&loaded, &of_table, &columns, datetime, &mut vocab).unwrap();
@@ -194,4 +196,96 @@ fn cells_are_standardised_ordered_by_column_and_text_enters_the_vocab_in_order()
     );
     assert_eq!(cells.text, [-1, 1, -1, -1, -1, 2]);
     assert_eq!((vocab.get(1), vocab.get(2)), ("a", "b"));
+}
+
+#[test]
+fn reference_statistics_count_every_row_and_standardise_booleans() {
+    let p = plan(vec![spec("t/train", "t"), spec("t/val", "t")]);
+    let dt = |values: &[f64]| Column {
+        name: "at".into(),
+        values: Values::Scalar {
+            sem: SemType::Datetime,
+            values: values.to_vec(),
+        },
+    };
+    let flag = |values: &[f64]| Column {
+        name: "f".into(),
+        values: Values::Scalar {
+            sem: SemType::Boolean,
+            values: values.to_vec(),
+        },
+    };
+    let loaded = vec![
+        table(
+            Some(vec![0, 10, 20, NO_TIME]),
+            vec![
+                number("x", &[1.0, 2.0, 100.0, 3.0]),
+                dt(&[0.0, 10.0, 20.0, f64::NAN]),
+                flag(&[1.0, 0.0, 0.0, 1.0]),
+            ],
+        ),
+        // stats_from: no column statistics, but its datetimes count (every table's do).
+        table(None, vec![number("x", &[1e9]), dt(&[30.0]), flag(&[1.0])]),
+    ];
+    let (mut columns, of_table) = assign(&p, &loaded).unwrap();
+    let datetime = standardise(
+        &mut columns,
+        &loaded,
+        &of_table,
+        &[true, false],
+        10,
+        Reference,
+    );
+    // x: all four rows, 1, 2, 100, 3 (the row at 20 is past val_timestamp 10).
+    let squares: f64 = [1.0f64, 2.0, 100.0, 3.0]
+        .iter()
+        .map(|v| (v - 26.5).powi(2))
+        .sum();
+    assert_eq!(
+        columns[0].stats,
+        Stats {
+            mean: 26.5,
+            std: (squares / 3.0).sqrt()
+        }
+    );
+    assert_eq!(columns[0].stats_values, 4);
+    // Datetimes 0, 10, 20 (train) and 30 (val): mean 15, population std sqrt(125).
+    assert_eq!(
+        datetime,
+        Stats {
+            mean: 15.0,
+            std: 125f64.sqrt()
+        }
+    );
+    // Booleans 1, 0, 0, 1: mean 0.5, sample std sqrt(1/3).
+    assert_eq!(
+        columns[2].stats,
+        Stats {
+            mean: 0.5,
+            std: (1.0f64 / 3.0).sqrt()
+        }
+    );
+    // Strict leaves booleans 0/1 and counts training rows only.
+    let (mut strict, of_table) = assign(&p, &loaded).unwrap();
+    standardise(&mut strict, &loaded, &of_table, &[true, false], 10, Strict);
+    assert_eq!(
+        strict[2].stats,
+        Stats {
+            mean: 0.0,
+            std: 1.0
+        }
+    );
+    assert_eq!(strict[0].stats.mean, 2.0);
+    // A boolean column of one value has no std: it stays 0/1 (value > 0 is the boolean).
+    let loaded = vec![table(None, vec![flag(&[1.0, 1.0])])];
+    let p = plan(vec![spec("u", "u")]);
+    let (mut columns, of_table) = assign(&p, &loaded).unwrap();
+    standardise(&mut columns, &loaded, &of_table, &[true], 10, Reference);
+    assert_eq!(
+        columns[0].stats,
+        Stats {
+            mean: 0.0,
+            std: 1.0
+        }
+    );
 }
