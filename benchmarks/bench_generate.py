@@ -72,7 +72,7 @@ def run(seeds: range, write_dir: Path | None) -> dict:
     pinned = pin_to_one_cpu()
     write_dataset = None
     if write_dir is not None:
-        from plurel_ray.relbench_io import write_dataset
+        from plurel_ray.dataset.relbench_io import write_dataset
     per_seed, write_total = [], 0.0
     for seed in seeds:
         t0 = time.perf_counter()

@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 from machine import cpu_model, pin_to_one_cpu  # noqa: E402
 
 from plurel_ray.config import Config  # noqa: E402
-from plurel_ray.relbench_io import write_dataset  # noqa: E402
+from plurel_ray.dataset.relbench_io import write_dataset  # noqa: E402
 from plurel_ray.store.embed import embed  # noqa: E402
 from plurel_ray.store.preprocess import preprocess  # noqa: E402
 from plurel_ray.store.sampler import Sampler, Source, read_meta  # noqa: E402

@@ -31,7 +31,7 @@ from plurel_ray.pipeline.flags import (
     add_resource_arguments,
 )
 from plurel_ray.pipeline.generate_args import CONFIG, SEED_OFFSET
-from plurel_ray.scaling import GRIDS
+from plurel_ray.pipeline.scaling import GRIDS
 
 PROG = "jobs/scaling_law.py"
 
@@ -89,8 +89,8 @@ def _run(args: argparse.Namespace) -> int:
     from plurel_ray.pipeline.pretrain_args import parse_field
     from plurel_ray.pipeline.pretrain_data import local_folder
     from plurel_ray.pipeline.resources import RunResources
+    from plurel_ray.pipeline.scaling import grid
     from plurel_ray.pipeline.scaling_sweep import SweepRequest, run_sweep
-    from plurel_ray.scaling import grid
     from plurel_ray.train.config import recipe
 
     chosen = grid(args.grid)

@@ -92,14 +92,14 @@ def _use_installed_native() -> None:
 _use_installed_native()
 
 if TYPE_CHECKING:
-    from plurel_ray.relbench_io import write_dataset
+    from plurel_ray.dataset.relbench_io import write_dataset
+    from plurel_ray.dataset.synthetic import SyntheticDataset
     from plurel_ray.synth.database import generate_database
-    from plurel_ray.synth.dataset import SyntheticDataset
 
 _LAZY = {
-    "SyntheticDataset": "plurel_ray.synth.dataset",
+    "SyntheticDataset": "plurel_ray.dataset.synthetic",
     "generate_database": "plurel_ray.synth.database",
-    "write_dataset": "plurel_ray.relbench_io",
+    "write_dataset": "plurel_ray.dataset.relbench_io",
 }
 
 __all__ = [

@@ -127,7 +127,7 @@ def _preprocess(args: argparse.Namespace) -> int:
 
 
 def _hub_download(args: argparse.Namespace) -> int:
-    from plurel_ray.hub import download
+    from plurel_ray.hub.transfer import download
 
     path = download(args.repo, revision=args.revision, local_dir=args.out,
                     repo_type=args.repo_type)  # fmt: skip
@@ -136,7 +136,7 @@ def _hub_download(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from plurel_ray.demo import run_demo
+    from plurel_ray.pipeline.demo import run_demo
 
     try:
         run_demo(args.out, num_dbs=args.num_dbs, steps=args.steps, progress=args.progress)

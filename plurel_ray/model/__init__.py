@@ -9,7 +9,6 @@ from plurel_ray.model.batch import (
 )
 from plurel_ray.model.checkpoint import (
     Checkpoint,
-    atomic_directory,
     load_checkpoint,
     save_checkpoint,
     unwrap_model,
@@ -27,7 +26,6 @@ __all__ = [
     "Checkpoint",
     "ModelConfig",
     "RelationalTransformer",
-    "atomic_directory",
     "batch_to_tensors",
     "check_batch",
     "dense_masks",

@@ -7,12 +7,9 @@ folder that is renamed into place, so a crash mid-write never leaves a half chec
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ from torch import Tensor, nn
 from plurel_ray.errors import CheckpointError, ConfigError
 from plurel_ray.model.config import ModelConfig
 from plurel_ray.model.transformer import RelationalTransformer
+from plurel_ray.util.atomic_dir import atomic_directory
 from plurel_ray.util.run_files import CONFIG_FILE, WEIGHTS_FILE
 
 FORMAT = "plurel-ray-checkpoint"
@@ -48,30 +46,6 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             model = model.module
         else:
             return model
-
-
-@contextlib.contextmanager
-def atomic_directory(dest: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty temporary folder that replaces `dest` when the block succeeds.
-
-    The temporary folder is a sibling of `dest` (same file system, so the rename is
-    atomic); it is removed if the block raises. An existing `dest` is replaced.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    try:
-        yield tmp
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-            os.replace(dest, old / dest.name)
-            os.replace(tmp, dest)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def write_model_files(

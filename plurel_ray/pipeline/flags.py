@@ -132,6 +132,8 @@ EVAL_SPLIT = Flag(
     "val and keep test for the final figure, so that choices made on it do not leak)",
     {"choices": EVAL_SPLITS},
 )
+
+
 def add_resource_arguments(parser: Any) -> None:
     """Add the resource flags of a training run, one per field of `RunResources`
     (workers, GPUs, CPUs, failures, wait), with the field's default.

@@ -23,8 +23,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from plurel_ray.dataset.relbench_io import INFO_FILE
 from plurel_ray.errors import DatasetError
-from plurel_ray.relbench_io import INFO_FILE
 
 INDEX_FILE = "_index.parquet"
 RUNS_DIR = ".runs"  # <root>/.runs/<run id>/: the temporaries of one run

@@ -29,14 +29,14 @@ from plurel_ray.errors import ConfigError, DatasetError, PlurelError
 from plurel_ray.pipeline.prepare import PreparedData, prepare_synthetic
 from plurel_ray.pipeline.pretrain_data import task_sources
 from plurel_ray.pipeline.resources import RunResources
-from plurel_ray.pipeline.train_run import TrainRun, run_name, train_and_evaluate
-from plurel_ray.scaling import (
+from plurel_ray.pipeline.scaling import (
     ScalingGrid,
     ScalingPoint,
     fit_axes,
     fits_to_json,
     plot_scaling,
 )
+from plurel_ray.pipeline.train_run import TrainRun, run_name, train_and_evaluate
 from plurel_ray.train.config import Recipe, recipe
 
 POINT_COLUMNS = ("num_dbs", "steps", "tokens", "val_loss", "train_loss", "run", "seconds")

@@ -16,10 +16,10 @@ import uuid
 from pathlib import Path
 
 from plurel_ray.config import Config
+from plurel_ray.dataset.relbench_io import write_dataset
 from plurel_ray.errors import is_native_panic
 from plurel_ray.pipeline.lease import ensure_holder
 from plurel_ray.pipeline.output import OutputRoot, database_name
-from plurel_ray.relbench_io import write_dataset
 from plurel_ray.synth.database import generate_database, load_schema
 from plurel_ray.synth.schema import DatabaseSchema
 

@@ -141,7 +141,7 @@ def train_and_evaluate(run: TrainRun, say: Callable[[str], None] = print) -> Run
     """
     from plurel_ray.pipeline.pretrain import PretrainRequest, run_pretraining
     from plurel_ray.pipeline.pretrain_eval import evaluate_run
-    from plurel_ray.report import read_metrics
+    from plurel_ray.pipeline.report import read_metrics
 
     train = run.recipe.train
     kept, empty = drop_empty_sources(run.sources, train.batch_size, train.ctx_len)

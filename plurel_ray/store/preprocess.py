@@ -25,12 +25,12 @@ import yaml
 from relbench.manifest import KIND_AUTOCOMPLETE, DatasetManifest, TaskManifest
 
 from plurel_ray import __version__, _native
-from plurel_ray.atomic_dir import move_into_place, remove, temporary_sibling
+from plurel_ray.dataset.relbench_io import INFO_FILE, read_dataset_info, verify_content_hash
 from plurel_ray.errors import DatasetError, StoreError, is_native_panic
 from plurel_ray.limits import DOCUMENT_BYTES, check_document
 from plurel_ray.names import check_name, path_inside
-from plurel_ray.relbench_io import INFO_FILE, read_dataset_info, verify_content_hash
 from plurel_ray.store.meta import META_FILE, STORE_FORMAT, read_meta
+from plurel_ray.util.atomic_dir import move_into_place, remove, temporary_sibling
 
 SPLITS = ("train", "val", "test")
 # The plurel.json fields a store records as its provenance, when the dataset has them.

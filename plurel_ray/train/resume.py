@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from plurel_ray.errors import CheckpointError
-from plurel_ray.model.checkpoint import atomic_directory, write_model_files
+from plurel_ray.model.checkpoint import write_model_files
 from plurel_ray.model.config import ModelConfig
 from plurel_ray.train.config import TrainConfig
+from plurel_ray.util.atomic_dir import atomic_directory
 from plurel_ray.util.run_files import RESUME_FILE
 
 _STATE_KEYS = ["data_position", "optimizer", "rng", "scheduler", "step"]

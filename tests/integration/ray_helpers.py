@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from plurel_ray.config import Config
-from plurel_ray.relbench_io import write_dataset
+from plurel_ray.dataset.relbench_io import write_dataset
 from plurel_ray.synth.database import generate_database
 
 

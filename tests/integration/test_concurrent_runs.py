@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from plurel_ray.dataset.relbench_io import read_tables
 from plurel_ray.errors import DatasetError
 from plurel_ray.pipeline.generate import GenerationRequest, run_generation
 from plurel_ray.pipeline.index import read_index
 from plurel_ray.pipeline.output import RUNS_DIR, OutputRoot
-from plurel_ray.relbench_io import read_tables
 
 SEEDS = 6
 

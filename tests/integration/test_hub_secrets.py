@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hub_server import HubServer
 
-from plurel_ray.relbench_io import write_dataset
+from plurel_ray.dataset.relbench_io import write_dataset
 from plurel_ray.store import embed, preprocess
 from plurel_ray.synth.database import generate_database
 

@@ -14,7 +14,7 @@ import pytest
 from local_head import activated_venv_env, local_head
 from ray.job_submission import JobStatus, JobSubmissionClient
 
-from plurel_ray.relbench_io import read_tables
+from plurel_ray.dataset.relbench_io import read_tables
 
 REPO = Path(__file__).resolve().parents[2]
 JOB = REPO / "jobs" / "generate.py"

@@ -10,9 +10,9 @@ import ray
 import relbench
 from ray_helpers import assert_same_as_single_process
 
+from plurel_ray.dataset.relbench_io import read_tables
 from plurel_ray.pipeline.generate import GenerationRequest, run_generation
 from plurel_ray.pipeline.generate_args import add_generate_arguments, run_from_args
-from plurel_ray.relbench_io import read_tables
 from plurel_ray.store.sampler import read_meta
 
 

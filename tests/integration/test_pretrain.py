@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import ray
 
+from plurel_ray.dataset.relbench_io import write_dataset
 from plurel_ray.errors import CheckpointError
 from plurel_ray.pipeline.pretrain import PretrainRequest, run_pretraining
 from plurel_ray.pipeline.resources import RunResources
-from plurel_ray.relbench_io import write_dataset
 from plurel_ray.store import embed, preprocess
 from plurel_ray.store.sampler import Source, read_meta
 from plurel_ray.synth.database import generate_database

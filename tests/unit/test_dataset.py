@@ -11,11 +11,11 @@ from relbench.base import Database
 
 import plurel_ray
 from plurel_ray.config import Config
+from plurel_ray.dataset import synthetic as dataset_module
+from plurel_ray.dataset.relbench_io import read_dataset_info, write_dataset
+from plurel_ray.dataset.synthetic import SyntheticDataset
 from plurel_ray.errors import ConfigError
-from plurel_ray.relbench_io import read_dataset_info, write_dataset
-from plurel_ray.synth import dataset as dataset_module
 from plurel_ray.synth.database import GENERATOR_VERSION, generate_database
-from plurel_ray.synth.dataset import SyntheticDataset
 
 
 def _cached(config: Config, tmp_path) -> Config:

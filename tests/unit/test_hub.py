@@ -12,13 +12,13 @@ from hub_server import HubServer
 from huggingface_hub import CommitOperationDelete, HfApi, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 
-from plurel_ray import hub as hub_module
 from plurel_ray.cli import main
+from plurel_ray.dataset.relbench_io import write_dataset
 from plurel_ray.errors import CheckpointError, DatasetError, HubError
-from plurel_ray.hub import HubUploader, download, push_checkpoint, push_dataset_folder
+from plurel_ray.hub import transfer as hub_module
+from plurel_ray.hub.transfer import HubUploader, download, push_checkpoint, push_dataset_folder
 from plurel_ray.model import ModelConfig, init_model, load_checkpoint
 from plurel_ray.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE
-from plurel_ray.relbench_io import write_dataset
 from plurel_ray.synth.database import generate_database
 from plurel_ray.train import TrainConfig, recipe
 from plurel_ray.train.loop import METRICS_FILE
@@ -181,7 +181,7 @@ def test_uploader_retries_transient_failures_with_backoff(hub, checkpoint, caplo
     commits = len(hub.requests_to("commit"))
     uploader = HubUploader("org/retry", attempts=3, base_delay=0.01, endpoint=hub.endpoint,
                            token=TOKEN)  # fmt: skip
-    with caplog.at_level(logging.WARNING, logger="plurel_ray.hub"):
+    with caplog.at_level(logging.WARNING, logger="plurel_ray.hub.transfer"):
         uploader.submit(checkpoint, metrics={"loss": 1.0})
         assert uploader.close(timeout=30)
     assert len(hub.requests_to("commit")) == commits + 3

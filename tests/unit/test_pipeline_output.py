@@ -13,11 +13,11 @@ import pytest
 import relbench
 from fsspec.implementations.local import LocalFileSystem as FsspecLocal
 
+from plurel_ray.dataset.relbench_io import read_tables
 from plurel_ray.errors import DatasetError
 from plurel_ray.pipeline.index import read_index
 from plurel_ray.pipeline.output import OutputRoot
 from plurel_ray.pipeline.seed_worker import SeedWorker, StoreEmbedder
-from plurel_ray.relbench_io import read_tables
 from plurel_ray.store.sampler import read_meta
 
 

@@ -14,15 +14,15 @@ from relbench.base import TaskType
 from relbench.base.task_base import label_sort_cols, sort_labels
 from relbench.manifest import KIND_AUTOCOMPLETE, DatasetManifest, TableSpec, TaskManifest
 
-from plurel_ray import relbench_io
 from plurel_ray.config import Choices, Config, DatabaseParams
-from plurel_ray.errors import DatasetError
-from plurel_ray.relbench_io import (
+from plurel_ray.dataset import relbench_io
+from plurel_ray.dataset.relbench_io import (
     content_hash,
     read_dataset_info,
     read_tables,
     write_dataset,
 )
+from plurel_ray.errors import DatasetError
 from plurel_ray.synth.database import GENERATOR_VERSION, generate_database
 
 SQL = """

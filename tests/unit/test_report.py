@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from plurel_ray.errors import DatasetError
-from plurel_ray.report import (
+from plurel_ray.pipeline.report import (
     eval_table,
     plot_loss,
     plot_schema,

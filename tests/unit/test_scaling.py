@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from plurel_ray.errors import ConfigError
-from plurel_ray.scaling import (
+from plurel_ray.pipeline.scaling import (
     GRIDS,
     PowerLawFit,
     ScalingGrid,

@@ -104,7 +104,7 @@ GENERATE = """
 import hashlib, sys
 from pathlib import Path
 from plurel_ray.config import Choices, Config, DatabaseParams
-from plurel_ray.relbench_io import write_dataset
+from plurel_ray.dataset.relbench_io import write_dataset
 from plurel_ray.synth.database import generate_database
 config = Config(database_params=DatabaseParams(
     num_tables_choices=Choices("range", [3, 3]),

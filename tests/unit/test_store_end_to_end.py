@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from realdata import AUTOCOMPLETE_TASK, FORECAST_TASK, write_realdata_folder
 
-from plurel_ray.relbench_io import write_dataset
+from plurel_ray.dataset.relbench_io import write_dataset
 from plurel_ray.store.embed import embed
 from plurel_ray.store.preprocess import preprocess
 from plurel_ray.store.sampler import Sampler, Source

@@ -19,8 +19,8 @@ import yaml
 from realdata import AUTOCOMPLETE_TASK, EXPECTED, FORECAST_TASK, write_realdata_folder
 
 from plurel_ray.cli import main
+from plurel_ray.dataset.relbench_io import read_tables, write_dataset
 from plurel_ray.errors import DatasetError, StoreError
-from plurel_ray.relbench_io import read_tables, write_dataset
 from plurel_ray.store.preprocess import META_FILE, preprocess
 from plurel_ray.synth.database import generate_database
 

@@ -13,9 +13,9 @@ import torch
 
 from plurel_ray.cli import main
 from plurel_ray.config import Choices, Config, DatabaseParams
+from plurel_ray.dataset.relbench_io import INFO_FILE, write_dataset
 from plurel_ray.errors import CheckpointError, StoreError
 from plurel_ray.pipeline.seed_worker import STATUS_FAILED, STATUS_SKIPPED, SeedWorker
-from plurel_ray.relbench_io import INFO_FILE, write_dataset
 from plurel_ray.store import preprocess
 from plurel_ray.store.sampler import Sampler, Source, read_meta
 from plurel_ray.synth.database import generate_database

@@ -52,7 +52,7 @@ from huggingface_hub.utils import httpx
 
 from plurel_ray import __version__
 from plurel_ray.errors import CheckpointError, ConfigError, DatasetError, HubError
-from plurel_ray.hub_card import LIBRARY_NAME, model_card
+from plurel_ray.hub.card import LIBRARY_NAME, model_card
 from plurel_ray.util.run_files import CONFIG_FILE, METRICS_FILE, RESUME_FILE, WEIGHTS_FILE
 
 logger = logging.getLogger(__name__)

@@ -31,12 +31,12 @@ import pyarrow.parquet as pq
 from relbench.manifest import DatasetManifest, TableSpec
 
 from plurel_ray import __version__
-from plurel_ray.atomic_dir import move_into_place, remove, temporary_sibling
-from plurel_ray.autocomplete import table_tasks
 from plurel_ray.config import Config
+from plurel_ray.dataset.autocomplete import table_tasks
 from plurel_ray.errors import DatasetError, SchemaError
 from plurel_ray.names import check_name, path_inside
 from plurel_ray.synth.database import GENERATOR_VERSION, GeneratedDatabase
+from plurel_ray.util.atomic_dir import move_into_place, remove, temporary_sibling
 
 INFO_FILE = "plurel.json"
 # Bump when the folder layout or a plurel.json field changes meaning.

@@ -22,14 +22,14 @@ import pandas as pd
 from relbench.base import Database, Dataset, Table
 
 from plurel_ray.config import Config
-from plurel_ray.errors import ConfigError, DatasetError
-from plurel_ray.relbench_io import (
+from plurel_ray.dataset.relbench_io import (
     INFO_FILE,
     read_dataset_info,
     read_tables,
     schema_file_hash,
     write_dataset,
 )
+from plurel_ray.errors import ConfigError, DatasetError
 from plurel_ray.synth.database import (
     GENERATOR_VERSION,
     GeneratedDatabase,

@@ -73,9 +73,9 @@ def run_demo(out_dir: str | os.PathLike, *, num_dbs: int = 6, steps: int = 300,
     from plurel_ray.pipeline.pretrain_data import local_folder, task_sources
     from plurel_ray.pipeline.pretrain_eval import format_table
     from plurel_ray.pipeline.ray_stages import NUM_CPUS_ENV, ensure_ray
+    from plurel_ray.pipeline.report import plot_loss, plot_schema
     from plurel_ray.pipeline.resources import RunResources
     from plurel_ray.pipeline.train_run import TrainRun, train_and_evaluate
-    from plurel_ray.report import plot_loss, plot_schema
     from plurel_ray.train.config import recipe
     from plurel_ray.util.run_files import METRICS_FILE
 
@@ -139,7 +139,7 @@ def _new_run_dir(out: Path) -> Path:
 
 
 def _report_lines(run_dir, outcome, summary, phases, chosen, names) -> list[str]:
-    from plurel_ray.report import eval_table, markdown_table
+    from plurel_ray.pipeline.report import eval_table, markdown_table
 
     checkpoint, metrics, rows = outcome.checkpoint, outcome.steps, outcome.rows
     tokens_per_s, averaged = outcome.tokens_per_s()
