@@ -3,6 +3,7 @@
     python benchmarks/bench_sampler.py                  # 4 databases, a summary
     python benchmarks/bench_sampler.py --json           # one JSON object
     python benchmarks/bench_sampler.py --dbs 2 --batches 5 --batch-size 16
+    python benchmarks/bench_sampler.py --rules strict   # one setting only
 
 Generates `--dbs` default databases (`generate_database(seed, Config())`), turns each
 into a node store and times `Sampler.batch` over `--tasks-per-store` autocomplete tasks
@@ -14,8 +15,11 @@ of every store (128 × 1024 by default, one rayon thread, process pinned to one 
 - preprocess_s_median: median seconds of `plurel_ray.store.preprocess.preprocess` per
   database.
 
-Every store is embedded (all-MiniLM-L6-v2, 384-d) before timing; the embedding time is
-not part of any figure.
+Every store is embedded (all-MiniLM-L6-v2, 384-d) before timing unless --skip-full; the
+embedding time is not part of any figure. `--rules` names the context rules to time
+(docs/contexts.md; default both, in one run on the same databases): the stores are
+preprocessed under each, and the top-level figures are those of the first named; each
+setting's own are under "by_rules".
 
 Target: >= 25 compact batches/s (3,200 contexts/s) of 128 × 1024 on one core.
 """
@@ -51,17 +55,19 @@ from plurel_ray.synth.database import generate_database  # noqa: E402
 TARGET_BATCHES_PER_S = 25.0
 
 
-
-
-def build_stores(dbs: int, work: Path) -> tuple[list[Path], list[float]]:
-    """Generate, write, preprocess and embed `dbs` databases; (stores, preprocess seconds)."""
+def build_stores(dbs: int, work: Path, rules: str, full: bool) -> tuple[list[Path], list[float]]:
+    """Generate (once per seed), write, preprocess under `rules` and, for the full form,
+    embed `dbs` databases; (stores, preprocess seconds)."""
     stores, seconds = [], []
     for seed in range(dbs):
-        dataset = write_dataset(generate_database(seed, Config()), work / f"db-{seed}", Config())
+        dataset = work / f"db-{seed}"
+        if not dataset.exists():
+            write_dataset(generate_database(seed, Config()), dataset, Config())
         t0 = time.perf_counter()
-        stores.append(preprocess(dataset, work / "stores"))
+        stores.append(preprocess(dataset, work / rules, context_rules=rules))
         seconds.append(time.perf_counter() - t0)
-    embed(stores, progress=False)
+    if full:
+        embed(stores, progress=False)
     return stores, seconds
 
 
@@ -79,27 +85,58 @@ def _time_batches(sampler: Sampler, count: int, compact: bool) -> tuple[float, f
 
 
 def run(
-    dbs: int, tasks_per_store: int, batch_size: int, ctx_len: int, batches: int, full: bool
+    dbs: int,
+    tasks_per_store: int,
+    batch_size: int,
+    ctx_len: int,
+    batches: int,
+    full: bool,
+    rules: list[str] = ("reference", "strict"),
 ) -> dict:
-    """Build the stores, then time the sampler (see the module docstring)."""
-    pinned = pin_to_one_cpu()
+    """Time the sampler under each of `rules` on the same databases (module docstring)."""
     with tempfile.TemporaryDirectory(prefix="bench-sampler-") as tmp:
-        stores, prep = build_stores(dbs, Path(tmp))
-        rng = np.random.default_rng(0)
-        sources = []
-        for store in stores:
-            tasks = [t["name"] for t in read_meta(store)["tasks"] if t["kind"] == "autocomplete"]
-            picked = rng.choice(tasks, size=min(tasks_per_store, len(tasks)), replace=False)
-            sources += [Source(store, task=str(name)) for name in picked]
+        by_rules = {
+            r: _run_one(Path(tmp), r, dbs, tasks_per_store, batch_size, ctx_len, batches, full)
+            for r in rules
+        }
+    result = dict(by_rules[rules[0]])
+    result["by_rules"] = {
+        r: {k: f[k] for k in ("compact_batches_per_s", "contexts_per_s", "batches_per_s",
+                              "mean_cells_per_context", "target_met")}
+        for r, f in by_rules.items()
+    }  # fmt: skip
+    return result
+
+
+def _run_one(
+    work: Path,
+    rules: str,
+    dbs: int,
+    tasks_per_store: int,
+    batch_size: int,
+    ctx_len: int,
+    batches: int,
+    full: bool,
+) -> dict:
+    """The figures of one setting: its stores are preprocessed in `work/<rules>`."""
+    pinned = pin_to_one_cpu()
+    stores, prep = build_stores(dbs, work, rules, full)
+    rng = np.random.default_rng(0)
+    sources = []
+    for store in stores:
+        tasks = [t["name"] for t in read_meta(store)["tasks"] if t["kind"] == "autocomplete"]
+        picked = rng.choice(tasks, size=min(tasks_per_store, len(tasks)), replace=False)
+        sources += [Source(store, task=str(name)) for name in picked]
+    sampler = Sampler(sources, batch_size=batch_size, ctx_len=ctx_len, num_threads=1)
+    compact_per_s, fill = _time_batches(sampler, batches, compact=True)
+    note = None if full else "full form skipped (--skip-full)"
+    full_per_s = None
+    if full:
         sampler = Sampler(sources, batch_size=batch_size, ctx_len=ctx_len, num_threads=1)
-        compact_per_s, fill = _time_batches(sampler, batches, compact=True)
-        note = None if full else "full form skipped (--skip-full)"
-        full_per_s = None
-        if full:
-            sampler = Sampler(sources, batch_size=batch_size, ctx_len=ctx_len, num_threads=1)
-            full_per_s, _ = _time_batches(sampler, max(batches // 4, 2), compact=False)
-        cells = [read_meta(s)["counts"]["cells"] for s in stores]
+        full_per_s, _ = _time_batches(sampler, max(batches // 4, 2), compact=False)
+    cells = [read_meta(s)["counts"]["cells"] for s in stores]
     result = {
+        "context_rules": sampler.context_rules,
         "contexts_per_s": compact_per_s * batch_size,
         "compact_batches_per_s": compact_per_s,
         "batches_per_s": full_per_s,
@@ -125,6 +162,7 @@ def run(
 def _report(r: dict) -> str:
     full = "skipped" if r["batches_per_s"] is None else f"{r['batches_per_s']:.2f}"
     lines = [
+        f"context rules: {r['context_rules']}",
         f"{r['stores']} stores ({', '.join(f'{c:,}' for c in r['store_cells'])} cells), "
         f"{r['sources']} tasks, {r['items']:,} items; batches {r['batch_size']} × {r['ctx_len']}",
         f"compact batches/s  {r['compact_batches_per_s']:8.2f}   target >= "
@@ -138,6 +176,11 @@ def _report(r: dict) -> str:
     ]
     if "note" in r:
         lines.append(r["note"])
+    for rules, f in r["by_rules"].items():
+        lines.append(
+            f"{rules:>9}: {f['compact_batches_per_s']:8.2f} compact batches/s, "
+            f"{f['mean_cells_per_context']:.0f} real cells per context"
+        )
     return "\n".join(lines)
 
 
@@ -150,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=40, help="compact batches timed")
     parser.add_argument("--skip-full", action="store_true", help="time the compact form only")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--rules", nargs="+", choices=("reference", "strict"), default=["reference", "strict"],
+        help="context rules to time, on the same databases (default: both)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     result = run(
         args.dbs,
@@ -158,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         args.ctx_len,
         args.batches,
         full=not args.skip_full,
+        rules=list(dict.fromkeys(args.rules)),
     )
     print(json.dumps(result) if args.json else _report(result))
     return 0

@@ -26,10 +26,17 @@ from relbench.manifest import KIND_AUTOCOMPLETE, DatasetManifest, TaskManifest
 
 from plurel_ray import __version__, _native
 from plurel_ray.dataset.relbench_io import INFO_FILE, read_dataset_info, verify_content_hash
-from plurel_ray.errors import DatasetError, StoreError, is_native_panic
+from plurel_ray.errors import ConfigError, DatasetError, StoreError, is_native_panic
 from plurel_ray.limits import DOCUMENT_BYTES, check_document
 from plurel_ray.names import check_name, path_inside
-from plurel_ray.store.meta import META_FILE, STORE_FORMAT, read_meta
+from plurel_ray.store.meta import (
+    CONTEXT_RULES,
+    DEFAULT_CONTEXT_RULES,
+    META_FILE,
+    STORE_FORMAT,
+    context_rules_of,
+    read_meta,
+)
 from plurel_ray.util.atomic_dir import move_into_place, remove, temporary_sibling
 
 SPLITS = ("train", "val", "test")
@@ -209,8 +216,9 @@ def _input_sha256(root: Path, manifest_bytes: bytes, plan: dict, tasks: list) ->
     return h.hexdigest()
 
 
-def _existing_store(out: Path, input_sha256: str) -> Path:
-    """`out` when it is a store built from the same input files, else a StoreError."""
+def _existing_store(out: Path, input_sha256: str, context_rules: str) -> Path:
+    """`out` when it is a store built from the same input files under the same context
+    rules, else a StoreError."""
     replace = "pass overwrite=True (--overwrite) to replace it"
     try:
         source = read_meta(out).get("source", {})
@@ -222,6 +230,12 @@ def _existing_store(out: Path, input_sha256: str) -> Path:
         raise StoreError(
             f"{out} already exists, built from other input (dataset {source.get('path')!r} "
             f"or its task selection differs, or its files changed since); {replace}"
+        )
+    built = context_rules_of(read_meta(out))
+    if built != context_rules:
+        raise StoreError(
+            f"{out} already exists, built under the {built!r} context rules, not "
+            f"{context_rules!r}; {replace}, or write it under another name"
         )
     return out
 
@@ -242,7 +256,7 @@ def _source(root: Path, name: str, manifest_bytes: bytes, input_sha256: str) -> 
 def _item_splits(
     root: Path, manifest: DatasetManifest, tasks: list[dict], tables: list[dict]
 ) -> list[str]:
-    """Give every autocomplete task the rule that splits its rows (SPEC §5), as
+    """Give every autocomplete task the rule that splits its rows, as
     `item_splits` {split: {"time": [after, up_to]} | {"rows": [start, end]}}; returns
     warnings for tasks no rule applies to (their splits all sample every row).
 
@@ -305,6 +319,7 @@ def preprocess(
     *,
     overwrite: bool = False,
     name: str | None = None,
+    context_rules: str = DEFAULT_CONTEXT_RULES,
 ) -> Path:
     """Preprocess a RelBench-3 dataset folder into a node store, atomically.
 
@@ -319,6 +334,10 @@ def preprocess(
         overwrite: rebuild the store even when it exists (the old one is removed once the
             new one is in place).
         name: the store's directory name; default the dataset's manifest name.
+        context_rules: "reference" (statistics over all rows, booleans standardised
+            per column, as the published checkpoint was trained) or "strict" (statistics
+            over training rows, booleans 0/1); recorded in meta.json, and the sampler
+            builds this store's contexts under the same rules (docs/contexts.md).
 
     Returns:
         The path of the store.
@@ -327,9 +346,15 @@ def preprocess(
         DatasetError: the folder, a manifest or a table is missing or unusable, a
             generated folder's tables differ from its plurel.json content_hash, or a task
             name is unknown; the message names the file, table or column.
-        StoreError: something other than a store of the same input exists at the target
-            and `overwrite` is False.
+        StoreError: something other than a store of the same input and context rules
+            exists at the target and `overwrite` is False.
+        ConfigError: `context_rules` is neither "reference" nor "strict".
     """
+    if context_rules not in CONTEXT_RULES:
+        raise ConfigError(
+            f"context_rules must be 'reference' or 'strict', got {context_rules!r} "
+            "(docs/contexts.md)"
+        )
     root = Path(dataset_dir).expanduser().resolve()
     content, manifest_bytes = _load_yaml(root / "manifest.yaml")
     try:
@@ -349,12 +374,12 @@ def preprocess(
     out = path_inside(Path(out_dir).expanduser(), store_name, error=StoreError)
     input_sha256 = _input_sha256(root, manifest_bytes, plan, selected)
     if os.path.lexists(out) and not overwrite:
-        return _existing_store(out, input_sha256)
+        return _existing_store(out, input_sha256, context_rules)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(out)
     try:
         try:
-            report = _native.preprocess(plan, str(tmp))
+            report = _native.preprocess({**plan, "rules": context_rules}, str(tmp))
         except ValueError as err:
             raise DatasetError(f"{root}: {err}") from None
         except BaseException as err:
@@ -374,6 +399,7 @@ def preprocess(
             "format": STORE_FORMAT,
             "format_version": _native.STORE_FORMAT_VERSION,
             "writer": {"plurel_ray": __version__},
+            "context_rules": context_rules,
             "source": _source(root, manifest.name, manifest_bytes, input_sha256),
             "counts": report["counts"],
             "datetime": report["datetime"],

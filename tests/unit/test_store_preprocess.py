@@ -76,7 +76,9 @@ def generated(small_config, tmp_path_factory):
     db = generate_database(3, small_config)
     root = tmp_path_factory.mktemp("gen")
     folder = write_dataset(db, root / "plurel-3", small_config)
-    store = preprocess(folder, root / "stores")
+    # The statistics tests below pin the strict rules (training rows, booleans 0/1);
+    # tests/unit/test_context_rules.py holds both settings' values side by side.
+    store = preprocess(folder, root / "stores", context_rules="strict")
     meta, arrays = load(store)
     return db, read_tables(folder), folder, meta, arrays
 
@@ -107,9 +109,10 @@ def test_meta_json_describes_tables_columns_tasks_and_source(generated):
     db, _, folder, meta, arrays = generated
     assert meta["format"] == "plurel-ray node store" and meta["format_version"] == 1
     assert list(meta) == [
-        "format", "format_version", "writer", "source", "counts", "datetime", "tables",
-        "columns", "skipped_columns", "tasks", "files", "warnings",
+        "format", "format_version", "writer", "context_rules", "source", "counts", "datetime",
+        "tables", "columns", "skipped_columns", "tasks", "files", "warnings",
     ]  # fmt: skip
+    assert meta["context_rules"] == "strict"
     assert meta["source"]["name"] == "plurel-3" and meta["source"]["seed"] == 3
     assert {"content_hash", "config_hash", "manifest_sha256"} <= meta["source"].keys()
     offsets = arrays["table_nodes.bin"]
@@ -224,7 +227,7 @@ def copy(realdata, tmp_path) -> Path:
 
 
 def test_real_data_shaped_folder_gives_the_expected_store(realdata, tmp_path):
-    store = preprocess(realdata, tmp_path)
+    store = preprocess(realdata, tmp_path, context_rules="strict")  # training-row statistics
     assert store == tmp_path / "realdata"
     meta, a = load(store)
     assert [t["name"] for t in meta["tables"]] == EXPECTED["tables"]
