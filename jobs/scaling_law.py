@@ -27,6 +27,7 @@ from plurel_ray.pipeline.flags import (
     PROGRESS,
     SET,
     STORAGE,
+    VERBOSE,
     OneLineParser,
     add_resource_arguments,
 )
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     STORAGE.add(where, default="runs")
     MAX_TASKS.add(where)
     PROGRESS.add(where, default=True)
+    VERBOSE.add(where)
     resources = parser.add_argument_group("resources (per run)")
     resources.add_argument("--concurrent", type=int, default=1, metavar="K",
                            help="grid points trained at once (default: %(default)s)")  # fmt: skip

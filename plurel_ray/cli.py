@@ -23,7 +23,7 @@ from pathlib import Path
 
 from plurel_ray import __version__
 from plurel_ray.errors import PlurelError
-from plurel_ray.pipeline.flags import OUT, PROGRESS, OneLineParser
+from plurel_ray.pipeline.flags import OUT, PROGRESS, VERBOSE, OneLineParser
 from plurel_ray.pipeline.generate_args import NUM_DBS, add_generate_arguments, run_from_args
 
 PROG = "plurel-ray"
@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=int, default=300, metavar="S",
                       help="training steps (default: %(default)s)")  # fmt: skip
     PROGRESS.add(demo, default=True)
+    VERBOSE.add(demo)
     demo.set_defaults(run=_demo)
     return parser
 

@@ -6,6 +6,7 @@ A flag name means one thing in every command that has it:
     --data DIR       a data root that `generate --out` wrote, read by a training command
     --storage DIR    the training runs: checkpoints, metrics and evaluation CSVs
     --ray/--no-ray   run on Ray (RAY_ADDRESS's cluster, or an embedded one) or in-process
+    --verbose        also show Ray's own lines (Ray is quiet by default)
     --progress/--no-progress, --hub-repo, --eval-split, the resource flags, …
 
 A command chooses a shared flag's default, whether it is required, and a help text
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from plurel_ray.pipeline.quiet import VERBOSE_ENV
 from plurel_ray.pipeline.resources import RunResources
 
 EVAL_SPLITS = ("val", "test")
@@ -100,6 +103,26 @@ RAY = Flag(
 )
 PROGRESS = Flag("--progress", "show progress bars (default: %(default)s)",
                 {"action": argparse.BooleanOptionalAction})  # fmt: skip
+
+
+class _VerboseAction(argparse.Action):
+    """--verbose sets $PLUREL_RAY_VERBOSE as it is parsed: every Ray start of the command,
+    however deep, reads it there (`quiet.verbose()`), and so do its subprocesses."""
+
+    def __init__(self, option_strings: list[str], dest: str, **options: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **{"default": False, **options})
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        setattr(namespace, self.dest, True)
+        os.environ[VERBOSE_ENV] = "1"
+
+
+VERBOSE = Flag(
+    "--verbose",
+    "also show Ray's own lines: its log, Ray Data's progress, what its workers print "
+    "(default: only this command's progress bars and summary)",
+    {"action": _VerboseAction},
+)
 HUB_REPO = Flag(
     "--hub-repo", "push what the command writes to this Hugging Face repo",
     {"metavar": "ORG/NAME"},
@@ -169,6 +192,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     STORAGE.add(run, default="runs")
     MAX_TASKS.add(run)
     PROGRESS.add(run, default=True)
+    VERBOSE.add(run)
     HUB_REPO.add(run, help="push every checkpoint to this Hugging Face model repo")
     add_resource_arguments(parser.add_argument_group("resources"))
     evaluation = parser.add_argument_group("evaluation")

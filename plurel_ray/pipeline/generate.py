@@ -149,8 +149,15 @@ def _local_rows(
 def _ray_rows(
     request: GenerationRequest, out: str, run_id: str, progress: bool
 ) -> Iterator[list[dict]]:
+    from tqdm import tqdm
+
     from plurel_ray.pipeline.ray_stages import generation_dataset
 
     dataset = generation_dataset(request, out=out, run_id=run_id, progress=progress)
-    for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
-        yield batch.to_pylist()
+    # The same bar as in-process runs; Ray Data's own progress lines need --verbose.
+    with tqdm(total=len(request.seeds), desc="databases", unit="db", file=sys.stderr,
+              disable=None if progress else True) as bar:  # fmt: skip
+        for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+            rows = batch.to_pylist()
+            bar.update(len(rows))
+            yield rows

@@ -12,7 +12,7 @@ import sys
 
 from plurel_ray.config import Config
 from plurel_ray.errors import DatasetError
-from plurel_ray.pipeline.flags import HUB_REPO, OUT, PROGRESS, RAY, Flag
+from plurel_ray.pipeline.flags import HUB_REPO, OUT, PROGRESS, RAY, VERBOSE, Flag
 from plurel_ray.pipeline.seeds import Seeds
 
 
@@ -85,6 +85,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser, *, ray_by_default: b
     how.add_argument("--allow-failures", action="store_true",
                      help="exit 0 even when some seeds failed (they are in the index)")  # fmt: skip
     PROGRESS.add(how, default=True)
+    VERBOSE.add(how)
 
 
 def request_from_args(args: argparse.Namespace):

@@ -40,6 +40,7 @@ from ray.train import (
 )
 
 from plurel_ray.errors import ConfigError, PlurelError
+from plurel_ray.pipeline.quiet import RemoteBar, StepBar
 from plurel_ray.pipeline.resources import RunResources, wait_for_resources
 from plurel_ray.store.sampler import Source
 from plurel_ray.train.config import Recipe, TrainConfig
@@ -190,10 +191,14 @@ def _train_worker(config: dict[str, Any]) -> None:
         if hub_queue is not None and folder is not None:
             hub_queue.put({"dir": name, "metrics": metrics})  # persisted once report returns
 
+    # Rank 0's bar is shown by the driver (`quiet.StepBar`): Ray relays no worker output
+    # unless --verbose.
+    board = config["step_board"]
     try:
         train_loop(model, _batches(actor, start, config["prefetch"]), text_emb, train_config,
                    run_dir, start_state=start_state, on_checkpoint=report, rank=rank,
-                   world_size=world_size, progress=config["progress"])  # fmt: skip
+                   world_size=world_size, progress=board is not None,
+                   bar_factory=RemoteBar.factory(board))  # fmt: skip
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -253,6 +258,7 @@ def _fit(request: PretrainRequest, train: TrainConfig, samplers: list) -> ray.tr
         card = {"recipe": dataclasses.asdict(request.recipe),
                 "data_summary": request.data_summary}  # fmt: skip
         sync = HubSync(request.hub_repo, f"{request.storage_path}/{request.name}", card)
+    bar = StepBar("train", enabled=request.progress)
     trainer = TorchTrainer(
         _train_worker,
         train_loop_config={
@@ -260,7 +266,7 @@ def _fit(request: PretrainRequest, train: TrainConfig, samplers: list) -> ray.tr
             "train": {**train.to_dict(), "device": "cuda" if resources.use_gpu else "cpu"},
             "samplers": samplers,
             "prefetch": request.prefetch,
-            "progress": request.progress,
+            "step_board": bar.board,
             "init_checkpoint": request.init_checkpoint,
             "hub_queue": None if sync is None else sync.queue,
         },
@@ -278,7 +284,8 @@ def _fit(request: PretrainRequest, train: TrainConfig, samplers: list) -> ray.tr
         ),
     )
     try:
-        result = trainer.fit()
+        with bar:
+            result = trainer.fit()
     except TrainingFailedError as err:
         if sync is not None:
             sync.close(check=False)  # push what was reported; the run's error comes first

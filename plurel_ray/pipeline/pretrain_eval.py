@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -55,6 +56,8 @@ def evaluate_run(
         one row per task: {store, task, task_type, split, items, loss, auroc or r2}; a
         task without items in `split` gets items 0 and a note instead of scores.
     """
+    from tqdm import tqdm
+
     from plurel_ray.model.checkpoint import load_checkpoint
     from plurel_ray.train.evaluate import evaluate
     from plurel_ray.train.precision import resolve_device, resolve_precision
@@ -63,7 +66,9 @@ def evaluate_run(
     model = load_checkpoint(checkpoint_dir).model.to(device).eval()
     precision = resolve_precision("auto", device)
     rows = []
-    for source in task_sources(stores, split=split, max_tasks_per_store=max_tasks_per_store):
+    sources = task_sources(stores, split=split, max_tasks_per_store=max_tasks_per_store)
+    # On a terminal only, like the generation and training bars.
+    for source in tqdm(sources, desc="evaluate", unit="task", file=sys.stderr, disable=None):
         meta = read_meta(source.store)
         task = next(t for t in meta["tasks"] if t["name"] == source.task)
         row = {"store": Path(source.store).name, "task": task["name"],

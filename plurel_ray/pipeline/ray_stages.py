@@ -11,6 +11,7 @@ from ray.data import ActorPoolStrategy, DataContext
 
 from plurel_ray.config import Config
 from plurel_ray.errors import ConfigError
+from plurel_ray.pipeline import quiet
 from plurel_ray.pipeline.index import index_table
 from plurel_ray.pipeline.seed_worker import SeedWorker, StoreEmbedder
 
@@ -39,21 +40,30 @@ def _num_cpus_from_env() -> int | None:
     return int(text)
 
 
-def ensure_ray(num_cpus: int | None = None) -> None:
+def ensure_ray(num_cpus: int | None = None, *, verbose: bool | None = None) -> None:
     """Connect to the cluster in `RAY_ADDRESS` (what `ray job submit` sets), or start an
     embedded local Ray with `num_cpus` logical CPUs (default: $PLUREL_RAY_NUM_CPUS if
-    set, else all of this machine's cores).
+    set, else all of this machine's cores). Every command starts Ray here, so Ray is
+    quiet everywhere unless verbose (`plurel_ray.pipeline.quiet`).
+
+    Args:
+        num_cpus: logical CPUs of an embedded Ray.
+        verbose: show Ray's own lines (its loggers, the workers' relayed output);
+            default: whether --verbose was given (`quiet.verbose()`).
 
     Raises:
         ConfigError: PLUREL_RAY_NUM_CPUS is set but not a positive integer.
     """
     if ray.is_initialized():
         return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=True)
-    else:
-        cpus = num_cpus if num_cpus is not None else _num_cpus_from_env()
-        ray.init(num_cpus=cpus, include_dashboard=False)
+    verbose = quiet.verbose() if verbose is None else verbose
+    quiet.set_console_logging(verbose)
+    with quiet.quiet_start(verbose):
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(log_to_driver=verbose)
+        else:
+            cpus = num_cpus if num_cpus is not None else _num_cpus_from_env()
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=verbose)
 
 
 class GeneratorActor:
@@ -92,10 +102,14 @@ class EmbedActor:
 
 
 def _pool_size(request, reserved_cpus: float) -> int:
+    """Generator actors: as asked, else as many as the cluster's CPUs fit; never more
+    than seeds (the extra ones would idle, and Ray Data warns about them)."""
     if request.num_actors is not None:
-        return request.num_actors
-    cpus = float(ray.cluster_resources().get("CPU", 1.0))
-    return max(1, int((cpus - reserved_cpus) // request.cpus_per_actor))
+        wanted = request.num_actors
+    else:
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        wanted = max(1, int((cpus - reserved_cpus) // request.cpus_per_actor))
+    return min(wanted, len(request.seeds))
 
 
 def generation_dataset(
@@ -112,7 +126,8 @@ def generation_dataset(
     ensure_ray()
     context = DataContext.get_current()
     context.execution_no_progress_timeout_s = request.no_progress_timeout_s
-    context.enable_progress_bars = progress
+    # Ours is the driver's "databases" bar; Ray Data's own lines only with --verbose.
+    context.enable_progress_bars = progress and quiet.verbose()
     embed_cpus = EMBED_CPUS if request.embed else 0.0
     embed_gpus = EMBED_GPUS if ray.cluster_resources().get("GPU", 0.0) > 0 else 0.0
     seeds = [{"seed": int(s)} for s in request.seeds]

@@ -70,6 +70,7 @@ def train_loop(
     rank: int = 0,
     world_size: int = 1,
     progress: bool = True,
+    bar_factory: Callable[..., Any] = tqdm,
 ) -> TrainResult:
     """Train `model` for `cfg.steps` steps or until `batches` runs out.
 
@@ -89,6 +90,9 @@ def train_loop(
         rank, world_size: this worker's place in data-parallel training; rank 0 alone
             writes metrics and checkpoints and shows a progress bar.
         progress: show that bar (metrics.jsonl is written either way).
+        bar_factory: makes that bar, called with tqdm's keywords (total, initial, desc,
+            disable): tqdm itself, or one that shows it elsewhere (a Ray worker's
+            `quiet.RemoteBar`, shown by the driver).
 
     Returns:
         the steps taken, their losses and the last metrics.
@@ -114,7 +118,8 @@ def train_loop(
     loss_fn = torch.compile(forward_loss, dynamic=False) if cfg.compile else forward_loss
     params = [p for p in model.parameters() if p.requires_grad]
     max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-    bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=rank != 0 or not progress)
+    bar = bar_factory(total=cfg.steps, initial=step, desc="train",
+                      disable=rank != 0 or not progress)  # fmt: skip
     log = MetricsLog(
         run_dir / METRICS_FILE if rank == 0 else None,
         world_size,

@@ -38,6 +38,7 @@ def _assert_drawn(path: Path) -> None:
     assert imread(path).std() > 0.01  # not a blank canvas
 
 
+@pytest.mark.slow
 def test_demo_writes_one_run_folder_and_prints_where_it_is(demo):
     done, run = demo
     assert f"run folder:  {run}" in done.stdout
@@ -51,6 +52,7 @@ def test_demo_writes_one_run_folder_and_prints_where_it_is(demo):
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 20
 
 
+@pytest.mark.slow
 def test_demo_evaluates_the_held_out_database(demo):
     _, run = demo
     with (run / "eval_val.csv").open() as f:
@@ -58,6 +60,7 @@ def test_demo_evaluates_the_held_out_database(demo):
     assert rows and {row["store"] for row in rows} == {"plurel-2"}
 
 
+@pytest.mark.slow
 def test_demo_report_has_figures_metrics_and_throughput(demo):
     _, run = demo
     _assert_drawn(run / "loss.png")

@@ -70,6 +70,7 @@ def pretrained(tmp_path_factory, tiny_config_file):
     return done, data, storage
 
 
+@pytest.mark.slow
 def test_pretrain_generates_trains_and_evaluates_the_held_out_store(pretrained):
     done, data, storage = pretrained
     _assert_ok(done)
@@ -82,6 +83,7 @@ def test_pretrain_generates_trains_and_evaluates_the_held_out_store(pretrained):
     assert all(math.isfinite(float(row["loss"])) for row in rows if row["items"] != "0")
 
 
+@pytest.mark.slow
 def test_continue_pretrain_starts_from_a_checkpoint_folder(pretrained):
     _, data, storage = pretrained
     init = _checkpoints(storage, "tiny-data-")[-1]
@@ -94,6 +96,7 @@ def test_continue_pretrain_starts_from_a_checkpoint_folder(pretrained):
     assert _eval_rows(final, "val")
 
 
+@pytest.mark.slow
 def test_continue_pretrain_reads_a_reference_pt_state_dict(pretrained, tmp_path):
     _, data, _ = pretrained
     reference = tmp_path / "reference.pt"
@@ -116,6 +119,7 @@ def _named_copy(folder: Path, dest: Path, name: str) -> Path:
     return dest
 
 
+@pytest.mark.slow
 def test_baseline_trains_on_one_dataset_and_evaluates_the_left_out_one(tmp_path):
     real = write_realdata_folder(tmp_path / "realdata")
     shops = [_named_copy(real, tmp_path / name, name) for name in ("shop-a", "shop-b")]
@@ -146,7 +150,7 @@ def test_baseline_trains_on_one_dataset_and_evaluates_the_left_out_one(tmp_path)
 )  # fmt: skip
 def test_bad_flags_fail_in_one_line_before_ray_starts(job, args, message, code):
     start = time.monotonic()
-    done = _job(job, *args, timeout=60)
+    done = _job(job, *args, "--verbose", timeout=60)  # verbose: Ray would say it started
     assert done.returncode == code, done.stderr
     assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
     assert RAY_STARTED not in done.stdout + done.stderr

@@ -10,6 +10,8 @@ from ray_helpers import assert_same_as_single_process
 
 from plurel_ray.pipeline.generate import GenerationRequest, run_generation
 
+pytestmark = pytest.mark.slow  # a 3-node Ray Cluster
+
 
 @pytest.fixture(scope="module")
 def three_nodes():

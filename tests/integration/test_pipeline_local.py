@@ -15,6 +15,8 @@ from plurel_ray.pipeline.generate import GenerationRequest, run_generation
 from plurel_ray.pipeline.generate_args import add_generate_arguments, run_from_args
 from plurel_ray.store.sampler import read_meta
 
+pytestmark = pytest.mark.slow  # every test here runs on an embedded Ray
+
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():

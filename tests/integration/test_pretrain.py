@@ -25,6 +25,8 @@ from plurel_ray.store.sampler import Source, read_meta
 from plurel_ray.synth.database import generate_database
 from plurel_ray.train.config import recipe
 
+pytestmark = pytest.mark.slow  # Ray Train on an embedded Ray
+
 
 @pytest.fixture(scope="module")
 def sources(tiny_config, tmp_path_factory):

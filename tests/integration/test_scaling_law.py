@@ -38,6 +38,7 @@ def sweep(tmp_path_factory, tiny_config_file):
     return _job(*flags), flags, root
 
 
+@pytest.mark.slow
 def test_the_sweep_writes_a_row_per_point_the_fits_and_the_figure(sweep):
     done, _, root = sweep
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
@@ -58,12 +59,13 @@ def test_the_sweep_writes_a_row_per_point_the_fits_and_the_figure(sweep):
     ]
 
 
+@pytest.mark.slow
 def test_a_rerun_skips_the_finished_points(sweep):
     done, flags, root = sweep
     assert done.returncode == 0
     before = (root / "out" / "points.csv").read_text()
     started = time.perf_counter()
-    again = _job(*flags, timeout=120)
+    again = _job(*flags, "--verbose", timeout=120)  # verbose: Ray would say it started
     assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
     assert RAY_STARTED not in again.stdout + again.stderr
     assert (root / "out" / "points.csv").read_text() == before

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from realdata import write_realdata_folder
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -39,6 +40,7 @@ def test_bench_native_mlp_compares_kernel_and_numpy_for_every_case():
     assert all(row["native_ns"] > 0 and row["numpy_ns"] > 0 for row in rows.values())
 
 
+@pytest.mark.slow  # ray.init and a Ray Data run
 def test_bench_pipeline_prints_speedup_and_overhead():
     figures = run_json("bench_pipeline.py", "--num-dbs", "2")
     assert {"single_dbs_per_s", "ray_dbs_per_s", "speedup", "overhead_frac"} <= figures.keys()

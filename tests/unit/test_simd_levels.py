@@ -91,6 +91,7 @@ COMPARISONS = [
 ]
 
 
+@pytest.mark.slow  # a pytest run per level; the default level runs in the suite itself
 @pytest.mark.parametrize("level", LEVELS)
 def test_native_matches_numpy_at_every_simd_level(level):
     done = subprocess.run(
@@ -119,6 +120,7 @@ for path in sorted((folder / "db").glob("*.parquet")):
 """
 
 
+@pytest.mark.slow  # a generator process per level
 def test_the_generator_writes_identical_bytes_at_every_native_simd_level(tmp_path):
     # Only the native kernels are capped: NumPy's own dispatch is left as is, since the
     # generator's NumPy ufuncs (exp, log, …) round differently per NumPy SIMD level.
