@@ -4,6 +4,8 @@
     plurel-ray generate --seed-offset 7 --config small.yaml --schema shop.sql --out data/
     plurel-ray generate --num-dbs 100 --out s3://bucket/run --ray --preprocess
     plurel-ray preprocess data/plurel-* --out stores/               # stores/plurel-0 ...
+    plurel-ray preprocess data/rel-f1 --out stores/ --context-rules strict --embed
+    plurel-ray embed stores/* --text-model sentence-transformers/all-MiniLM-L12-v2
     plurel-ray hub download org/plurel-rt --revision <sha> --out ckpt/
     plurel-ray demo --out demo-runs/        # generate, pretrain, evaluate, report.md
 
@@ -23,8 +25,16 @@ from pathlib import Path
 
 from plurel_ray import __version__
 from plurel_ray.errors import PlurelError
-from plurel_ray.pipeline.flags import OUT, PROGRESS, VERBOSE, OneLineParser
+from plurel_ray.pipeline.flags import (
+    CONTEXT_RULES,
+    OUT,
+    PROGRESS,
+    TEXT_MODEL,
+    VERBOSE,
+    OneLineParser,
+)
 from plurel_ray.pipeline.generate_args import NUM_DBS, add_generate_arguments, run_from_args
+from plurel_ray.store.meta import DEFAULT_CONTEXT_RULES, DEFAULT_TEXT_MODEL
 
 PROG = "plurel-ray"
 EXIT_ERROR = 1
@@ -64,8 +74,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--tasks", nargs="+", metavar="T", help="tasks to include (default: all of them)"
     )
     pre.add_argument("--overwrite", action="store_true", help="replace existing stores")
+    CONTEXT_RULES.add(pre, default=DEFAULT_CONTEXT_RULES)
+    pre.add_argument("--embed", action="store_true",
+                     help="also embed each store's vocabulary (as `plurel-ray embed`)")  # fmt: skip
+    TEXT_MODEL.add(pre, help=f"{TEXT_MODEL.help}; implies --embed")
     PROGRESS.add(pre, default=True)
     pre.set_defaults(run=_preprocess)
+    emb = commands.add_parser(
+        "embed",
+        help="embed the text vocabulary of node stores",
+        description="Write text_emb.bin into each node store, the vectors of its vocabulary "
+        "strings, and record the encoder in its meta.json; stores already embedded with "
+        "this encoder are skipped. Strings are cached by (encoder, string) in "
+        "$PLUREL_RAY_CACHE_DIR when set.",
+    )
+    emb.add_argument("stores", nargs="+", metavar="STORE_DIR", help="node store folders")
+    TEXT_MODEL.add(emb)
+    PROGRESS.add(emb, default=True)
+    emb.set_defaults(run=_embed)
     hub = commands.add_parser("hub", help="download checkpoints and datasets from the Hub")
     hub_commands = hub.add_subparsers(dest="hub_command", required=True, metavar="HUB_COMMAND")
     down = hub_commands.add_parser(
@@ -113,17 +139,34 @@ def _preprocess(args: argparse.Namespace) -> int:
     # disable=None shows the bar only on a terminal.
     datasets = tqdm(args.datasets, desc="datasets", unit="db", file=sys.stderr,
                     disable=None if args.progress else True)  # fmt: skip
+    stores = []
     for dataset in datasets:
         t0 = time.perf_counter()
-        path = preprocess(dataset, args.out, args.tasks, overwrite=args.overwrite)
+        path = preprocess(dataset, args.out, args.tasks, overwrite=args.overwrite,
+                          context_rules=args.context_rules)  # fmt: skip
         counts = read_meta(path)["counts"]
         tqdm.write(
             f"{path.name}  nodes={counts['nodes']:,}  cells={counts['cells']:,}  "
-            f"{time.perf_counter() - t0:.2f}s  -> {path}",
+            f"{args.context_rules}  {time.perf_counter() - t0:.2f}s  -> {path}",
             file=sys.stdout,
         )
+        stores.append(path)
     elapsed = time.perf_counter() - start
     print(f"total  stores={len(args.datasets)}  {elapsed:.2f}s  -> {Path(args.out).expanduser()}")
+    if args.embed or args.text_model is not None:
+        args.stores = stores
+        return _embed(args)
+    return 0
+
+
+def _embed(args: argparse.Namespace) -> int:
+    from plurel_ray.store.embed import embed
+
+    model = args.text_model if args.text_model is not None else DEFAULT_TEXT_MODEL
+    report = embed(args.stores, model=model, progress=args.progress)
+    print(f"embedded  stores={report.stores}  skipped={report.stores_skipped}  "
+          f"strings={report.strings_encoded:,} encoded, {report.cache_hits:,} cached  "
+          f"{report.model} ({report.dim}-d)  {report.seconds:.2f}s")  # fmt: skip
     return 0
 
 

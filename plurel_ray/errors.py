@@ -32,6 +32,12 @@ class ModelError(PlurelError, OSError):
     architecture or pooling we do not implement); the message names the file and the fix."""
 
 
+class EncoderMismatchError(PlurelError, ValueError):
+    """A checkpoint would train or be evaluated on stores whose text another encoder
+    embedded than the one it was trained with; the message names both encoders and the
+    fix (re-embed, or --allow-encoder-mismatch)."""
+
+
 class BatchError(PlurelError, ValueError):
     """A context batch lacks a field, has a wrong shape or an id out of range; the message
     names the field and what the sampler must send instead."""

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from plurel_ray.util.run_files import CONTEXT_RULES_KEY, TEXT_ENCODER_KEY
+
 LIBRARY_NAME = "plurel-ray"
 CARD_TAGS = ("plurel-ray", "relational-transformer", "relbench", "synthetic-data")
 
@@ -21,8 +23,22 @@ def model_card(
     metrics: Mapping[str, Any] | None,
     files: list[str],
     path_in_repo: str = "",
+    *,
+    inputs: Mapping[str, Any] | None = None,
 ) -> str:
-    """The README.md pushed with a checkpoint: YAML front matter, recipe, data, metrics."""
+    """The README.md pushed with a checkpoint: YAML front matter, the inputs it expects,
+    recipe, data, metrics.
+
+    Args:
+        repo_id: the model repo.
+        step: the checkpoint's training step, if known.
+        recipe: the training recipe.
+        data_summary: the pretraining data (databases, seeds, config hashes).
+        metrics: evaluation metrics by name.
+        files: the files pushed.
+        path_in_repo: the checkpoint's folder in the repo ("" for the root).
+        inputs: its config.json's context_rules and text_encoder ({"name", "dim"}).
+    """
     front = yaml.safe_dump({"library_name": LIBRARY_NAME, "tags": list(CARD_TAGS)}, sort_keys=False)
     folder = f"ckpt/{path_in_repo}" if path_in_repo else "ckpt"
     lines = [
@@ -44,9 +60,11 @@ def model_card(
         f'model = load_checkpoint("{folder}").model',
         "```",
         "",
-        "## Training recipe",
+        "## Inputs",
         "",
     ]
+    lines += _inputs(inputs or {})
+    lines += ["", "## Training recipe", ""]
     if recipe:
         lines += ["```yaml", yaml.safe_dump(dict(recipe), sort_keys=False).rstrip(), "```"]
     else:
@@ -58,6 +76,23 @@ def model_card(
     lines += ["", "## Evaluation metrics", ""]
     lines += _table(("metric", "value"), _flatten(metrics)) if metrics else ["Not recorded."]
     return "\n".join(lines) + "\n"
+
+
+def _inputs(inputs: Mapping[str, Any]) -> list[str]:
+    """What the checkpoint must be fed: the context rules of its stores and the encoder
+    of their text (docs/contexts.md, docs/model.md)."""
+    rules, encoder = inputs.get(CONTEXT_RULES_KEY), inputs.get(TEXT_ENCODER_KEY)
+    if rules is None and encoder is None:
+        return ["Not recorded."]
+    lines = []
+    if rules is not None:
+        lines.append(f"- Context rules: `{rules}` (build evaluation stores with "
+                     f"`plurel-ray preprocess --context-rules {rules}`)")  # fmt: skip
+    if isinstance(encoder, Mapping):
+        name = encoder.get("name")
+        lines.append(f"- Text encoder: `{name}`, {encoder.get('dim')}-d (embed stores with "
+                     f"`plurel-ray embed STORE --text-model {name}`)")  # fmt: skip
+    return lines
 
 
 def _table(header: tuple[str, str], rows: dict[str, Any]) -> list[str]:

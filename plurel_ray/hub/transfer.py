@@ -53,7 +53,14 @@ from huggingface_hub.utils import httpx
 from plurel_ray import __version__
 from plurel_ray.errors import CheckpointError, ConfigError, DatasetError, HubError
 from plurel_ray.hub.card import LIBRARY_NAME, model_card
-from plurel_ray.util.run_files import CONFIG_FILE, METRICS_FILE, RESUME_FILE, WEIGHTS_FILE
+from plurel_ray.util.run_files import (
+    CONFIG_FILE,
+    CONTEXT_RULES_KEY,
+    METRICS_FILE,
+    RESUME_FILE,
+    TEXT_ENCODER_KEY,
+    WEIGHTS_FILE,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -114,9 +121,11 @@ def push_checkpoint(
     if (folder / METRICS_FILE).is_file():
         names.append(METRICS_FILE)
     endpoint, token = _endpoint(endpoint), _token(token)
-    step = json.loads((folder / CONFIG_FILE).read_text()).get("step")
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    step = config.get("step")
+    inputs = {key: config[key] for key in (CONTEXT_RULES_KEY, TEXT_ENCODER_KEY) if key in config}
     prefix = path_in_repo.strip("/")
-    card = model_card(repo_id, step, recipe, data_summary, metrics, names, prefix)
+    card = model_card(repo_id, step, recipe, data_summary, metrics, names, prefix, inputs=inputs)
     operations = [CommitOperationAdd(_join(prefix, name), folder / name) for name in names]
     operations.append(CommitOperationAdd(_join(prefix, CARD_FILE), _scrub(card, token).encode()))
     api = _api(endpoint, token)
@@ -172,6 +181,40 @@ def download(
             repo_type=repo_type,
             revision=sha,
             local_dir=Path(local_dir).expanduser(),
+            endpoint=endpoint,
+            token=token,
+            library_name=LIBRARY_NAME,
+            library_version=__version__,
+        )
+    return Path(path)
+
+
+def cached_model(repo_id: str, *, endpoint: str | None = None, token: str | None = None) -> Path:
+    """The files of model repo `repo_id` (its main branch) in the Hugging Face cache
+    (HF_HUB_CACHE), downloaded on first use; once there, they are read without a request,
+    so a sentence encoder from the Hub costs one download per machine.
+
+    Args:
+        repo_id: "org/name".
+        endpoint: the Hub URL (see the module docstring).
+        token: the access token (see the module docstring).
+
+    Returns:
+        the snapshot folder in the cache.
+
+    Raises:
+        HubError: not cached, and the repo is unknown or the Hub unreachable.
+    """
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except (LocalEntryNotFoundError, HFValidationError):
+        pass  # not cached yet (or not a repo id: the Hub's answer below says so)
+    endpoint, token = _endpoint(endpoint), _token(token)
+    with _hub_errors(f"model repo {repo_id} at {endpoint}", None, token):
+        # Asked first: on an unknown repo snapshot_download reports "offline", not "unknown".
+        _api(endpoint, token).repo_info(repo_id)
+        path = snapshot_download(
+            repo_id,
             endpoint=endpoint,
             token=token,
             library_name=LIBRARY_NAME,

@@ -27,6 +27,8 @@ from typing import Any, NoReturn
 
 from plurel_ray.pipeline.quiet import VERBOSE_ENV
 from plurel_ray.pipeline.resources import RunResources
+from plurel_ray.store.meta import CONTEXT_RULES as CONTEXT_RULES_CHOICES
+from plurel_ray.store.meta import DEFAULT_CONTEXT_RULES, DEFAULT_TEXT_MODEL
 
 EVAL_SPLITS = ("val", "test")
 # Runs are compared on val; test is for the final number, asked for explicitly, so that
@@ -156,6 +158,28 @@ EVAL_SPLIT = Flag(
     {"choices": EVAL_SPLITS},
 )
 
+CONTEXT_RULES = Flag(
+    "--context-rules",
+    "how the node stores build contexts and standardise values: reference (as PluRel's "
+    "reference, on which the published checkpoint was trained) or strict (labels and "
+    "statistics on the known side of time); docs/contexts.md (default: %(default)s)",
+    {"choices": CONTEXT_RULES_CHOICES},
+)
+TEXT_MODEL = Flag(
+    "--text-model",
+    "the sentence encoder that embeds the stores' text: a local sentence-transformers "
+    "BERT-family folder, or a Hub id ORG/NAME downloaded once into the Hugging Face cache "
+    f"(default: {DEFAULT_TEXT_MODEL})",
+    {"metavar": "NAME_OR_DIR"},
+)
+ALLOW_ENCODER_MISMATCH = Flag(
+    "--allow-encoder-mismatch",
+    "train or evaluate a checkpoint on stores embedded with another text encoder than the "
+    "one its config.json records (refused by default: the text inputs would be foreign "
+    "to it)",
+    {"action": "store_true"},
+)
+
 
 def add_resource_arguments(parser: Any) -> None:
     """Add the resource flags of a training run, one per field of `RunResources`
@@ -198,6 +222,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     evaluation = parser.add_argument_group("evaluation")
     EVAL_SPLIT.add(evaluation, default=DEFAULT_EVAL_SPLIT)
     EVAL_BATCHES.add(evaluation, default=8)
+    ALLOW_ENCODER_MISMATCH.add(evaluation)
 
 
 def add_synthetic_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -216,4 +241,10 @@ def add_synthetic_data_arguments(parser: argparse.ArgumentParser) -> None:
                            "into --data, with node stores and embeddings")  # fmt: skip
     SEED_OFFSET.add(data, default=0)
     CONFIG.add(data)
+    # None: new stores get the default, and stores already there are taken as they are.
+    when = "when given, stores already there must have"
+    CONTEXT_RULES.add(data, help=f"the context rules of stores made with --num-dbs; {when} them "
+                                 f"(default: {DEFAULT_CONTEXT_RULES})")  # fmt: skip
+    TEXT_MODEL.add(data, help=f"the text encoder of stores made with --num-dbs; {when} it "
+                              f"(default: {DEFAULT_TEXT_MODEL})")  # fmt: skip
     HOLDOUT.add(data)

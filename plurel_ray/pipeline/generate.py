@@ -25,12 +25,13 @@ from functools import partial
 from pathlib import Path
 
 from plurel_ray.config import Config
-from plurel_ray.errors import DatasetError
+from plurel_ray.errors import ConfigError, DatasetError
 from plurel_ray.pipeline.index import IndexSink, RunSummary
 from plurel_ray.pipeline.lease import OutputLease
 from plurel_ray.pipeline.output import OutputRoot
 from plurel_ray.pipeline.seed_worker import STATUS_GENERATED, SeedWorker, StoreEmbedder
 from plurel_ray.pipeline.seeds import Seeds
+from plurel_ray.store.meta import CONTEXT_RULES, DEFAULT_CONTEXT_RULES, DEFAULT_TEXT_MODEL
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class GenerationRequest:
         config: the generator configuration.
         preprocess: also write a node store per database under `<out>/stores/`.
         embed: also embed each store's vocabulary (implies `preprocess`).
+        context_rules: the stores' context rules, "reference" or "strict" (docs/contexts.md).
+        text_model: the encoder that embeds them (`TextEncoder.load`'s `model`).
         num_actors: generator actors; default: the cluster's CPUs / `cpus_per_actor`.
         cpus_per_actor: logical CPUs per generator actor.
         node_resource: a custom resource that marks the nodes generator actors may use
@@ -57,6 +60,8 @@ class GenerationRequest:
     config: Config = field(default_factory=Config)
     preprocess: bool = False
     embed: bool = False
+    context_rules: str = DEFAULT_CONTEXT_RULES
+    text_model: str = DEFAULT_TEXT_MODEL
     num_actors: int | None = None
     cpus_per_actor: float = 1.0
     node_resource: str | None = None
@@ -68,6 +73,9 @@ class GenerationRequest:
         object.__setattr__(self, "seeds", Seeds.of(self.seeds))
         if self.num_actors is not None and self.num_actors < 1:
             raise DatasetError(f"num_actors must be ≥ 1, got {self.num_actors}")
+        if self.context_rules not in CONTEXT_RULES:
+            raise ConfigError(f"context_rules must be one of {CONTEXT_RULES}, got "
+                              f"{self.context_rules!r}")  # fmt: skip
 
 
 def _scratch() -> Path:
@@ -136,8 +144,9 @@ def _local_rows(
 ) -> Iterator[list[dict]]:
     from tqdm import tqdm
 
-    worker = SeedWorker(request.config, root, preprocess=request.preprocess, run_id=run_id)
-    embedder = StoreEmbedder(root) if request.embed else None
+    worker = SeedWorker(request.config, root, preprocess=request.preprocess, run_id=run_id,
+                        context_rules=request.context_rules)  # fmt: skip
+    embedder = StoreEmbedder(root, text_model=request.text_model) if request.embed else None
     for seed in tqdm(request.seeds, desc="databases", unit="db", file=sys.stderr,
                      disable=None if progress else True):  # fmt: skip
         row = worker.run(int(seed))

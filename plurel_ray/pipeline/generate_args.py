@@ -12,8 +12,18 @@ import sys
 
 from plurel_ray.config import Config
 from plurel_ray.errors import DatasetError
-from plurel_ray.pipeline.flags import HUB_REPO, OUT, PROGRESS, RAY, VERBOSE, Flag
+from plurel_ray.pipeline.flags import (
+    CONTEXT_RULES,
+    HUB_REPO,
+    OUT,
+    PROGRESS,
+    RAY,
+    TEXT_MODEL,
+    VERBOSE,
+    Flag,
+)
 from plurel_ray.pipeline.seeds import Seeds
+from plurel_ray.store.meta import DEFAULT_CONTEXT_RULES, DEFAULT_TEXT_MODEL
 
 
 def _non_negative(text: str) -> int:
@@ -75,6 +85,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser, *, ray_by_default: b
                       help="also write a node store per database under OUT/stores/")  # fmt: skip
     what.add_argument("--embed", action="store_true",
                       help="also embed each store's vocabulary (implies --preprocess)")  # fmt: skip
+    CONTEXT_RULES.add(what, default=DEFAULT_CONTEXT_RULES)
+    TEXT_MODEL.add(what, help=f"{TEXT_MODEL.help}; implies --embed")
     HUB_REPO.add(what, help="push each new database to this Hugging Face dataset repo")
     how = parser.add_argument_group("how")
     how.add_argument("--num-actors", type=_positive, metavar="K",
@@ -101,12 +113,15 @@ def request_from_args(args: argparse.Namespace):
         load_sql_schema(config.schema_file)  # a bad schema fails here, not in every actor
     seeds = args.seeds or Seeds.of(range(args.seed_offset, args.seed_offset + args.num_dbs))
     OutputRoot(args.out).check_writable()
+    embed = args.embed or args.text_model is not None
     return GenerationRequest(
         seeds=seeds,
         out=args.out,
         config=config,
-        preprocess=args.preprocess or args.embed,  # embedding needs a store
-        embed=args.embed,
+        preprocess=args.preprocess or embed,  # embedding needs a store
+        embed=embed,
+        context_rules=args.context_rules,
+        text_model=args.text_model or DEFAULT_TEXT_MODEL,
         num_actors=args.num_actors,
         node_resource=args.node_resource,
         hub_repo=args.hub_repo,

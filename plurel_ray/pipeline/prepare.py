@@ -19,9 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from plurel_ray.config import Config
-from plurel_ray.errors import DatasetError, StoreError
+from plurel_ray.errors import ConfigError, DatasetError, StoreError
 from plurel_ray.pipeline.pretrain_data import STORES_DIR, split_holdout, synthetic_stores
-from plurel_ray.store.meta import META_FILE
+from plurel_ray.store.meta import (
+    DEFAULT_CONTEXT_RULES,
+    DEFAULT_TEXT_MODEL,
+    META_FILE,
+    context_rules_of,
+    read_meta,
+)
 
 if TYPE_CHECKING:
     from plurel_ray.pipeline.index import RunSummary
@@ -52,6 +58,8 @@ def prepare_synthetic(
     progress: bool = True,
     say: Callable[[str], None] = print,
     before_generating: Callable[[], None] | None = None,
+    context_rules: str | None = None,
+    text_model: str | None = None,
 ) -> PreparedData:
     """The embedded node stores of `seeds` under `data/stores/`, generating, preprocessing
     and embedding them when any is missing; the last `holdout` are held out.
@@ -65,28 +73,38 @@ def prepare_synthetic(
         say: where the generation summary lines go.
         before_generating: called once generation is needed, before it starts (e.g.
             checking that the cluster fits the training run that follows).
+        context_rules: the context rules of generated stores (None: the default,
+            "reference"); when given, stores already there must have them.
+        text_model: the encoder of generated stores (None: the default); when given,
+            stores already there must be embedded with it.
 
     Raises:
-        ConfigError: `holdout` out of range (checked before anything is generated).
+        ConfigError: `holdout` out of range (checked before anything is generated), or
+            stores already there have other context rules or another encoder than asked.
         DatasetError: a seed failed (rerun to retry it), or no stores without `seeds`.
         StoreError: a store is unreadable or has no text embeddings.
     """
     if seeds is None:
-        return PreparedData(*split_holdout(synthetic_stores(data), holdout))
+        stores = _matching(synthetic_stores(data), context_rules, text_model)
+        return PreparedData(*split_holdout(stores, holdout))
     split_holdout(list(seeds), holdout)  # a bad holdout fails before generating
     from plurel_ray.pipeline.output import database_name
 
     names = [database_name(seed) for seed in seeds]
     try:
-        return PreparedData(*split_holdout(synthetic_stores(data, names), holdout))
+        stores = synthetic_stores(data, names)
     except (DatasetError, StoreError):
         pass  # some store is missing or not embedded: generate (complete ones are skipped)
+    else:
+        return PreparedData(*split_holdout(_matching(stores, context_rules, text_model), holdout))
     if before_generating is not None:
         before_generating()
     from plurel_ray.pipeline.generate import GenerationRequest, run_generation
 
     request = GenerationRequest(seeds=seeds, out=str(data), config=config or Config(),
-                                preprocess=True, embed=True)  # fmt: skip
+                                preprocess=True, embed=True,
+                                context_rules=context_rules or DEFAULT_CONTEXT_RULES,
+                                text_model=text_model or DEFAULT_TEXT_MODEL)  # fmt: skip
     summary = run_generation(request, progress=progress)
     for line in summary.lines():
         say(line)
@@ -94,6 +112,33 @@ def prepare_synthetic(
         raise DatasetError(f"{summary.failed} seed(s) failed (errors in {summary.index_path}); "
                            "rerun to retry them")  # fmt: skip
     return PreparedData(*split_holdout(synthetic_stores(data, names), holdout), summary)
+
+
+def _matching(stores: list[Path], context_rules: str | None, text_model: str | None) -> list[Path]:
+    """`stores`, checked to have the context rules and encoder asked for (None: any).
+
+    Raises:
+        ConfigError: a store has others, naming it, both values and the fix.
+    """
+    wanted_model = None
+    if text_model is not None:
+        from plurel_ray.store.encoder import text_model_name
+
+        wanted_model = text_model_name(text_model)
+    for store in stores:
+        meta = read_meta(store)
+        found = context_rules_of(meta)
+        if context_rules is not None and found != context_rules:
+            raise ConfigError(f"{store} was written under context rules {found!r}, not "
+                              f"--context-rules {context_rules}; pass --context-rules {found} "
+                              "or another --data")  # fmt: skip
+        model = meta.get("embedding", {}).get("model")
+        if wanted_model is not None and model != wanted_model:
+            fix = f"plurel-ray embed {store.parent}/* --text-model {text_model}"
+            raise ConfigError(f"{store} is embedded with {model}, not --text-model "
+                              f"{wanted_model}; re-embed it ({fix}) or pass --text-model "
+                              f"{model}")  # fmt: skip
+    return stores
 
 
 def prepare_datasets(datasets: dict[str, Path], storage: Path, progress: bool) -> dict[str, Path]:

@@ -44,6 +44,7 @@ from plurel_ray.pipeline.quiet import RemoteBar, StepBar
 from plurel_ray.pipeline.resources import RunResources, wait_for_resources
 from plurel_ray.store.sampler import Source
 from plurel_ray.train.config import Recipe, TrainConfig
+from plurel_ray.train.expectations import training_inputs
 from plurel_ray.util.run_files import METRICS_FILE
 
 # Where Ray Train records a run's checkpoints, the latest one first to resume from.
@@ -71,6 +72,8 @@ class PretrainRequest:
         data_summary: what the model card says about the data (databases, seeds,
             config hash).
         progress: rank 0's training progress bar.
+        allow_encoder_mismatch: start from or resume a checkpoint whose text encoder is
+            not the one that embedded the sources' stores (refused by default).
     """
 
     sources: Sequence[Source]
@@ -84,6 +87,7 @@ class PretrainRequest:
     hub_repo: str | None = None
     data_summary: dict | None = None
     progress: bool = True
+    allow_encoder_mismatch: bool = False
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -102,12 +106,18 @@ class SamplerActor:
         local = _local_stores({str(s.store) for s in sources})
         self.sampler = Sampler([dataclasses.replace(s, store=local[str(s.store)])
                                 for s in sources], **options)  # fmt: skip
+        # Read here, where every store is on local disk.
+        self._inputs = training_inputs(sorted(local.values()))
 
     def batch(self, index: int) -> dict:
         return self.sampler.batch(index, compact=True)
 
     def embedding_matrix(self):
         return self.sampler.embedding_matrix()
+
+    def training_inputs(self) -> dict:
+        """The context rules and text encoder of the stores (what checkpoints record)."""
+        return self._inputs
 
 
 def _local_stores(stores: set[str]) -> dict[str, str]:
@@ -172,6 +182,7 @@ def _train_worker(config: dict[str, Any]) -> None:
 
     actor = config["samplers"][rank]
     text_emb = np.array(ray.get(actor.embedding_matrix.remote()))  # writable: torch needs it
+    inputs = ray.get(actor.training_inputs.remote())
     start = 0 if start_state is None else start_state["data_position"]
     # The driver pushes to the Hub (`HubSync`): rank 0 only says which checkpoint is new.
     hub_queue = config["hub_queue"] if rank == 0 else None
@@ -198,7 +209,7 @@ def _train_worker(config: dict[str, Any]) -> None:
         train_loop(model, _batches(actor, start, config["prefetch"]), text_emb, train_config,
                    run_dir, start_state=start_state, on_checkpoint=report, rank=rank,
                    world_size=world_size, progress=board is not None,
-                   bar_factory=RemoteBar.factory(board))  # fmt: skip
+                   bar_factory=RemoteBar.factory(board), inputs=inputs)  # fmt: skip
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -215,6 +226,8 @@ def run_pretraining(request: PretrainRequest) -> ray.train.Result:
         ConfigError: the cluster cannot fit the workers and samplers (checked before
             any actor starts; on an autoscaling cluster after `resource_wait_s`).
         CheckpointError: the checkpoint the run resumes from is corrupt.
+        EncoderMismatchError: the checkpoint it starts from or resumes expects text from
+            another encoder than the stores' (unless `allow_encoder_mismatch`).
         PlurelError: another typed error a training worker raised.
         HubError: with `hub_repo`, a checkpoint could not be pushed (after training).
     """
@@ -250,6 +263,7 @@ def _fit(request: PretrainRequest, train: TrainConfig, samplers: list) -> ray.tr
     from ray.train.torch import TorchConfig, TorchTrainer
 
     _check_resume_state(request)
+    _check_text_encoder(request)
     resources = request.resources
     sync = None
     if request.hub_repo is not None:
@@ -305,15 +319,35 @@ def _check_resume_state(request: PretrainRequest) -> None:
     Ray retries `max_failures` times. Only local storage is checked before the run."""
     from plurel_ray.train.resume import check_resume_state
 
+    if (latest := _latest_checkpoint(request)) is not None:
+        check_resume_state(latest)
+
+
+def _latest_checkpoint(request: PretrainRequest) -> Path | None:
+    """The checkpoint folder Ray Train will resume the run from; None for a new run, and
+    for storage that is not local (not looked into before the run)."""
     if "://" in request.storage_path:
-        return
+        return None
     run = Path(request.storage_path) / request.name
     try:
         snapshot = json.loads((run / _RAY_SNAPSHOT).read_text())
-        latest = snapshot["latest_checkpoint_result"]["checkpoint_dir_name"]
+        return run / snapshot["latest_checkpoint_result"]["checkpoint_dir_name"]
     except (OSError, ValueError, KeyError, TypeError):
-        return  # a new run, or a snapshot Ray reads (and reports on) itself
-    check_resume_state(run / latest)
+        return None  # a new run, or a snapshot Ray reads (and reports on) itself
+
+
+def _check_text_encoder(request: PretrainRequest) -> None:
+    """Refuse to start from, or go on with, a checkpoint that expects text from another
+    encoder than the one that embedded the sources' stores (`expectations`). Stores on
+    object storage are not checked: the driver does not fetch them."""
+    from plurel_ray.train.expectations import check_text_encoder
+
+    stores = [s.store for s in request.sources if "://" not in str(s.store)]
+    allow = request.allow_encoder_mismatch
+    if (latest := _latest_checkpoint(request)) is not None:
+        check_text_encoder(latest, stores, allow_mismatch=allow)  # resumed
+    elif request.init_checkpoint is not None:
+        check_text_encoder(request.init_checkpoint, stores, allow_mismatch=allow)
 
 
 def _user_error(err: TrainingFailedError) -> PlurelError | None:

@@ -170,7 +170,9 @@ def synthetic_data(args: argparse.Namespace) -> PreparedData:
     config = Config.load(args.config) if args.config is not None else Config()
     # A run the cluster cannot fit fails before anything is generated.
     return prepare_synthetic(data, seeds, args.holdout, config, progress=args.progress,
-                             before_generating=lambda: check_cluster(args))  # fmt: skip
+                             before_generating=lambda: check_cluster(args),
+                             context_rules=args.context_rules,
+                             text_model=args.text_model)  # fmt: skip
 
 
 def check_cluster(args: argparse.Namespace) -> None:
@@ -211,6 +213,7 @@ def train_run_from_args(
         resources=RunResources.from_args(args), eval_split=args.eval_split,
         eval_batches=args.eval_batches, eval_max_tasks=args.max_tasks,
         init_checkpoint=init_checkpoint, hub_repo=args.hub_repo, progress=args.progress,
+        allow_encoder_mismatch=args.allow_encoder_mismatch,
     )  # fmt: skip
 
 

@@ -38,6 +38,7 @@ def evaluate_run(
     *,
     max_tasks_per_store: int | None = None,
     out_dir: str | os.PathLike | None = None,
+    allow_encoder_mismatch: bool = False,
 ) -> list[dict]:
     """Score a checkpoint on every cell-prediction task of `stores` in `split`.
 
@@ -51,6 +52,8 @@ def evaluate_run(
         max_tasks_per_store: as in `task_sources`; None evaluates every task.
         out_dir: where `eval_<split>.csv` goes; default the run folder (the checkpoint
             folder's parent).
+        allow_encoder_mismatch: evaluate stores embedded by another text encoder than
+            the checkpoint's (refused by default).
 
     Returns:
         one row per task: {store, task, task_type, split, items, loss, auroc or r2}; a
@@ -60,8 +63,11 @@ def evaluate_run(
 
     from plurel_ray.model.checkpoint import load_checkpoint
     from plurel_ray.train.evaluate import evaluate
+    from plurel_ray.train.expectations import check_text_encoder, warn_context_rules
     from plurel_ray.train.precision import resolve_device, resolve_precision
 
+    check_text_encoder(checkpoint_dir, stores, allow_mismatch=allow_encoder_mismatch)
+    warn_context_rules(checkpoint_dir, stores)
     device = resolve_device("auto")
     model = load_checkpoint(checkpoint_dir).model.to(device).eval()
     precision = resolve_precision("auto", device)

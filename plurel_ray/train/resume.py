@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,18 @@ def save_training_checkpoint(
     model_config: ModelConfig,
     train_config: TrainConfig,
     state: dict[str, Any],
+    inputs: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write model.safetensors, config.json and resume.pt into `dir`, atomically."""
-    extra = {"train": train_config.to_dict(), "step": state["step"]}
+    """Write model.safetensors, config.json and resume.pt into `dir`, atomically.
+
+    Args:
+        dir: the checkpoint folder to create.
+        model, model_config, train_config: what config.json and the weights record.
+        state: `resume_state(...)`, written as resume.pt.
+        inputs: the context rules and text encoder of the training stores
+            (`expectations.training_inputs`), recorded in config.json.
+    """
+    extra = {"train": train_config.to_dict(), "step": state["step"], **(inputs or {})}
     with atomic_directory(dir) as tmp:
         write_model_files(tmp, model, model_config, extra)
         torch.save(state, tmp / RESUME_FILE)

@@ -11,3 +11,7 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 RESUME_FILE = "resume.pt"
 METRICS_FILE = "metrics.jsonl"
+# The config.json entries that say what inputs the model was trained on (`train/expectations.py`),
+# shown in the model card too.
+CONTEXT_RULES_KEY = "context_rules"
+TEXT_ENCODER_KEY = "text_encoder"

@@ -331,6 +331,7 @@ def test_embedding_stage_computes_on_a_gpu_only_where_it_reserves_one(
         assert embed_stage.name == "MapBatches(EmbedActor)"
         gpus = EMBED_GPUS if cluster_gpus else 0.0
         assert embed_stage.ray_remote_args == {"num_cpus": EMBED_CPUS, "num_gpus": gpus}
-        assert embed_stage.fn_constructor_args == (str(tmp_path), "cuda" if gpus else "cpu")
+        device = "cuda" if gpus else "cpu"
+        assert embed_stage.fn_constructor_args == (str(tmp_path), device, DEFAULT_MODEL)
     finally:
         ray.shutdown()
