@@ -47,6 +47,7 @@ def test_bench_pipeline_prints_speedup_and_overhead():
     assert figures["single_dbs_per_s"] > 0 and figures["ray_dbs_per_s"] > 0
 
 
+@pytest.mark.slow  # builds stores, then samples: an end-to-end run
 def test_bench_sampler_prints_throughput_figures():
     args = "--dbs 1 --tasks-per-store 2 --batch-size 8 --ctx-len 128 --batches 3 --skip-full"
     figures = run_json("bench_sampler.py", *args.split())
@@ -62,6 +63,7 @@ def test_bench_preprocess_prints_median_and_max_per_database(tmp_path):
     assert figures["per_db"][0]["cells"] > 0
 
 
+@pytest.mark.slow  # imports torch and trains: an end-to-end run
 def test_bench_train_runs_the_tiny_recipe_on_cpu():
     tiny = ["--recipe", "tiny", "--steps", "3", "--batch-size", "2", "--ctx-len", "128"]
     figures = run_json("bench_train.py", *tiny, "--device", "cpu")
