@@ -157,7 +157,12 @@ class RemoteBar:
             self._board.post.remote(postfix=", ".join(f"{k}={v}" for k, v in values.items()))
 
     def close(self) -> None:
-        """Nothing to release: the driver closes its bar."""
+        """Wait until the board holds every update (one caller's calls run in order), so
+        that the driver's last look at it, once training returns, shows the final step."""
+        if self._board is not None:
+            import ray
+
+            ray.get(self._board.post.remote())
 
 
 class StepBar:

@@ -82,6 +82,7 @@ def test_the_training_bar_of_a_worker_reaches_the_driver():
         for _ in range(3):
             bar.update(1)
         bar.set_postfix(loss="0.5000")
+        bar.close()  # as train_loop does when it ends
 
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
