@@ -53,8 +53,7 @@ def _model_folder(model: str) -> tuple[Path, str]:
             cache), or a Hub id "org/name" (downloaded once into that cache).
 
     Raises:
-        ModelError: the package is not installed, or `model` is neither a folder nor a
-            Hub id.
+        ModelError: the package is not installed, or `model` is neither folder nor Hub id.
         HubError: a Hub id that is not cached, and the Hub does not have or cannot serve.
     """
     if model in _PACKAGED:
