@@ -211,7 +211,10 @@ class StepBar:
                     state = None  # the bar is cosmetic: a slow read skips one update
                 if state is not None:
                     if state["total"] is not None and bar.total != state["total"]:
-                        bar.total = state["total"]
+                        # The clock starts when rank 0 starts training, not with the worker
+                        # group's start-up (tens of seconds): steps/s means what it says.
+                        bar.reset(total=state["total"])
+                        bar.initial = state["n"]
                     bar.n = state["n"]
                     bar.set_postfix_str(state["postfix"], refresh=False)
                     bar.refresh()
