@@ -4,7 +4,7 @@
     python benchmarks/bench_preprocess.py /tmp/pre-bench/seed-*          # table + summary
     python benchmarks/bench_preprocess.py /tmp/pre-bench/seed-* --json   # one JSON object
 
-Times `plurel_ray.store.preprocess.preprocess(folder, tmp, overwrite=True)` with
+Times `plurel_ray.store.preprocess(folder, tmp, overwrite=True)` with
 `time.perf_counter` (wall) and `time.process_time` (CPU, all threads), `--repeats` times
 per folder (the median counts), after one untimed warm-up run that loads the modules and
 fills the page cache. The time covers reading the manifests, the native preprocess
@@ -28,7 +28,7 @@ from pathlib import Path
 from machine import pin_to_one_cpu
 
 from plurel_ray.store.meta import read_meta
-from plurel_ray.store.preprocess import preprocess
+from plurel_ray.store.preprocessing import preprocess
 
 TARGET_S = 0.5
 

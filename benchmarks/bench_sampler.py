@@ -12,7 +12,7 @@ of every store (128 × 1024 by default, one rayon thread, process pinned to one 
 - compact_batches_per_s: compact batches (ids only) per second; contexts_per_s =
   compact_batches_per_s × batch_size;
 - batches_per_s: full batches (bfloat16 embeddings gathered per position);
-- preprocess_s_median: median seconds of `plurel_ray.store.preprocess.preprocess` per
+- preprocess_s_median: median seconds of `plurel_ray.store.preprocess` per
   database.
 
 Every store is embedded (all-MiniLM-L6-v2, 384-d) before timing unless --skip-full; the
@@ -47,8 +47,8 @@ from machine import cpu_model, pin_to_one_cpu  # noqa: E402
 
 from plurel_ray.config import Config  # noqa: E402
 from plurel_ray.dataset.relbench_io import write_dataset  # noqa: E402
-from plurel_ray.store.embed import embed  # noqa: E402
-from plurel_ray.store.preprocess import preprocess  # noqa: E402
+from plurel_ray.store.embedding import embed  # noqa: E402
+from plurel_ray.store.preprocessing import preprocess  # noqa: E402
 from plurel_ray.store.sampler import Sampler, Source, read_meta  # noqa: E402
 from plurel_ray.synth.database import generate_database  # noqa: E402
 

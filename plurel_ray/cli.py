@@ -133,7 +133,7 @@ def _preprocess(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from plurel_ray.store.meta import read_meta
-    from plurel_ray.store.preprocess import preprocess
+    from plurel_ray.store.preprocessing import preprocess
 
     start = time.perf_counter()
     # disable=None shows the bar only on a terminal.
@@ -160,7 +160,7 @@ def _preprocess(args: argparse.Namespace) -> int:
 
 
 def _embed(args: argparse.Namespace) -> int:
-    from plurel_ray.store.embed import embed
+    from plurel_ray.store.embedding import embed
 
     model = args.text_model if args.text_model is not None else DEFAULT_TEXT_MODEL
     report = embed(args.stores, model=model, progress=args.progress)

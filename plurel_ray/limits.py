@@ -56,7 +56,7 @@ SCHEMA_COLUMNS_PER_TABLE = Limit(1_000, "PLUREL_MAX_SCHEMA_COLUMNS")
 SQL_PAREN_DEPTH = Limit(32)
 
 # YAML and JSON documents: config files (plurel_ray/config.py) and dataset manifests
-# (plurel_ray/store/preprocess.py). The default config is 3.5 KB and 391 YAML nodes; a
+# (plurel_ray/store/preprocessing.py). The default config is 3.5 KB and 391 YAML nodes; a
 # 1.4 KB YAML alias bomb expands to billions of nodes, which took 55 s and 3.2 GB.
 DOCUMENT_BYTES = Limit(1_000_000)
 DOCUMENT_NODES = Limit(100_000)

@@ -142,7 +142,7 @@ class SeedWorker:
         """
         if not self.preprocess:
             return None
-        from plurel_ray.store.preprocess import preprocess
+        from plurel_ray.store.preprocessing import preprocess
 
         store_name = f"{STORES_DIR}/{name}"
         if self.root.is_complete(store_name, STORE_MARKER):
@@ -216,7 +216,7 @@ class StoreEmbedder:
     def __init__(
         self, out_uri: str | OutputRoot, device: str = "auto", text_model: str = DEFAULT_TEXT_MODEL
     ) -> None:
-        from plurel_ray.store.embed import CACHE_DIR_ENV
+        from plurel_ray.store.embedding import CACHE_DIR_ENV
         from plurel_ray.store.encoder import TextEncoder
 
         self.root = out_uri if isinstance(out_uri, OutputRoot) else OutputRoot(out_uri)
@@ -228,7 +228,7 @@ class StoreEmbedder:
 
     def embed(self, db_name: str) -> None:
         """Embed the store of database `db_name` (skipped when already embedded)."""
-        from plurel_ray.store.embed import embed
+        from plurel_ray.store.embedding import embed
 
         name = f"{STORES_DIR}/{db_name}"
         local = self.root.fetch(name, self.scratch)

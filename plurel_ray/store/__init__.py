@@ -5,8 +5,11 @@
     sampler = Sampler([Source(store, task="table_1-feature_3")], batch_size=128)
     batch = sampler.batch(0)                                 # dict of numpy arrays
 
-Imports are lazy: `plurel_ray.store.embed` pulls in the tokenizer, which a sampler-only
-process does not need.
+Imports are lazy: embedding pulls in torch and the tokenizer, which a sampler-only process
+does not need. The functions live in modules named differently from them
+(`preprocessing.preprocess`, `embedding.embed`): a submodule named like a package attribute
+would replace that attribute once imported, so `from plurel_ray.store import preprocess`
+would give a module or a function depending on what was imported before.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from plurel_ray import _native
 from plurel_ray._native import STORE_FORMAT_VERSION
 
 if TYPE_CHECKING:
-    from plurel_ray.store.embed import EmbedReport, embed
-    from plurel_ray.store.preprocess import preprocess
+    from plurel_ray.store.embedding import EmbedReport, embed
+    from plurel_ray.store.preprocessing import preprocess
     from plurel_ray.store.sampler import Sampler, Source
 
 __all__ = [
@@ -32,9 +35,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    "EmbedReport": "plurel_ray.store.embed",
-    "embed": "plurel_ray.store.embed",
-    "preprocess": "plurel_ray.store.preprocess",
+    "EmbedReport": "plurel_ray.store.embedding",
+    "embed": "plurel_ray.store.embedding",
+    "preprocess": "plurel_ray.store.preprocessing",
     "Sampler": "plurel_ray.store.sampler",
     "Source": "plurel_ray.store.sampler",
 }
@@ -45,8 +48,6 @@ def __getattr__(name: str):
         import importlib
 
         value = getattr(importlib.import_module(_LAZY[name]), name)
-        # Importing `plurel_ray.store.preprocess` (or `.embed`) binds the submodule to the
-        # package attribute of the same name; the function must win.
         globals()[name] = value
         return value
     raise AttributeError(f"module 'plurel_ray.store' has no attribute {name!r}")

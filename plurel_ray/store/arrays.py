@@ -38,7 +38,7 @@ ELEMENT_TYPES: dict[int, np.dtype] = {
 _TYPE_CODES = {dtype: code for code, dtype in ELEMENT_TYPES.items()}
 
 # Which step rebuilds a file: everything but the embeddings comes from preprocessing.
-_REBUILD = {b"TEMB": "re-run the text embedding (plurel_ray.store.embed.embed) on the store"}
+_REBUILD = {b"TEMB": "re-run the text embedding (plurel_ray.store.embed) on the store"}
 _REBUILD_DEFAULT = "re-run `plurel-ray preprocess` to rebuild the store"
 
 

@@ -26,7 +26,7 @@ import yaml
 from store_builder import NO_TIME, Table, write_store
 
 from plurel_ray.errors import SamplerError, StoreError
-from plurel_ray.store.preprocess import preprocess
+from plurel_ray.store.preprocessing import preprocess
 from plurel_ray.store.sampler import Sampler, Source
 
 RULES = ("reference", "strict")

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from plurel_ray.errors import ModelError, StoreError
 from plurel_ray.store.arrays import HEADER_BYTES, read_array, write_array
-from plurel_ray.store.embed import CACHE_DIR_ENV, CACHE_FILE, embed
+from plurel_ray.store.embedding import CACHE_DIR_ENV, CACHE_FILE, embed
 from plurel_ray.store.encoder import DEFAULT_MODEL, TextEncoder, _length_batches
 from plurel_ray.store.meta import STORE_FORMAT
 

@@ -21,7 +21,7 @@ from plurel_ray.errors import HubError, ModelError
 from plurel_ray.store.arrays import read_array
 from plurel_ray.store.encoder import TextEncoder, text_model_name
 from plurel_ray.store.meta import read_meta
-from plurel_ray.store.preprocess import preprocess
+from plurel_ray.store.preprocessing import preprocess
 from plurel_ray.synth.database import generate_database
 
 TOKEN = "hf_test_secret_tiny_bert_7c1d"

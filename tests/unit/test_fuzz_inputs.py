@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from plurel_ray.config import Choices, Config, DatabaseParams
 from plurel_ray.dataset.relbench_io import write_dataset
 from plurel_ray.errors import PlurelError
-from plurel_ray.store.preprocess import preprocess
+from plurel_ray.store.preprocessing import preprocess
 from plurel_ray.store.sampler import Sampler, Source
 from plurel_ray.synth.database import generate_database
 from plurel_ray.synth.sql_schema import parse_sql_schema

@@ -15,7 +15,7 @@ from plurel_ray.cli import main
 from plurel_ray.dataset.relbench_io import write_dataset
 from plurel_ray.errors import DatasetError, SchemaError, StoreError
 from plurel_ray.names import MAX_NAME_BYTES, check_name, name_problem, path_inside
-from plurel_ray.store.preprocess import preprocess
+from plurel_ray.store.preprocessing import preprocess
 from plurel_ray.synth.database import generate_database
 from plurel_ray.synth.random_schema import sample_schema
 from plurel_ray.synth.sql_schema import parse_sql_schema

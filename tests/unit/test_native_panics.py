@@ -9,7 +9,7 @@ import pytest
 
 from plurel_ray.dataset.relbench_io import INFO_FILE, write_dataset
 from plurel_ray.errors import DatasetError, PlurelError
-from plurel_ray.store.preprocess import preprocess
+from plurel_ray.store.preprocessing import preprocess
 from plurel_ray.synth.database import generate_database
 
 

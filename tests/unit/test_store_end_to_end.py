@@ -11,8 +11,8 @@ import pytest
 from realdata import AUTOCOMPLETE_TASK, FORECAST_TASK, write_realdata_folder
 
 from plurel_ray.dataset.relbench_io import write_dataset
-from plurel_ray.store.embed import embed
-from plurel_ray.store.preprocess import preprocess
+from plurel_ray.store.embedding import embed
+from plurel_ray.store.preprocessing import preprocess
 from plurel_ray.store.sampler import Sampler, Source
 from plurel_ray.synth.database import generate_database
 

@@ -7,6 +7,8 @@ import json
 import math
 import shutil
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from realdata import AUTOCOMPLETE_TASK, EXPECTED, FORECAST_TASK, write_realdata_
 from plurel_ray.cli import main
 from plurel_ray.dataset.relbench_io import read_tables, write_dataset
 from plurel_ray.errors import DatasetError, StoreError
-from plurel_ray.store.preprocess import META_FILE, preprocess
+from plurel_ray.store.preprocessing import META_FILE, preprocess
 from plurel_ray.synth.database import generate_database
 
 # file -> (tag, element code, numpy dtype), as docs/store-format.md lists them.
@@ -386,3 +388,15 @@ def test_cli_preprocesses_folders_and_reports_errors_in_one_line(realdata, tmp_p
     assert main(["preprocess", str(tmp_path / "nowhere"), "--out", str(out)]) == 1
     assert "manifest.yaml" in capsys.readouterr().err
     assert only_store(out) == out / "realdata"
+
+
+def test_package_functions_stay_functions_whatever_was_imported_first():
+    # A submodule named like the package's function used to replace it once imported, so
+    # `from plurel_ray.store import preprocess` depended on test order.
+    code = (
+        "import plurel_ray.store.preprocessing, plurel_ray.store.embedding, types\n"
+        "from plurel_ray.store import embed, preprocess\n"
+        "assert not isinstance(preprocess, types.ModuleType), preprocess\n"
+        "assert not isinstance(embed, types.ModuleType), embed\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
