@@ -1,4 +1,4 @@
-"""SPEC §1/§4: the 29 activations match their definitions; random MLPs and embeddings
+"""docs/prior.md: the 29 activations match their definitions; random MLPs and embeddings
 are initialised, masked, shaped and clamped as specified."""
 
 from __future__ import annotations
@@ -275,12 +275,29 @@ def test_trunc_normal_stays_within_two_and_is_truncated_gaussian():
     assert stats.kstest(w[:20000], stats.truncnorm(-2, 2).cdf).pvalue > 1e-3
 
 
-@pytest.mark.parametrize("emb", [32, 5], ids=["fan_out32", "fan_out5"])
-def test_sparse_zeroes_ceil_half_fan_out_per_input_row(emb):
-    w = _first_layers("sparse", emb=emb)  # (count, fan_in=8, fan_out=emb)
-    zeros_per_row = (w == 0).sum(axis=2)
-    np.testing.assert_array_equal(zeros_per_row, math.ceil(0.5 * emb))
-    assert w[w != 0].std() == pytest.approx(0.01, rel=0.05)
+@pytest.mark.parametrize("in_dim", [8, 5, 1], ids=["fan_in8", "fan_in5", "fan_in1"])
+def test_sparse_zeroes_ceil_half_fan_in_per_output_column(in_dim):
+    # torch.nn.init.sparse_ on the (in, out) matrix, as the reference stores it: every
+    # output unit loses ceil(in / 2) of its inputs, so a 1 → 32 layer is all zero.
+    w = _first_layers("sparse", in_dim=in_dim)  # (count, fan_in=in_dim, fan_out=32)
+    zeros_per_column = (w == 0).sum(axis=1)
+    np.testing.assert_array_equal(zeros_per_column, math.ceil(0.5 * in_dim))
+    if in_dim > 1:
+        assert w[w != 0].std() == pytest.approx(0.01, rel=0.05)
+
+
+def test_sparse_last_layer_to_one_output_keeps_half_its_weights():
+    # Zeroing half of each row instead zeroed every weight of a 32 → 1 layer: each such
+    # decoder output exactly 0, a constant column.
+    params = scm(
+        initialization_choices=single("sparse"),
+        mlp_weight_density_choices=fixed_range(1.0),
+        mlp_num_layers_choices=fixed_range(2),
+    )
+    for mlp in build_mlps([(32, 1)] * 20, params, rng(4)):
+        last = mlp.weights[-1]
+        assert last.shape == (32, 1) and last.flags.c_contiguous
+        assert (last != 0).sum() == 16
 
 
 @pytest.mark.parametrize("rho", [0.3, 0.5, 0.8])
