@@ -1,4 +1,4 @@
-"""Seed + config → a whole synthetic relational database (SPEC §3–4).
+"""Seed + config → a whole synthetic relational database (docs/prior.md).
 
 `generate_database` is a pure function of (seed, config, GENERATOR_VERSION): every
 component draws from its own path-derived generator (see `rng.py`), so the tables do
@@ -26,13 +26,13 @@ from plurel_ray.synth.sql_schema import load_sql_schema
 
 # Bump whenever a change alters any generated value: it is part of every database's
 # identity (plurel.json) and of the cache key.
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 _TIMELINE_TRIES = 1000
 
 
 @dataclass(frozen=True)
 class Timeline:
-    """The database's time span and its validation and test cut-offs (SPEC §3.1)."""
+    """The database's time span and its validation and test cut-offs (docs/prior.md#the-database)."""
 
     min_timestamp: pd.Timestamp
     max_timestamp: pd.Timestamp
@@ -66,7 +66,7 @@ class GeneratedDatabase:
 def sample_timeline(config: Config, rng: np.random.Generator) -> Timeline:
     """Two distinct sorted day offsets inside the configured span, and the split days.
 
-    SPEC §3.1, with one guard: a pair so close that the validation or test window
+    docs/prior.md#the-database, with one guard: a pair so close that the validation or test window
     would be empty (val day == test day, or no day after the test day) is redrawn,
     since RelBench cannot build tasks on it. With the default 35-year span this
     redraws ~0.2 % of timelines.
@@ -193,6 +193,7 @@ def _generate(seed: int, config: Config, schema: DatabaseSchema | None) -> Gener
                 categories,
                 config.database_params,
                 derive_rng(seed, *path, "post"),
+                derive_rng(seed, *path, "ties"),
             )
         )
         if spec.time_col is not None:

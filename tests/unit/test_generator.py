@@ -1,4 +1,4 @@
-"""SPEC §3-4 end to end: a database is a deterministic function of (seed, config), keeps
+"""docs/prior.md end to end: a database is a deterministic function of (seed, config), keeps
 the RelBench key contract, and every configurable option generates clean tables."""
 
 from __future__ import annotations
@@ -261,7 +261,7 @@ def test_derive_rng_rejects_bad_parts(seed, path, error):
 
 
 def check_database(db, config: Config, exact_nan_rate: float | None = NAN_RATE) -> None:
-    """The RelBench key contract and the post-processing guarantees of SPEC §3."""
+    """The RelBench key contract and the post-processing guarantees of docs/prior.md#the-database."""
     params = config.database_params
     names = list(db.tables)
     assert sorted(names) == sorted(f"table_{i}" for i in range(len(names)))
@@ -573,43 +573,74 @@ def test_transform_registry_matches_the_config_names():
     assert set(TRANSFORMS) == set(COL_TRANSFORMS)
 
 
-def test_rank_uniform_is_rank_plus_one_over_n_plus_one_with_ties_by_order():
+def transform(name: str, x: np.ndarray, seed: int = 0) -> np.ndarray:
+    return TRANSFORMS[name](x, np.random.default_rng(seed))
+
+
+def test_rank_uniform_ranks_each_tie_group_in_row_order_from_a_random_member():
     x = np.array([3.0, 1.0, 3.0, 2.0, -5.0, 3.0])
-    # ranks: -5 → 0, 1 → 1, 2 → 2, the three 3s → 3, 4, 5 in row order
-    expected = (np.array([3, 1, 4, 2, 0, 5]) + 1.0) / 7.0
-    np.testing.assert_allclose(TRANSFORMS["rank_uniform"](x), expected, rtol=0, atol=1e-15)
+    # -5 → 0, 1 → 1, 2 → 2; the three 3s (rows 0, 2, 5) take ranks 3, 4, 5 in row order
+    # starting at one of them and wrapping around.
+    rotations = {(0, 2, 5), (2, 5, 0), (5, 0, 2)}
+    seen = set()
+    for seed in range(30):
+        ranks = transform("rank_uniform", x, seed) * 7.0 - 1.0
+        np.testing.assert_allclose(ranks[[4, 1, 3]], [0, 1, 2], atol=1e-12)
+        rows_by_rank = tuple(int(r) for r in np.argsort(ranks)[3:])
+        assert rows_by_rank in rotations
+        seen.add(rows_by_rank)
+    assert seen == rotations
+
+
+def test_rank_uniform_ties_neither_follow_rows_nor_shift_other_draws():
+    # A column of two values in random rows: ties by row order gave |Spearman(rank,
+    # row)| ≈ 0.5; one cut per group leaves about a third of that on average.
+    rng = np.random.default_rng(1)
+    n = 3000
+    trends = []
+    for seed in range(20):
+        x = rng.integers(0, 2, n).astype(np.float64)
+        out = transform("rank_uniform", x, seed)
+        np.testing.assert_allclose(np.sort(out), np.arange(1, n + 1) / (n + 1))
+        trends.append(abs(np.corrcoef(out, np.arange(n))[0, 1]))
+    assert np.mean(trends) < 0.3
+    # Untied values draw nothing from the tie generator.
+    ties = np.random.default_rng(5)
+    TRANSFORMS["rank_uniform"](rng.normal(size=50), ties)
+    assert ties.random() == np.random.default_rng(5).random()
 
 
 def test_rank_uniform_of_random_values_is_a_permutation_of_the_grid():
     x = np.random.default_rng(0).normal(size=101)
-    out = TRANSFORMS["rank_uniform"](x)
+    out = transform("rank_uniform", x)
     np.testing.assert_allclose(np.sort(out), np.arange(1, 102) / 102.0)
     np.testing.assert_array_equal(np.argsort(out), np.argsort(x))
 
 
 def test_standardize_divides_by_max_std_and_1e_8():
     x = np.array([1.0, 2.0, 4.0, 9.0])
-    out = TRANSFORMS["standardize"](x)
+    out = transform("standardize", x)
     np.testing.assert_allclose(out, (x - x.mean()) / x.std())
     assert out.mean() == pytest.approx(0.0, abs=1e-12)
-    np.testing.assert_array_equal(TRANSFORMS["standardize"](np.full(5, 7.0)), np.zeros(5))
+    np.testing.assert_array_equal(transform("standardize", np.full(5, 7.0)), np.zeros(5))
     tiny = np.array([0.0, 1e-9])  # std 5e-10 < 1e-8
-    np.testing.assert_allclose(TRANSFORMS["standardize"](tiny), [-0.05, 0.05])
+    np.testing.assert_allclose(transform("standardize", tiny), [-0.05, 0.05])
 
 
 def test_log_and_sqrt_preserve_the_sign():
     x = np.array([-9.0, -1.0, 0.0, 0.25, 4.0, 1e6])
-    np.testing.assert_allclose(TRANSFORMS["log"](x), np.sign(x) * np.log1p(np.abs(x)))
-    np.testing.assert_allclose(TRANSFORMS["sqrt"](x), [-3.0, -1.0, 0.0, 0.5, 2.0, 1e3])
-    np.testing.assert_allclose(TRANSFORMS["log"](np.array([-math.e + 1, math.e - 1])), [-1.0, 1.0])
-    np.testing.assert_array_equal(TRANSFORMS["identity"](x), x)
+    np.testing.assert_allclose(transform("log", x), np.sign(x) * np.log1p(np.abs(x)))
+    np.testing.assert_allclose(transform("sqrt", x), [-3.0, -1.0, 0.0, 0.5, 2.0, 1e3])
+    np.testing.assert_allclose(transform("log", np.array([-math.e + 1, math.e - 1])), [-1.0, 1.0])
+    np.testing.assert_array_equal(transform("identity", x), x)
 
 
 def _post(columns, values, categories, transform="identity", nan=NAN_RATE, seed=0):
     params = DatabaseParams(
         column_nan_perc_choices=single(nan), col_transform_choices=single(transform)
     )
-    return postprocess_columns(columns, values, categories, params, np.random.default_rng(seed))
+    rng, ties = np.random.default_rng(seed), np.random.default_rng(seed + 1)
+    return postprocess_columns(columns, values, categories, params, rng, ties)
 
 
 def test_postprocess_implants_exactly_floor_p_n_nans_per_float_column():
@@ -633,7 +664,7 @@ def test_postprocess_transforms_before_implanting_nans(transform):
         [ColumnSpec("feature_0", NUMERICAL)], [x], [0], transform=transform, nan=0.1
     ).values()
     kept = ~np.isnan(out)
-    full = TRANSFORMS[transform](x.astype(np.float64))
+    full = TRANSFORMS[transform](x.astype(np.float64), np.random.default_rng(1))
     np.testing.assert_allclose(out[kept], full[kept], rtol=1e-12)
     assert (~kept).sum() == 15
 
