@@ -155,7 +155,7 @@ class Choices:
 
         Args:
             rng: the generator to draw from.
-            exponent: the power-law exponent e (SPEC uses 1).
+            exponent: the power-law exponent e (the prior uses 1).
         """
         if not self.is_int_range or self.value[0] < 1:
             raise ConfigError(f"power-law sampling needs an int range with lo >= 1, got {self}")

@@ -2,7 +2,7 @@
 
 It answers exactly the routes huggingface_hub 2.4 calls for create_repo, create_commit
 (inline files only: preupload always answers "regular"), repo_info, list_repo_tree,
-get_paths_info, hf_hub_download and snapshot_download (RAY_NOTES §5.3). Each repo keeps
+get_paths_info, hf_hub_download and snapshot_download (docs/operations.md). Each repo keeps
 its whole commit history, so any commit sha or branch can be read back.
 
     with HubServer(tokens={"hf_test_…"}) as hub:

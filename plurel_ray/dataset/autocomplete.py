@@ -1,4 +1,6 @@
-"""Autocomplete tasks (SPEC §5): one RelBench-3 task per feature column, with its labels.
+"""Autocomplete tasks: one RelBench-3 task per feature column, with its labels.
+
+What they are: docs/prior.md#autocomplete-tasks.
 
 Every feature column of every table is a task whose target is the column's value in a
 row; a row whose target is null is not an item. Labels are always written as

@@ -5,7 +5,7 @@ A folder written by `write_dataset` is loadable with `relbench.load_dataset(path
     <out_dir>/
         manifest.yaml               tables, keys, time columns, val/test timestamps
         db/<table>.parquet          one file per table (zstd, no pandas metadata)
-        tasks/<table>-<column>/     one autocomplete task per feature column (SPEC §5)
+        tasks/<table>-<column>/     one autocomplete task per feature column
             manifest.yaml
             {train,val,test}.parquet
         plurel.json                 seed, config, versions, row counts, content hash

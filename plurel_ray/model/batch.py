@@ -1,4 +1,4 @@
-"""The context batch (SPEC §6) as the model consumes it: names, checks, tensors, device.
+"""The context batch (docs/contexts.md) as the model consumes it: names, checks, tensors, device.
 
 A batch is B sequences × L cells. The sampler sends numpy arrays; `batch_to_tensors` turns
 them into torch tensors without copying. Text enters in one of two forms:
@@ -95,7 +95,9 @@ def check_batch(batch: Mapping[str, Any], vocab_size: int | None = None) -> None
     """
     missing = [name for name in (*CELL_FIELDS, "f2p_nbr_idxs") if name not in batch]
     if missing:
-        raise BatchError(f"batch lacks field(s) {missing}; the sampler must send SPEC §6 fields")
+        raise BatchError(
+            f"batch lacks field(s) {missing}; the sampler must send every field of docs/contexts.md"
+        )
     shape = tuple(batch["node_idxs"].shape)
     if len(shape) != 2:
         raise BatchError(f"node_idxs must be [B, L], got shape {list(shape)}")

@@ -1,4 +1,4 @@
-"""The sizes of a Relational Transformer (SPEC §8) and named presets of them."""
+"""The sizes of a Relational Transformer (docs/model.md) and named presets of them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ ATTENTION_IMPLS = ("auto", "dense", "flex")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Sizes of the model; the defaults are the reference defaults of SPEC §8.
+    """Sizes of the model; the defaults are the reference defaults of docs/model.md.
 
     Args:
         num_blocks: relational blocks (col, feat, nbr attention + SwiGLU FFN each).

@@ -1,4 +1,4 @@
-"""The relational block: three masked self-attentions and a SwiGLU FFN (SPEC §8).
+"""The relational block: three masked self-attentions and a SwiGLU FFN (docs/model.md).
 
 Parameter names follow the reference checkpoint (`norms.{col,feat,nbr,ffn}`,
 `attns.{kind}.{wq,wk,wv,wo,q_norm,k_norm}`, `ffn.{w1,w2,w3}`), and norms are

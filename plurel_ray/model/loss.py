@@ -1,4 +1,4 @@
-"""The pretraining loss on masked cells (SPEC §8)."""
+"""The pretraining loss on masked cells (docs/model.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Who may attend to whom: the three relational attention masks of SPEC §8.
+"""Who may attend to whom: the three relational attention masks of docs/model.md.
 
 - col: cells of the same column of the same table;
 - feat: cells of the same row, and cells of the rows this row's foreign keys point to;

@@ -1,4 +1,4 @@
-"""The Relational Transformer (SPEC §8): cell embeddings, relational blocks, decoders.
+"""The Relational Transformer (docs/model.md): cell embeddings, relational blocks, decoders.
 
 Per cell the input is RMSNorm(Linear(column-name embedding)) plus, for the cell's semantic
 type, RMSNorm(Linear_type(value)) when the value is visible or the type's learned mask
@@ -25,7 +25,7 @@ class RelationalTransformer(nn.Module):
     """Relational Transformer with the reference's parameter names and shapes.
 
     Modules that the function never reads exist so that reference state dicts load
-    strictly: `dec_dict.text` (text cells are never masked — SPEC §5 tasks are boolean and
+    strictly: `dec_dict.text` (text cells are never masked — autocomplete tasks are boolean and
     numeric columns — so nothing is decoded to text) is frozen, so it takes no optimizer
     state and distributed training does not wait for its gradient.
 
@@ -70,7 +70,7 @@ class RelationalTransformer(nn.Module):
         """Predict every cell's value as each scalar type.
 
         Args:
-            batch: tensors of SPEC §6 (see `plurel_ray.model.batch`), on the model's device.
+            batch: context tensors (see `plurel_ray.model.batch`), on the model's device.
             text_emb: [V, d_text] vocabulary embeddings for a compact batch (ignored for a
                 full-form batch, which carries `col_name_values` and `text_values`).
             masks: from `attention_masks(batch)`; built here when omitted.

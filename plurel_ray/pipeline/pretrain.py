@@ -65,7 +65,7 @@ class PretrainRequest:
             checkpoint, and the longest wait for an autoscaler.
         prefetch: batch requests each worker keeps in flight.
         init_checkpoint: weights to start from (a checkpoint folder or a reference `.pt`).
-        max_bfs_width: the sampler's width limit (SPEC §6).
+        max_bfs_width: the sampler's width limit (docs/contexts.md).
         hub_repo: a Hugging Face model repo every checkpoint is pushed to, in the
             background from the driver process, which alone holds the token (retried; a
             failed push never stops training, but `run_pretraining` then raises HubError).

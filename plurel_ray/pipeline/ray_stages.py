@@ -135,7 +135,7 @@ def generation_dataset(
     seeds = [{"seed": int(s)} for s in request.seeds]
     config = request.config.to_dict()
     # from_items needs no read tasks, so the actor pool can take every CPU without
-    # starving a reader (RAY_NOTES §0.6).
+    # starving a reader (docs/operations.md).
     dataset = ray.data.from_items(seeds, override_num_blocks=min(len(seeds), MAX_BLOCKS))
     dataset = dataset.map_batches(
         GeneratorActor,

@@ -4,7 +4,7 @@
     fits = fit_axes(points)        # "databases" at the most tokens, "tokens" at the most dbs
     plot_scaling(points, fits, "out/scaling.png")
 
-The paper's experiment (SPEC §8) pretrains on 8…1024 synthetic databases for 4k…256k
+The paper's experiment (docs/model.md) pretrains on 8…1024 synthetic databases for 4k…256k
 steps and fits the held-out loss along each axis. `ScalingGrid` holds such a grid as
 plain data; `plurel_ray.pipeline.scaling_sweep` runs it. Nothing here imports Ray.
 """
@@ -111,7 +111,7 @@ GRIDS: dict[str, ScalingGrid] = {
         holdout=1,
         eval_batches=2,
     ),
-    # SPEC §8: 8…1024 databases × 4k…256k steps (8 × 7 runs at 128 × 1024 cells per step).
+    # docs/model.md: 8…1024 databases × 4k…256k steps (8 × 7 runs at 128 × 1024 cells per step).
     "paper": ScalingGrid(
         num_dbs=tuple(2**k for k in range(3, 11)),
         steps=tuple(4000 * 2**k for k in range(7)),

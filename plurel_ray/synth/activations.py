@@ -1,4 +1,4 @@
-"""The 29 activations of SPEC §1, as float32 NumPy functions resolved by name.
+"""The 29 activations of docs/prior.md#configuration, as float32 NumPy functions resolved by name.
 
 Each entry maps a name to a factory `rng -> fn`; only `random_sine` uses the generator
 (its parameters are drawn once, when the MLP layer that picks it is built, and frozen).

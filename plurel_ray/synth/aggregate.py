@@ -1,4 +1,4 @@
-"""Streaming elementwise aggregation of a node's incoming terms (SPEC §4).
+"""Streaming elementwise aggregation of a node's incoming terms (docs/prior.md#table-scm).
 
 A node combines `w_e · enc_e(parent)` over its in-edges and the foreign terms `F` with
 sum, max, product or logsumexp. Terms are folded in one at a time by the native

@@ -1,4 +1,6 @@
-"""DAG layouts (SPEC §2): the topologies of the table graph and of every table's SCM.
+"""DAG layouts: the topologies of the table graph and of every table's SCM.
+
+What each layout draws: docs/prior.md#dag-layouts.
 
 Each layout is written directly against a `numpy.random.Generator`, not networkx's random
 graph generators: those have changed algorithm and seeding between networkx releases, and a
@@ -173,7 +175,7 @@ def _components(n: int, edges: np.ndarray) -> list[np.ndarray]:
 
 
 def _connect(n: int, edges: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """SPEC "connect": join consecutive components by one edge between random members."""
+    """Connect: join consecutive components by one edge between random members."""
     comps = _components(n, edges)
     extra = [(int(rng.choice(a)), int(rng.choice(b))) for a, b in itertools.pairwise(comps)]
     return np.concatenate([edges, _as_edges(extra)])

@@ -1,4 +1,6 @@
-"""Foreign-key assignment by a bipartite hierarchical stochastic block model (SPEC §4).
+"""Foreign-key assignment by a bipartite hierarchical stochastic block model.
+
+What it draws: docs/prior.md#foreign-keys.
 
 Rows of each side are cut into contiguous base blocks; a block's cluster at each level
 is a mixed-radix digit of its index. A child row `b` picks parent row `a` with

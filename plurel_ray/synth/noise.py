@@ -1,7 +1,7 @@
 """Node noise: `mlp_emb_dim` Beta(α, β) draws per row and node, divided by the width.
 
 A default database needs ~20M such draws; exact NumPy Beta sampling costs ~1.2 s for
-them, uniform bits ~0.05 s (DESIGN.md). So each node gets a 4096-entry quantile table,
+them, uniform bits ~0.05 s. So each node gets a 4096-entry quantile table,
 and a draw is one 12-bit uniform index into it (drawn natively by `add_noise`): a
 discrete distribution whose CDF is within ~1/4096 of the Beta CDF (tested with a KS
 test against the exact Beta).
@@ -36,7 +36,7 @@ def beta_quantile_tables(alpha: np.ndarray, beta: np.ndarray, scale: float) -> n
     Args:
         alpha: first shape parameter per node.
         beta: second shape parameter per node.
-        scale: factor applied to every quantile (SPEC: 1 / mlp_emb_dim).
+        scale: factor applied to every quantile (the prior: 1 / mlp_emb_dim).
     """
     cdf = special.betainc(alpha[:, None], beta[:, None], _GRID[None, :])
     # The CDF is non-decreasing but can be flat in float64 at the tails: the native

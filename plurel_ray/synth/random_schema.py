@@ -1,4 +1,4 @@
-"""The random database schema of SPEC §3: table graph, keys and feature columns."""
+"""The random database schema (docs/prior.md): table graph, keys and feature columns."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from plurel_ray.config import Choices
 
 
 def sample_many(choices: Choices, rng: np.random.Generator, size: int) -> np.ndarray:
-    """`size` independent uniform draws from `choices` (SPEC §1 uniform mode).
+    """`size` independent uniform draws from `choices` (docs/prior.md#configuration uniform mode).
 
     Args:
         choices: a range (int: inclusive, float: [lo, hi)) or a set.

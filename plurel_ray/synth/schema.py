@@ -1,6 +1,6 @@
 """The shape of a database before any value exists: tables, keys, feature columns.
 
-Both the random schema sampler (SPEC §3) and the SQL DDL parser (SPEC §7) produce a
+Both the random schema sampler and the SQL DDL parser (docs/prior.md) produce a
 `DatabaseSchema`; the SCM generator consumes it without knowing where it came from.
 """
 

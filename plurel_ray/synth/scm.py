@@ -1,4 +1,4 @@
-"""One table's structural causal model (SPEC §4): structure, then propagation.
+"""One table's structural causal model (docs/prior.md#table-scm): structure, then propagation.
 
 `TableSCM.build` draws everything random about a table's SCM — DAG, node types,
 noise, aggregations, encoders, decoders, collation encoders — into arrays and batched
@@ -378,7 +378,7 @@ class TableSCM:
         accumulators = {m: Accumulator(m, (self.num_rows, width)) for m in sorted(modes)}
         for parent in foreign:
             encoders, rows, columns = parent.collation[name], parent.rows, parent.columns
-            # Under sum each parent's columns weigh 1/|columns| (SPEC §4), else 1.
+            # Under sum each parent's columns weigh 1/|columns| (docs/prior.md#table-scm), else 1.
             share = np.float32(1.0 / len(columns))
             for encoder, column in zip(encoders, columns, strict=True):
                 # Terms stay a table plus an index: the native fold gathers each row,

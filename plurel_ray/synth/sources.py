@@ -1,4 +1,4 @@
-"""Source-node values (SPEC §4 "Sources"), vectorised over rows.
+"""Source-node values (docs/prior.md#sources), vectorised over rows.
 
 Each generator is built (its parameters drawn) and evaluated in one call; numerical
 sources return float64 `(n,)`, categorical ones int64 category indices `(n,)`.

@@ -1,4 +1,4 @@
-"""Read SQL DDL (`CREATE TABLE` statements) into a `DatabaseSchema` (SPEC §7).
+"""Read SQL DDL (`CREATE TABLE` statements) into a `DatabaseSchema` (docs/prior.md#sql-schemas).
 
 The DDL is only parsed, with sqlglot, never executed. Foreign keys give the table graph
 (referenced table → referencing table); tables nobody references are activity tables.

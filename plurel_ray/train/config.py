@@ -17,7 +17,7 @@ PRECISIONS = ("auto", "bf16-autocast", "bf16-pure", "fp32")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train; the optimiser defaults are the reference defaults (SPEC §8).
+    """How to train; the optimiser defaults are the reference defaults (docs/model.md).
 
     Args:
         steps: optimizer steps; the one-cycle schedule spans them.

@@ -78,7 +78,7 @@ def train_loop(
     Args:
         model: a RelationalTransformer, moved to the device (and to bfloat16 for
             precision "bf16-pure") in place; a DDP-wrapped one must be there already.
-        batches: numpy batches of SPEC §6 (compact or full form). On resume it must start
+        batches: numpy batches of docs/contexts.md (compact or full form). On resume it must start
             at `start_state["data_position"]`.
         text_emb: [V, d_text] vocabulary embeddings for compact batches (None: full form).
         cfg: the training configuration.

@@ -1,4 +1,4 @@
-"""AdamW and the one-cycle learning-rate schedule of SPEC §8."""
+"""AdamW and the one-cycle learning-rate schedule of docs/model.md."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def one_cycle(steps: int, warmup_frac: float) -> Callable[[int], float]:
     first `warmup_frac` of the steps, then linear anneal to 1/25e4 at the last step.
 
     The learning-rate curve of OneCycleLR(anneal_strategy="linear", pct_start=warmup_frac);
-    unlike it, the momentum (Adam's beta1) is not cycled: SPEC gives fixed betas.
+    unlike it, the momentum (Adam's beta1) is not cycled: the reference keeps fixed betas.
     """
     start = 1.0 / START_DIV
     final = start / FINAL_DIV

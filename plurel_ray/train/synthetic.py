@@ -1,4 +1,4 @@
-"""Random but well-formed context batches (SPEC §6) for tests and benchmarks.
+"""Random but well-formed context batches (docs/contexts.md) for tests and benchmarks.
 
 They have the sampler's field names, dtypes and shapes and a plausible structure: a few
 tables with fixed columns, rows laid out cell by cell, foreign keys from child rows to

@@ -9,7 +9,8 @@ import pytest
 
 from plurel_ray.config import Choices, Config, DatabaseParams
 
-# Tests never wait on a token: local heads and clients run without auth (RAY_NOTES §0.4).
+# Tests never wait on a token: local heads and clients run without auth
+# (docs/operations.md#token-auth).
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 

@@ -1,4 +1,4 @@
-"""Config: SPEC defaults, sampling, serialisation round trips, hashing and validation."""
+"""Config: reference defaults, sampling, serialisation round trips, hashing and validation."""
 
 import dataclasses
 import pickle

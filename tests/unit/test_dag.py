@@ -1,4 +1,4 @@
-"""SPEC §2: every layout yields a connected DAG of the promised shape, deterministically."""
+"""DAG layouts: every layout yields a connected DAG of the promised shape, deterministically."""
 
 from __future__ import annotations
 

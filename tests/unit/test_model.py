@@ -258,7 +258,7 @@ def test_model_config_rejects_heads_that_do_not_divide_the_width():
 
 
 def reference_state_dict(cfg: ModelConfig) -> dict[str, torch.Tensor]:
-    """The reference checkpoint's layout, written out from SPEC §8's names."""
+    """The reference checkpoint's layout, written out from docs/model.md's names."""
     d, t, f, h = cfg.d_model, cfg.d_text, cfg.d_ff, cfg.head_dim
     shapes: dict[str, tuple[int, ...]] = {}
     for name, width in {"number": 1, "text": t, "datetime": 1, "col_name": t, "boolean": 1}.items():

@@ -1,4 +1,4 @@
-"""SPEC §4: node noise is Beta(alpha, beta)/32, sources follow their generators, and the
+"""The table SCM: node noise is Beta(alpha, beta)/32, sources follow their generators, and the
 bipartite HSBM assigns foreign keys along its strong (wrapped-diagonal) blocks."""
 
 from __future__ import annotations
