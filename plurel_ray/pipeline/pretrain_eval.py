@@ -1,7 +1,7 @@
 """Evaluate a pretraining checkpoint on held-out tasks, one task at a time.
 
     rows = evaluate_run("runs/tiny-x/step_00000020", held_out_stores, "val", 8, 4, 64)
-    # runs/tiny-x/eval_val.csv: store, task, task_type, split, items, loss, auroc, r2, note
+    # runs/tiny-x/eval_val.csv: store, task, task_type, split, items, loss, auroc, r2, mae, note
 
 Each task gets its own sampler (one rank, a fixed seed), so its score is computed over
 that task's items alone and every checkpoint of a run sees the very same batches.
@@ -21,7 +21,9 @@ from plurel_ray.pipeline.pretrain_data import NOTHING_TO_SAMPLE, target_sem_type
 from plurel_ray.store.sampler import Sampler, read_meta
 
 EVAL_SEED = 0
-EVAL_COLUMNS = ("store", "task", "task_type", "split", "items", "loss", "auroc", "r2", "note")
+EVAL_COLUMNS = (
+    "store", "task", "task_type", "split", "items", "loss", "auroc", "r2", "mae", "note"
+)  # fmt: skip
 # `evaluate` scores boolean target cells by AUROC and number target cells by R²; real
 # datasets often store a binary label as a 0/1 number, which is then scored by R².
 _EVAL_TASK = {"boolean": "classification", "number": "regression"}
@@ -56,7 +58,7 @@ def evaluate_run(
             the checkpoint's (refused by default).
 
     Returns:
-        one row per task: {store, task, task_type, split, items, loss, auroc or r2}; a
+        one row per task: {store, task, task_type, split, items, loss, auroc or r2 and mae}; a
         task without items in `split` gets items 0 and a note instead of scores.
     """
     from tqdm import tqdm
@@ -91,8 +93,11 @@ def evaluate_run(
         kind = _EVAL_TASK[target_sem_type(meta, task)]
         text_emb = sampler.embedding_matrix()
         result = evaluate(model, batches, text_emb, task=kind, precision=precision)
-        metric = "auroc" if "auroc" in result else "r2"
-        row.update(items=result["items"], loss=result["loss"], **{metric: result[metric]})
+        # Binary tasks score AUROC; regression R² and MAE (RelBench's NMAE: targets are
+        # standardised by the training rows' mean and std).
+        metrics = ("auroc",) if "auroc" in result else ("r2", "mae")
+        row.update(items=result["items"], loss=result["loss"], **{m: result[m] for m in metrics})
+        metric = metrics[0]
         if task["task_type"] == "binary_classification" and metric == "r2":
             row["note"] = "0/1 target stored as numbers: R², not AUROC"
         rows.append(row)
@@ -117,7 +122,7 @@ def _mean(values: list[float]) -> float:
 
 
 def _summary(rows: Sequence[dict]) -> list[dict]:
-    """One row per store: tasks, items, mean loss, mean AUROC and R² (NaN-free means)."""
+    """One row per store: tasks, items, mean loss, AUROC, R² and MAE (NaN-free means)."""
     by_store: dict[str, list[dict]] = {}
     for row in rows:
         by_store.setdefault(row["store"], []).append(row)
@@ -129,6 +134,7 @@ def _summary(rows: Sequence[dict]) -> list[dict]:
             "loss": _mean([r["loss"] for r in group if "loss" in r]),
             "auroc": _mean([r["auroc"] for r in group if "auroc" in r]),
             "r2": _mean([r["r2"] for r in group if "r2" in r]),
+            "mae": _mean([r["mae"] for r in group if "mae" in r]),
         }
         for store, group in by_store.items()
     ]
@@ -142,7 +148,7 @@ def format_table(rows: Sequence[dict]) -> list[str]:
         value = row.get(key, "")
         return f"{value:.4f}" if isinstance(value, float) else str(value)
 
-    table = [["store", "task", "items", "loss", "auroc", "r2", "note"]]
+    table = [["store", "task", "items", "loss", "auroc", "r2", "mae", "note"]]
     table += [[cell(row, key) for key in table[0]] for row in shown]
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     return ["  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()

@@ -250,15 +250,16 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> l
 
 def eval_table(rows: Sequence[dict]) -> list[str]:
     """The evaluation rows of `evaluate_run` as a Markdown table: task, type, items,
-    loss, and AUROC (boolean targets) or R² (number targets)."""
+    loss, and AUROC (boolean targets) or R² and MAE (number targets)."""
 
     def score(row: dict) -> str:
-        for key, name in (("auroc", "AUROC"), ("r2", "R²")):
+        shown = []
+        for key, name in (("auroc", "AUROC"), ("r2", "R²"), ("mae", "MAE")):
             if row.get(key) not in (None, ""):
                 value = float(row[key])
-                # NaN: the items' targets are all equal, so the score is undefined.
-                return f"{name} {value:.4f}" if not math.isnan(value) else f"{name} n/a"
-        return row.get("note", "")
+                # NaN: e.g. the items' targets are all equal, so the score is undefined.
+                shown.append(f"{name} {value:.4f}" if not math.isnan(value) else f"{name} n/a")
+        return " · ".join(shown) or row.get("note", "")
 
     def loss(row: dict) -> float | str:
         return float(row["loss"]) if row.get("loss") not in (None, "") else ""

@@ -130,12 +130,12 @@ def test_eval_table_shows_auroc_or_r2_and_the_note_of_empty_tasks():
         {"store": "s", "task": "a", "task_type": "binary_classification", "items": 8,
          "loss": 0.5, "auroc": 0.75},
         {"store": "s", "task": "b", "task_type": "regression", "items": 8, "loss": 0.25,
-         "r2": "nan"},
+         "r2": "nan", "mae": 0.5},
         {"store": "s", "task": "c", "task_type": "regression", "items": 0,
          "note": "no items in the val split"},
     ]  # fmt: skip
     header, _, a, b, c = eval_table(rows)
     assert header == "| store | task | type | items | loss | score |"
     assert a == "| s | a | binary_classification | 8 | 0.5000 | AUROC 0.7500 |"
-    assert b.endswith("| 0.2500 | R² n/a |")
+    assert b.endswith("| 0.2500 | R² n/a · MAE 0.5000 |")
     assert c.endswith("|  | no items in the val split |")
