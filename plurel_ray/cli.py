@@ -171,7 +171,7 @@ def _embed(args: argparse.Namespace) -> int:
 
 
 def _hub_download(args: argparse.Namespace) -> int:
-    from plurel_ray.hub.transfer import download
+    from plurel_ray.hub.download import download
 
     path = download(args.repo, revision=args.revision, local_dir=args.out,
                     repo_type=args.repo_type)  # fmt: skip

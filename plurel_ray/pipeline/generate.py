@@ -105,7 +105,7 @@ def run_generation(
         sink = IndexSink(root, lease.run_id)
         uploader = None
         if request.hub_repo is not None:
-            from plurel_ray.hub.transfer import HubUploader
+            from plurel_ray.hub.uploader import HubUploader
 
             uploader = HubUploader(request.hub_repo, push=partial(_push_database, root=root))
         start = time.perf_counter()
@@ -129,7 +129,7 @@ def run_generation(
 
 def _push_database(name, repo_id: str, *, root: OutputRoot, **options) -> str:
     """Push the published database `name` (fetched to local disk when the root is remote)."""
-    from plurel_ray.hub.transfer import push_dataset_folder
+    from plurel_ray.hub.push import push_dataset_folder
 
     folder = root.fetch(str(name), _scratch())
     try:

@@ -42,7 +42,7 @@ class HubSync:
     def __init__(self, repo_id: str, run_path: str, card: dict[str, Any]) -> None:
         from ray.util.queue import Queue
 
-        from plurel_ray.hub.transfer import HubUploader
+        from plurel_ray.hub.uploader import HubUploader
 
         self.repo_id = repo_id
         # pyarrow opens absolute paths and URIs, not relative paths.

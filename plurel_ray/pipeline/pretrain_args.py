@@ -130,7 +130,7 @@ def init_weights(text: str) -> tuple[str, ModelConfig]:
 
 def _download_init(text: str) -> Path:
     """Download the checkpoint repo `ORG/NAME[@REVISION]` into the temp dir (once)."""
-    from plurel_ray.hub.transfer import download
+    from plurel_ray.hub.download import download
 
     repo, _, revision = text.partition("@")
     folder = Path(tempfile.gettempdir()) / "plurel-ray-init" / text.replace("/", "--")

@@ -71,7 +71,7 @@ def _model_folder(model: str) -> tuple[Path, str]:
     if folder.is_dir():
         return folder.resolve(), text_model_name(model)
     if _HUB_ID.fullmatch(model):
-        from plurel_ray.hub.transfer import cached_model
+        from plurel_ray.hub.download import cached_model
 
         return cached_model(model), model
     raise ModelError(

@@ -23,7 +23,7 @@ from tiny_bert import HIDDEN, write_tiny_bert
 from plurel_ray.cli import main
 from plurel_ray.dataset.relbench_io import write_dataset
 from plurel_ray.errors import ConfigError, EncoderMismatchError
-from plurel_ray.hub.transfer import push_checkpoint
+from plurel_ray.hub.push import push_checkpoint
 from plurel_ray.model import ModelConfig, init_model
 from plurel_ray.pipeline.prepare import prepare_synthetic
 from plurel_ray.pipeline.pretrain_data import task_sources

@@ -15,8 +15,11 @@ from huggingface_hub.errors import EntryNotFoundError
 from plurel_ray.cli import main
 from plurel_ray.dataset.relbench_io import write_dataset
 from plurel_ray.errors import CheckpointError, DatasetError, HubError
-from plurel_ray.hub import transfer as hub_module
-from plurel_ray.hub.transfer import HubUploader, download, push_checkpoint, push_dataset_folder
+from plurel_ray.hub import client as hub_client
+from plurel_ray.hub import push as hub_module
+from plurel_ray.hub.download import download
+from plurel_ray.hub.push import push_checkpoint, push_dataset_folder
+from plurel_ray.hub.uploader import HubUploader
 from plurel_ray.model import ModelConfig, init_model, load_checkpoint
 from plurel_ray.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from plurel_ray.synth.database import generate_database
@@ -181,7 +184,7 @@ def test_uploader_retries_transient_failures_with_backoff(hub, checkpoint, caplo
     commits = len(hub.requests_to("commit"))
     uploader = HubUploader("org/retry", attempts=3, base_delay=0.01, endpoint=hub.endpoint,
                            token=TOKEN)  # fmt: skip
-    with caplog.at_level(logging.WARNING, logger="plurel_ray.hub.transfer"):
+    with caplog.at_level(logging.WARNING, logger="plurel_ray.hub.uploader"):
         uploader.submit(checkpoint, metrics={"loss": 1.0})
         assert uploader.close(timeout=30)
     assert len(hub.requests_to("commit")) == commits + 3
@@ -219,6 +222,72 @@ def test_uploader_records_a_rejected_token_without_retrying_or_touching_the_fold
     assert all(WRONG_TOKEN not in r.getMessage() for r in caplog.records)
     assert WRONG_TOKEN not in failure.error
     assert files_of(checkpoint) == before
+
+
+def test_library_retry_settings_are_the_ones_we_rely_on():
+    from huggingface_hub.utils import _http
+
+    assert hub_client.LIBRARY_RETRY_STATUS == _http._DEFAULT_RETRY_ON_STATUS_CODES
+    assert hub_client.LIBRARY_RETRY_ERRORS == _http._DEFAULT_RETRY_ON_EXCEPTIONS
+
+
+def test_uploader_leaves_what_huggingface_hub_retries_to_it(hub, checkpoint, caplog):
+    hub.fail_next("preupload", times=1, status=503)
+    preuploads, commits = len(hub.requests_to("preupload")), len(hub.requests_to("commit"))
+    uploader = HubUploader("org/backoff", attempts=3, base_delay=0.01, endpoint=hub.endpoint,
+                           token=TOKEN)  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        uploader.submit(checkpoint)
+        assert uploader.close(timeout=30)
+    assert uploader.failures == [] and len(uploader.commits) == 1
+    assert len(hub.requests_to("preupload")) == preuploads + 2  # huggingface_hub's retry
+    assert len(hub.requests_to("commit")) == commits + 1
+    assert not [r for r in caplog.records if r.name.startswith("plurel_ray")]
+
+
+def test_uploader_does_not_retry_again_what_huggingface_hub_gave_up_on(
+    hub, checkpoint, monkeypatch
+):
+    # huggingface_hub sends a preupload 6 times over 23 s: skip its waits.
+    monkeypatch.setattr("huggingface_hub.utils._http.time.sleep", lambda seconds: None)
+    hub.fail_next("preupload", times=6, status=503)
+    preuploads, commits = len(hub.requests_to("preupload")), len(hub.requests_to("commit"))
+    with HubUploader("org/outage", attempts=3, base_delay=0.01, endpoint=hub.endpoint,
+                     token=TOKEN) as uploader:  # fmt: skip
+        uploader.submit(checkpoint)
+    [failure] = uploader.failures
+    assert failure.attempts == 1 and "HTTP 503" in failure.error
+    assert len(hub.requests_to("preupload")) == preuploads + 6
+    assert len(hub.requests_to("commit")) == commits
+
+
+@pytest.mark.parametrize(
+    ("route", "status", "says"),
+    [("commit", 403, "refused the token"), ("commit", 404, "HTTP 404"),
+     ("preupload", 401, "refused the token")],
+)  # fmt: skip
+def test_uploader_counts_a_permanent_failure_without_retrying(hub, checkpoint, route, status,
+                                                              says):  # fmt: skip
+    hub.fail_next(route, times=1, status=status, message="no")
+    before = len(hub.requests_to(route))
+    with HubUploader("org/permanent", attempts=3, base_delay=0.01, endpoint=hub.endpoint,
+                     token=TOKEN) as uploader:  # fmt: skip
+        uploader.submit(checkpoint)
+    [failure] = uploader.failures
+    assert failure.attempts == 1 and says in failure.error and uploader.commits == []
+    assert len(hub.requests_to(route)) == before + 1
+
+
+def test_close_that_stops_waiting_cancels_queued_pushes_and_retries(hub, checkpoint):
+    hub.fail_next("commit", times=1, status=503)
+    uploader = HubUploader("org/slow", attempts=5, base_delay=60, endpoint=hub.endpoint,
+                           token=TOKEN)  # fmt: skip
+    uploader.submit(checkpoint)
+    uploader.submit(checkpoint)
+    assert not uploader.close(timeout=0.5)  # the first push waits 60 s for its retry
+    assert uploader.close(timeout=10)  # it stops waiting instead
+    assert sorted(f.attempts for f in uploader.failures) == [0, 1]
+    assert uploader.commits == []
 
 
 def test_submit_checks_the_push_arguments_at_once(hub, checkpoint):
