@@ -24,6 +24,7 @@ use bytemuck::Pod;
 use memmap2::Mmap;
 
 use crate::format::{self, FormatError, STORE_FORMAT_VERSION, STORE_MAGIC};
+use crate::sampler::store::TEXT_EMB_FILE;
 
 /// Length of an array file header in bytes; the payload starts here (64-byte aligned).
 pub const ARRAY_HEADER_LEN: usize = 64;
@@ -208,26 +209,35 @@ pub struct MappedArray<T: Elem> {
     _elem: PhantomData<T>,
 }
 
-/// An array file that could not be opened or failed validation, with its path.
-#[derive(Debug)]
-pub struct OpenError {
+/// The store-file concern's error: a store file is missing, truncated, corrupted, of
+/// another format version, or inconsistent with the other files of its store. `path`
+/// names the file at fault; the message says how to rebuild it. Python sees it as
+/// `_native.StoreError` (`bindings::errors`), re-raised as `plurel_ray.errors.StoreError`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError {
     pub path: PathBuf,
     pub reason: String,
 }
 
-impl fmt::Display for OpenError {
+impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.reason)
+        // Embeddings are added to a finished store by a separate step.
+        let fix = if self.path.ends_with(TEXT_EMB_FILE) {
+            "re-run plurel_ray.store.embed on the store"
+        } else {
+            "rebuild the store with plurel_ray.store.preprocess"
+        };
+        write!(f, "{}: {} ({fix})", self.path.display(), self.reason)
     }
 }
 
-impl std::error::Error for OpenError {}
+impl std::error::Error for StoreError {}
 
 impl<T: Elem> MappedArray<T> {
     /// Map and validate `path`. The store must not be modified while it is mapped: store
     /// directories are written once, into a temporary directory renamed into place.
-    pub fn open(path: &Path, tag: [u8; 4]) -> Result<Self, OpenError> {
-        let fail = |reason: String| OpenError {
+    pub fn open(path: &Path, tag: [u8; 4]) -> Result<Self, StoreError> {
+        let fail = |reason: String| StoreError {
             path: path.to_path_buf(),
             reason,
         };

@@ -1,48 +1,28 @@
-//! The two ways a sampler can fail: a store on disk is unusable, or the caller asked
-//! for something the stores cannot give. Python sees them as `StoreError` and
-//! `SamplerError` (`plurel_ray.errors`), mapped by `plurel_ray/store/sampler.py`.
+//! The sampler concern's error: a store on disk is unusable, a source has nothing to
+//! sample, or the caller asked for something the stores cannot give. Python sees them
+//! as `_native.StoreError`, `_native.EmptySourceError` and `_native.SamplerError`
+//! (`bindings::errors`), re-raised as `plurel_ray.errors` types by
+//! `plurel_ray/store/sampler.py`.
 
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::array_file::OpenError;
-use crate::sampler::store::TEXT_EMB_FILE;
-
-/// A store file is missing, truncated, corrupted, of another version, or inconsistent
-/// with the other files. `path` names the file at fault.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreError {
-    pub path: PathBuf,
-    pub reason: String,
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Embeddings are added to a finished store by a separate step.
-        let fix = if self.path.ends_with(TEXT_EMB_FILE) {
-            "re-run plurel_ray.store.embed on the store"
-        } else {
-            "rebuild the store with plurel_ray.store.preprocess"
-        };
-        write!(f, "{}: {} ({fix})", self.path.display(), self.reason)
-    }
-}
-
-impl From<OpenError> for StoreError {
-    fn from(e: OpenError) -> Self {
-        Self {
-            path: e.path,
-            reason: e.reason,
-        }
-    }
-}
+pub use crate::array_file::StoreError;
 
 /// Why a sampler could not be built or could not produce a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SamplerError {
     Store(StoreError),
-    /// A bad argument: unknown id, empty source, too small `max_f2p`, batch index out
-    /// of range, missing embeddings. The message names it and the fix.
+    /// Source `source` (table `table` of the store in `store`) has no row that holds
+    /// its target column `column`: its task has no item in the chosen split.
+    EmptySource {
+        source: usize,
+        table: u32,
+        store: PathBuf,
+        column: u32,
+    },
+    /// A bad argument: unknown id, no sources, too small `max_f2p`, batch index out of
+    /// range, missing embeddings. The message names it and the fix.
     Invalid(String),
 }
 
@@ -50,6 +30,17 @@ impl fmt::Display for SamplerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Store(e) => write!(f, "{e}"),
+            Self::EmptySource {
+                source,
+                table,
+                store,
+                column,
+            } => write!(
+                f,
+                "source {source}: no row of table {table} in {} holds column {column}: \
+                 nothing to sample (leave the task out or choose a split with rows)",
+                store.display()
+            ),
             Self::Invalid(msg) => write!(f, "{msg}"),
         }
     }

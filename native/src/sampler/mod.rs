@@ -111,12 +111,12 @@ impl<S: StoreSource> Sampler<S> {
             let source = resolve(&stores, i, spec)?;
             let rows = items::rows_with_target(&stores[spec.store].view(), spec);
             if rows.is_empty() {
-                return invalid(format!(
-                    "source {i}: no row of table {} in {} holds column {}: nothing to sample",
-                    spec.table,
-                    stores[spec.store].location().display(),
-                    spec.target
-                ));
+                return Err(SamplerError::EmptySource {
+                    source: i,
+                    table: spec.table,
+                    store: stores[spec.store].location().to_path_buf(),
+                    column: spec.target,
+                });
             }
             items.push_source(rows);
             sources.push(source);

@@ -46,7 +46,7 @@ pub struct LoadedTable {
 /// on a corrupted file) is an error naming the file, like any other unreadable file.
 pub fn load(table: &PlanTable) -> Result<LoadedTable, PreprocessError> {
     panic_guard::catch(|| load_file(table)).unwrap_or_else(|panic| {
-        Err(PreprocessError(format!(
+        Err(PreprocessError::Dataset(format!(
             "table {:?}: cannot read {}: the Parquet reader failed ({panic}); the file is \
              corrupted: regenerate or re-download it",
             table.name,
@@ -58,7 +58,7 @@ pub fn load(table: &PlanTable) -> Result<LoadedTable, PreprocessError> {
 fn load_file(table: &PlanTable) -> Result<LoadedTable, PreprocessError> {
     let path = table.path.display();
     let cannot = |e: &dyn std::fmt::Display| {
-        PreprocessError(format!("table {:?}: cannot read {path}: {e}", table.name))
+        PreprocessError::Dataset(format!("table {:?}: cannot read {path}: {e}", table.name))
     };
     let file = File::open(&table.path).map_err(|e| cannot(&e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -91,7 +91,7 @@ pub fn from_batches(
         }
     };
     let key_error = |role: &str, column: &str, e: String| {
-        PreprocessError(format!("table {name:?}: {role} {column:?}: {e}"))
+        PreprocessError::Dataset(format!("table {name:?}: {role} {column:?}: {e}"))
     };
     let mut structural = HashSet::new();
     let (mut pkey, mut null_pkeys) = (None, 0);

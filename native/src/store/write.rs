@@ -42,8 +42,10 @@ impl Writer<'_> {
         data: &[T],
     ) -> Result<(), PreprocessError> {
         let path = self.dir.join(name);
-        let info = write_array(&path, *tag, data)
-            .map_err(|e| PreprocessError(format!("cannot write {}: {e}", path.display())))?;
+        let info = write_array(&path, *tag, data).map_err(|e| PreprocessError::Write {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         self.files.insert(name.to_owned(), info);
         Ok(())
     }
@@ -55,8 +57,10 @@ pub fn write_store(
     dir: &Path,
     s: &StoreArrays,
 ) -> Result<BTreeMap<String, FileInfo>, PreprocessError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| PreprocessError(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| PreprocessError::Write {
+        path: dir.to_path_buf(),
+        reason: format!("cannot create it: {e}"),
+    })?;
     let mut w = Writer {
         dir,
         files: BTreeMap::new(),

@@ -8,7 +8,7 @@ use arrow_array::*;
 use parquet::arrow::ArrowWriter;
 
 use crate::array_file::{Elem, MappedArray};
-use crate::store::{preprocess, Plan, PlanTable};
+use crate::store::{preprocess, Plan, PlanTable, PreprocessError};
 
 struct TempDir(PathBuf);
 
@@ -267,7 +267,9 @@ fn preprocesses_a_small_database() {
 }
 
 fn error_of(plan: &Plan, dir: &Path) -> String {
-    preprocess(plan, &dir.join("store")).unwrap_err().0
+    preprocess(plan, &dir.join("store"))
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -311,4 +313,22 @@ fn errors_name_the_table_column_or_file() {
         err.contains("primary key \"photo\": unsupported key type Binary"),
         "{err}"
     );
+}
+
+#[test]
+fn an_unwritable_store_is_a_write_error_and_a_bad_table_a_dataset_error() {
+    let tmp = TempDir::new("write-error");
+    let plan = database(&tmp.0);
+    // A file where the store's folder should go: the folder cannot be created.
+    let blocked = tmp.0.join("blocked");
+    std::fs::write(&blocked, b"a file").unwrap();
+    let err = preprocess(&plan, &blocked.join("store")).unwrap_err();
+    assert!(
+        matches!(&err, PreprocessError::Write { path, .. } if path.ends_with("store")),
+        "{err}"
+    );
+    let mut bad = plan;
+    bad.tables[1].path = tmp.0.join("missing.parquet");
+    let err = preprocess(&bad, &tmp.0.join("store")).unwrap_err();
+    assert!(matches!(err, PreprocessError::Dataset(_)), "{err}");
 }

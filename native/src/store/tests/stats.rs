@@ -93,7 +93,7 @@ fn a_column_with_two_types_is_an_error_naming_both_tables() {
         table(None, vec![number("a", &[1.0])]),
         table(None, vec![text]),
     ];
-    let err = assign(&p, &loaded).unwrap_err().0;
+    let err = assign(&p, &loaded).unwrap_err().to_string();
     assert!(
         err.contains("number in table \"t/train\" but text in table \"t/test\""),
         "{err}"
