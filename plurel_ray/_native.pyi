@@ -1,4 +1,5 @@
-"""Type stub for the Rust extension `plurel_ray._native` (native/src/lib.rs)."""
+"""Type stub for the Rust extension `plurel_ray._native` (native/src/lib.rs registers it;
+the bindings are native/src/bindings/)."""
 
 from collections.abc import Sequence
 from typing import TypedDict
@@ -21,8 +22,30 @@ def check_header(data: bytes) -> int:
     """Validate a 16-byte store header and return its format version.
 
     Raises:
-        ValueError: the header is too short, has a bad magic, or an unsupported version.
+        StoreError: the header is too short, has a bad magic, or an unsupported version.
     """
+
+# Errors (native/src/bindings/errors.rs, docs/native.md#errors). Each concern's Rust error
+# enum maps to one class; plurel_ray.store re-raises them, by type, as plurel_ray.errors
+# types. Bad NumPy arguments and kernel arguments stay plain ValueError.
+
+class NativeError(ValueError):
+    """Base of the typed errors below; the message names the file or argument."""
+
+class StoreError(NativeError):
+    """A node store file is missing, truncated, corrupted, of another format version or
+    inconsistent, or the store could not be written (→ plurel_ray.errors.StoreError)."""
+
+class PreprocessError(NativeError):
+    """A table, column or file of a database cannot become a node store
+    (→ plurel_ray.errors.DatasetError)."""
+
+class SamplerError(NativeError):
+    """A sampler argument the stores cannot satisfy (→ plurel_ray.errors.SamplerError)."""
+
+class EmptySourceError(SamplerError):
+    """A source has no item in its split: nothing to sample
+    (→ plurel_ray.errors.EmptySourceError)."""
 
 # SIMD level (native/src/simd.rs, docs/native.md). The kernels run the widest build the
 # CPU has, capped by the environment variable PLUREL_RAY_SIMD=avx512|avx2|baseline, read
@@ -196,16 +219,10 @@ def quantile_tables(cdf: np.ndarray, grid: np.ndarray, scale: float) -> np.ndarr
     """
 
 # Context sampler (native/src/sampler/). Use it through plurel_ray.store.sampler.Sampler,
-# which resolves table and column names through each store's meta.json and maps the two
-# exceptions below to plurel_ray.errors.StoreError and SamplerError. A panic while
-# opening stores or filling a batch (a corruption the checks missed) is raised as
-# NativeStoreError naming the stores, never as pyo3's PanicException.
-
-class NativeStoreError(ValueError):
-    """A node store file is missing, truncated, corrupted or inconsistent."""
-
-class NativeSamplerError(ValueError):
-    """A sampler argument the stores cannot satisfy."""
+# which resolves table and column names through each store's meta.json and maps
+# StoreError, SamplerError and EmptySourceError to their plurel_ray.errors types. A
+# panic while opening stores or filling a batch (a corruption the checks missed) is
+# raised as StoreError naming the stores, never as pyo3's PanicException.
 
 class Sampler:
     """Context batches (docs/contexts.md) over memory-mapped node stores.
@@ -349,11 +366,12 @@ def preprocess(plan: _Plan, out_dir: str) -> _PreprocessReport:
     parent holds is counted in `dangling_fkeys`.
 
     Raises:
-        ValueError: an unreadable or missing file, a missing key or time column, a key
-            of a type keys cannot have, a duplicate primary key, a foreign key to an
+        PreprocessError: an unreadable or missing file, a missing key or time column, a
+            key of a type keys cannot have, a duplicate primary key, a foreign key to an
             unknown table or one without a primary key, a column with two types across
             the splits of a task, more rows than u32 node ids; the message names the
             table, column or file. A panic while decoding a Parquet file (the parquet
-            crate on a corrupted file) is this ValueError too, naming the file, never
+            crate on a corrupted file) is this error too, naming the file, never
             pyo3's PanicException.
+        StoreError: the store's folder or an array file could not be written.
     """

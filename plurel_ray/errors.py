@@ -27,6 +27,12 @@ class SamplerError(PlurelError, ValueError):
     empty task, out-of-range batch); the message names it."""
 
 
+class EmptySourceError(SamplerError):
+    """A sampler source has no item in its split (no row of its table holds the target
+    column there): nothing to sample. Callers that skip such tasks catch this type; the
+    message names the source, its table and store."""
+
+
 class ModelError(PlurelError, OSError):
     """A text encoder model cannot be loaded (package not installed, folder incomplete,
     architecture or pooling we do not implement); the message names the file and the fix."""

@@ -18,15 +18,13 @@ from typing import TypeVar
 
 import yaml
 
-from plurel_ray.errors import ConfigError, DatasetError, SamplerError, StoreError
+from plurel_ray.errors import ConfigError, DatasetError, EmptySourceError, StoreError
 from plurel_ray.store.sampler import Sampler, Source, read_meta
 
 STORES_DIR = "stores"
 # Task types the model predicts from one cell: a number (R²) or a boolean (AUROC).
 CELL_TASK_TYPES = ("regression", "binary_classification")
 CELL_SEM_TYPES = ("number", "boolean")
-# What the native sampler says about a source without a single item in its split.
-NOTHING_TO_SAMPLE = "nothing to sample"
 T = TypeVar("T")
 
 
@@ -103,17 +101,14 @@ def drop_empty_sources(
     try:
         sampler(sources).embedding_matrix()  # also checks every store has embeddings
         return list(sources), []
-    except SamplerError as err:
-        if NOTHING_TO_SAMPLE not in str(err):
-            raise
+    except EmptySourceError:
+        pass
     kept, empty = [], []
     for source in sources:
         try:
             sampler([source])
             kept.append(source)
-        except SamplerError as err:
-            if NOTHING_TO_SAMPLE not in str(err):
-                raise
+        except EmptySourceError:
             empty.append(source)
     return kept, empty
 

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from plurel_ray.errors import SamplerError
-from plurel_ray.pipeline.pretrain_data import NOTHING_TO_SAMPLE, target_sem_type, task_sources
+from plurel_ray.errors import EmptySourceError
+from plurel_ray.pipeline.pretrain_data import target_sem_type, task_sources
 from plurel_ray.store.sampler import Sampler, read_meta
 
 EVAL_SEED = 0
@@ -84,9 +84,7 @@ def evaluate_run(
         try:
             sampler = Sampler([source], batch_size=batch_size, ctx_len=ctx_len,
                               seed=EVAL_SEED)  # fmt: skip
-        except SamplerError as err:
-            if NOTHING_TO_SAMPLE not in str(err):
-                raise
+        except EmptySourceError:
             rows.append({**row, "items": 0, "note": f"no items in the {split} split"})
             continue
         batches = (sampler.batch(i) for i in range(min(num_batches, sampler.batches_per_epoch)))

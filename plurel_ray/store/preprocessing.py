@@ -380,8 +380,10 @@ def preprocess(
     try:
         try:
             report = _native.preprocess({**plan, "rules": context_rules}, str(tmp))
-        except ValueError as err:
+        except _native.PreprocessError as err:
             raise DatasetError(f"{root}: {err}") from None
+        except _native.StoreError as err:  # the store could not be written
+            raise StoreError(str(err)) from None
         except BaseException as err:
             if not is_native_panic(err):
                 raise

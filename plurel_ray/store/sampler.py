@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from plurel_ray import _native
-from plurel_ray.errors import SamplerError, StoreError
+from plurel_ray.errors import EmptySourceError, SamplerError, StoreError
 
 # Re-exported: callers read meta.json through the sampler module.
 from plurel_ray.store.meta import STORE_FORMAT as STORE_FORMAT
@@ -361,10 +361,12 @@ class Sampler:
 
 @contextmanager
 def _native_errors() -> Iterator[None]:
-    """Re-raise the native sampler's exceptions as plurel_ray.errors types."""
+    """Re-raise the native sampler's exceptions, by type, as plurel_ray.errors types."""
     try:
         yield
-    except _native.NativeStoreError as e:
+    except _native.StoreError as e:
         raise StoreError(str(e)) from None
-    except _native.NativeSamplerError as e:
+    except _native.EmptySourceError as e:
+        raise EmptySourceError(str(e)) from None
+    except _native.SamplerError as e:
         raise SamplerError(str(e)) from None
