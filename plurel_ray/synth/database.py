@@ -32,7 +32,7 @@ _TIMELINE_TRIES = 1000
 
 @dataclass(frozen=True)
 class Timeline:
-    """The database's time span and its validation and test cut-offs (docs/prior.md#the-database)."""
+    """The database's time span and its validation and test cut-offs (docs/prior.md)."""
 
     min_timestamp: pd.Timestamp
     max_timestamp: pd.Timestamp

@@ -261,7 +261,7 @@ def test_derive_rng_rejects_bad_parts(seed, path, error):
 
 
 def check_database(db, config: Config, exact_nan_rate: float | None = NAN_RATE) -> None:
-    """The RelBench key contract and the post-processing guarantees of docs/prior.md#the-database."""
+    """The RelBench key contract and the post-processing guarantees of the prior."""
     params = config.database_params
     names = list(db.tables)
     assert sorted(names) == sorted(f"table_{i}" for i in range(len(names)))
