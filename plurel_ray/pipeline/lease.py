@@ -254,6 +254,12 @@ class OutputLease:
         self._write()
         time.sleep(SETTLE_S)
         holder = _read_quietly(self.root.fs, self._path)
+        for _ in range(3):
+            if holder is not None:
+                break
+            # Caught between another run's truncation and its write: the file settles.
+            time.sleep(SETTLE_S / 4)
+            holder = _read_quietly(self.root.fs, self._path)
         if holder is None or holder.run_id != self.run_id:
             raise self._refuse(holder)
 
