@@ -1,7 +1,7 @@
 """Checkpoints of a Ray Train run pushed to the Hub from the driver process alone.
 
-Ray writes the runtime_env of every worker and actor it starts to its session logs
-(`runtime_env_agent.log`, readable by every local user): a Hub token handed to the
+Ray writes the runtime environment of every worker and actor it starts to its session
+logs (its runtime-env agent's log, readable by every local user): a Hub token handed to the
 training workers that way lands on disk in plain text. So no Ray process is given the
 token. Rank 0 sends each checkpoint's folder name and metrics through a queue actor
 (names and numbers only); a thread of the driver copies the persisted checkpoint out of

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-# Names of documents that live outside the repository; a clone has none of them.
-OUTSIDE = re.compile(r"\.\./shared|SPEC\.md|SPEC §|RAY_NOTES|DESIGN\.md")
+# Names of documents that live outside the repository; a clone has none of them. Built
+# from parts so that this file does not match itself.
+OUTSIDE = re.compile("|".join([r"\.\./" + "shared", "SPEC" + r"\.md", "SPEC" + " §",
+                               "RAY" + "_NOTES", "DESIGN" + r"\.md"]))  # fmt: skip
 LINK = re.compile(r"\]\(((?:docs/)?[\w./-]+\.md)(#[\w-]+)?\)")
 
 
@@ -26,8 +28,6 @@ def _tracked_text_files() -> list[Path]:
 def test_no_file_points_outside_the_repository():
     offenders = []
     for path in _tracked_text_files():
-        if path == Path(__file__):
-            continue
         try:
             text = path.read_text()
         except UnicodeDecodeError:
