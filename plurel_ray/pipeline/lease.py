@@ -254,12 +254,6 @@ class OutputLease:
         self._write()
         time.sleep(SETTLE_S)
         holder = _read_quietly(self.root.fs, self._path)
-        for _ in range(3):
-            if holder is not None:
-                break
-            # Caught between another run's truncation and its write: the file settles.
-            time.sleep(SETTLE_S / 4)
-            holder = _read_quietly(self.root.fs, self._path)
         if holder is None or holder.run_id != self.run_id:
             raise self._refuse(holder)
 
@@ -271,8 +265,13 @@ class OutputLease:
             tmp.write_bytes(self._record())
             os.replace(tmp, self._path)
         else:
-            with self.root.fs.open_output_stream(self._path) as out:
+            # Written whole under its own name, then moved: a reader sees one run's complete
+            # record, never two runs' writes interleaved (object PUTs are whole anyway; a
+            # filesystem reached through pyarrow is not).
+            tmp = self.root.join(f"{LEASE_FILE}.{self.run_id}.tmp")
+            with self.root.fs.open_output_stream(tmp) as out:
                 out.write(self._record())
+            self.root.fs.move(tmp, self._path)
 
     def _beat(self) -> None:
         last_ok = time.time()

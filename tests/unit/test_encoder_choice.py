@@ -118,15 +118,16 @@ def _edit(path: Path, **fields) -> None:
 @pytest.fixture
 def hub(monkeypatch, tmp_path, tiny_bert):
     with HubServer(tokens={TOKEN}) as server:
+        # CI exports HF_HUB_OFFLINE=1; the local test Hub must stay reachable, for the
+        # fixture's own uploads too.
+        monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+        monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
         api = HfApi(endpoint=server.endpoint, token=TOKEN)
         api.create_repo(REPO, repo_type="model")
         api.upload_folder(repo_id=REPO, folder_path=str(tiny_bert), repo_type="model")
-        monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-        # CI exports HF_HUB_OFFLINE=1; the local test Hub must stay reachable.
-        monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
-        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-        monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
-        monkeypatch.setenv("HF_TOKEN", TOKEN)
         yield server
 
 
