@@ -47,10 +47,8 @@ def _installed_package_dirs() -> list[Path]:
 def _source_tree_version(package_dir: Path) -> str:
     """The version this copy of the code declares: its source tree's pyproject.toml when
     it sits in one (a Ray working dir does), else the installed distribution's."""
-    try:
-        import tomllib  # Python 3.11+; on 3.10 the installed version stands in
-    except ImportError:
-        return __version__
+    import tomllib  # only on this fallback path
+
     try:
         project = tomllib.loads((package_dir.parent / "pyproject.toml").read_text())["project"]
     except (OSError, KeyError, tomllib.TOMLDecodeError):
