@@ -39,6 +39,29 @@ def target_sem_type(meta: dict, task: dict) -> str | None:
     return None
 
 
+def source_target_sem_type(source: Source) -> str | None:
+    """The semantic type ("number", "boolean", …) of `source`'s target cell column in
+    its store, for task and table sources alike; None if the store has no such cell
+    column (or no such task or table).
+
+    Args:
+        source: a task source (`task=`) or a table source (`table=`, `target=`).
+    """
+    meta = read_meta(source.store)
+    if source.task is not None:
+        task = next((t for t in meta.get("tasks", []) if t["name"] == source.task), None)
+        return None if task is None else target_sem_type(meta, task)
+    listed_under = source.table  # meta.json lists a task table's columns under its first split
+    for table in meta.get("tables", []):
+        if table["name"] == source.table and table.get("kind") == "task":
+            task = next((t for t in meta.get("tasks", []) if t["name"] == table.get("task")), {})
+            listed_under = next(iter(task.get("tables", {}).values()), source.table)
+    for column in meta.get("columns", []):
+        if column["table"] == listed_under and column["name"] == source.target:
+            return column.get("sem_type")
+    return None
+
+
 def task_sources(
     stores: Iterable[str | os.PathLike],
     split: str = "train",

@@ -39,7 +39,8 @@ _FIELDS = {
              "source?": dict, "datetime?": dict, "writer?": dict, "warnings?": list,
              "skipped_columns?": list, "context_rules?": str},
     "tables": {"name": str, "kind?": str, "task?": _TEXT, "node_offset?": int,
-               "num_nodes?": int, "pkey?": _TEXT, "time_col?": _TEXT, "fkeys?": list},
+               "num_nodes?": int, "pkey?": _TEXT, "time_col?": _TEXT, "fkeys?": list,
+               "item_splits?": dict},
     "columns": {"id": int, "table": str, "name": str, "sem_type?": str},
     "tasks": {"name": str, "target_col": _TEXT, "kind?": str, "task_type?": _TEXT,
               "tables?": dict, "remove_columns?": list, "item_splits?": dict},
@@ -113,7 +114,10 @@ def _problems(meta: dict) -> Iterator[str]:
             yield found
             return
     for i, table in enumerate(meta.get("tables", [])):
-        yield from _found(_mistyped(f"tables[{i}].fkeys", table.get("fkeys", []), [_PAIR]))
+        yield from _found(
+            _mistyped(f"tables[{i}].fkeys", table.get("fkeys", []), [_PAIR]),
+            _item_splits(f"tables[{i}].item_splits", table.get("item_splits", {})),
+        )
     for i, task in enumerate(meta.get("tasks", [])):
         yield from _found(
             _mistyped(f"tasks[{i}].tables", task.get("tables", {}), {str: str}),
@@ -165,7 +169,8 @@ def _is(value: Any, kind: Any) -> bool:
 
 
 def _item_splits(where: str, splits: Any) -> str | None:
-    """An autocomplete task's split rules: {split: {"time" | "rows": [low, high]}}."""
+    """A database table's or autocomplete task's split rules:
+    {split: {"time" | "rows": [low, high]}}."""
     if not isinstance(splits, dict):
         return _wrong(where, splits, "an object")
     for split, rule in splits.items():

@@ -256,15 +256,15 @@ def _source(root: Path, name: str, manifest_bytes: bytes, input_sha256: str) -> 
 def _item_splits(
     root: Path, manifest: DatasetManifest, tasks: list[dict], tables: list[dict]
 ) -> list[str]:
-    """Give every autocomplete task the rule that splits its rows, as
-    `item_splits` {split: {"time": [after, up_to]} | {"rows": [start, end]}}; returns
-    warnings for tasks no rule applies to (their splits all sample every row).
+    """Give every database table, and every autocomplete task after its entity table,
+    the rule that splits its rows, as `item_splits` {split: {"time": [after, up_to]} |
+    {"rows": [start, end]}}; returns warnings for autocomplete tasks no rule applies to
+    (their splits all sample every row). A table no rule applies to has no `item_splits`.
 
     A table with a time column splits at the dataset's val/test timestamps (seconds;
     train ≤ val < val split ≤ test < test split); one without splits by row position at
     the fractions of the config in plurel.json, as our generator wrote the labels.
     """
-    by_name = {t["name"]: t for t in tables}
     fractions = None
     if (root / INFO_FILE).is_file():
         config = read_dataset_info(root).get("config", {})
@@ -272,19 +272,25 @@ def _item_splits(
             fractions = (float(config["val_split"]), float(config["test_split"]))
     val = _seconds(manifest.val_timestamp, root / "manifest.yaml")
     test = _seconds(manifest.test_timestamp, root / "manifest.yaml")
+    for table in tables:
+        if table["kind"] != "db":
+            continue
+        if table["time_col"] is not None:
+            bounds = {"train": [None, val], "val": [val, test], "test": [test, None]}
+            table["item_splits"] = {split: {"time": b} for split, b in bounds.items()}
+        elif fractions is not None:
+            n = table["num_nodes"]
+            val_row, test_row = math.floor(n * fractions[0]), math.floor(n * fractions[1])
+            bounds = {"train": [0, val_row], "val": [val_row, test_row], "test": [test_row, n]}
+            table["item_splits"] = {split: {"rows": b} for split, b in bounds.items()}
+    by_name = {t["name"]: t for t in tables}
     warnings = []
     for task in tasks:
         if task["kind"] != KIND_AUTOCOMPLETE:
             continue
         table = by_name[task["entity_table"]]
-        if table["time_col"] is not None:
-            bounds = {"train": [None, val], "val": [val, test], "test": [test, None]}
-            task["item_splits"] = {split: {"time": b} for split, b in bounds.items()}
-        elif fractions is not None:
-            n = table["num_nodes"]
-            val_row, test_row = math.floor(n * fractions[0]), math.floor(n * fractions[1])
-            bounds = {"train": [0, val_row], "val": [val_row, test_row], "test": [test_row, n]}
-            task["item_splits"] = {split: {"rows": b} for split, b in bounds.items()}
+        if "item_splits" in table:
+            task["item_splits"] = table["item_splits"]
         else:
             warnings.append(
                 f"task {task['name']!r}: {table['name']!r} has no time column and the "

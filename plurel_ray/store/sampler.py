@@ -67,16 +67,20 @@ DEFAULT_MAX_BFS_WIDTH = 128
 class Source:
     """Where items come from: the rows of one table holding a target column.
 
-    Name either a task of the store's meta.json (with `split`) or a `table` and a
-    `target` column directly.
+    Name either a task of the store's meta.json or a `table` and a `target` column
+    directly; a database table with a target and a split is a *derived* autocomplete
+    task (no task folder needed).
 
     Args:
         store: the store directory.
         task: a task name from meta.json "tasks"; its `split` table holds the items and
             its "target_col" is the target.
-        split: the task split ("train", "val", "test"). For an autocomplete task, whose
-            items are rows of a database table, only the split's rows (the task's
-            "item_splits" rule: time window or row positions, as its labels were cut).
+        split: "train", "val" or "test". For a task, None means "train"; an autocomplete
+            task, whose items are rows of a database table, takes only the split's rows
+            (the task's "item_splits" rule: time window or row positions, as its labels
+            were cut). For a `table`, None means every row of the table; a split takes
+            the rows of that split by the table's own rule (meta.json
+            `tables[i]["item_splits"]`, recorded by preprocess for database tables).
         table: a table by its store name ("users", "<task>/train"), instead of `task`.
         target: the target column name, with `table`.
         leakage: (table, column) pairs whose cells are dropped from the item row and from
@@ -86,10 +90,16 @@ class Source:
 
     store: str | os.PathLike
     task: str | None = None
-    split: str = "train"
+    split: str | None = None
     table: str | None = None
     target: str | None = None
     leakage: Sequence[Sequence[str]] | None = None
+
+    @property
+    def label(self) -> str:
+        """The task name shown in evaluation rows, plots and files: the task, or
+        "<table>-<target>" for a table source."""
+        return self.task if self.task is not None else f"{self.table}-{self.target}"
 
 
 class _Names:
@@ -123,6 +133,22 @@ class _Names:
             )
         return self.columns[(owner, name)]
 
+    def table_split(self, name: str, split: str) -> dict:
+        """The rule taking `split`'s rows of table `name` (meta.json item_splits)."""
+        rules = self.meta["tables"][self.tables[name]].get("item_splits")
+        if not rules:
+            raise SamplerError(
+                f"{self.store}: table {name!r} has no split rule (no time column, no "
+                "plurel.json split fractions, or a store written before split rules); "
+                "use split=None for all its rows, or rebuild the store with plurel-ray "
+                "preprocess --overwrite"
+            )
+        if split not in rules:
+            raise SamplerError(
+                f"{self.store}: table {name!r} has no split {split!r} (splits: {', '.join(rules)})"
+            )
+        return rules[split]
+
     def resolve(self, src: Source) -> tuple[int, int, list[int], tuple | None]:
         """(table id, target column id, leakage column ids, row split) of `src`."""
         if (src.task is None) == (src.table is None):
@@ -132,14 +158,14 @@ class _Names:
             if task is None:
                 known = ", ".join(sorted(self.tasks)[:10])
                 raise SamplerError(f"{self.store}: no task {src.task!r} (tasks: {known}, …)")
-            split_tables = task.get("tables", {})
-            if src.split not in split_tables:
+            split_tables, split = task.get("tables", {}), src.split or "train"
+            if split not in split_tables:
                 raise SamplerError(
-                    f"{self.store}: task {src.task!r} has no split {src.split!r} "
+                    f"{self.store}: task {src.task!r} has no split {split!r} "
                     f"(splits: {', '.join(split_tables)})"
                 )
-            table, target = self.table(split_tables[src.split]), task["target_col"]
-            rule = task.get("item_splits", {}).get(src.split)
+            table, target = self.table(split_tables[split]), task["target_col"]
+            rule = task.get("item_splits", {}).get(split)
             leakage = src.leakage if src.leakage is not None else task.get("remove_columns", [])
             # Columns a task names but the store dropped (skipped_columns) cannot leak.
             explicit = src.leakage is not None
@@ -148,7 +174,7 @@ class _Names:
                 raise SamplerError(f"{self.store}: Source(table={src.table!r}) needs target=")
             table, target = self.table(src.table), src.target
             leakage, explicit = src.leakage or [], True
-            rule = None
+            rule = None if src.split is None else self.table_split(src.table, src.split)
         ids = []
         for pair in leakage:
             owner, name = _pair(pair)
