@@ -141,7 +141,9 @@ def _matching(stores: list[Path], context_rules: str | None, text_model: str | N
     return stores
 
 
-def prepare_datasets(datasets: dict[str, Path], storage: Path, progress: bool) -> dict[str, Path]:
+def prepare_datasets(
+    datasets: dict[str, Path], storage: Path, progress: bool, text_model: str = DEFAULT_TEXT_MODEL
+) -> dict[str, Path]:
     """Preprocess and embed each RelBench-3 dataset into `<storage>/<name>/stores/<name>`
     unless a store is there already (delete it to rebuild).
 
@@ -149,6 +151,8 @@ def prepare_datasets(datasets: dict[str, Path], storage: Path, progress: bool) -
         datasets: dataset name → its folder (`pretrain_data.dataset_names`).
         storage: the runs' folder, which keeps the stores next to the runs.
         progress: the embedding progress bar.
+        text_model: the encoder that embeds the stores (e.g. the one a checkpoint to be
+            evaluated expects); stores embedded with it already are skipped.
 
     Returns:
         dataset name → its embedded node store.
@@ -161,5 +165,5 @@ def prepare_datasets(datasets: dict[str, Path], storage: Path, progress: bool) -
         if not (store / META_FILE).is_file():
             preprocess(folder, store.parent, name=name)
         stores[name] = store
-    embed(list(stores.values()), progress=progress)  # skips stores already embedded
+    embed(list(stores.values()), model=text_model, progress=progress)  # skips embedded ones
     return stores
