@@ -67,7 +67,9 @@ def _run(args: argparse.Namespace) -> int:
                            max_tasks_per_store=args.max_tasks)  # fmt: skip
     identity = {"recipe": chosen.name, "train": train_names, "eval": eval_name}
     name = run_name_from_args(args, f"{chosen.name}-baseline-{eval_name}", identity)
-    run = train_run_from_args(args, chosen, sources, [stores[eval_name]], name)
+    held_out = task_sources([stores[eval_name]], split=args.eval_split,
+                            max_tasks_per_store=args.max_tasks)  # fmt: skip
+    run = train_run_from_args(args, chosen, sources, held_out, name)
     print_outcome(train_and_evaluate(run), args.eval_split)
     return 0
 

@@ -62,9 +62,11 @@ def _run(args: argparse.Namespace) -> int:
     chosen = recipe_from_args(args, model=model)
     data = synthetic_data(args)
     sources = task_sources(data.train, max_tasks_per_store=args.max_tasks)
+    held_out = task_sources(data.held_out or data.train, split=args.eval_split,
+                            max_tasks_per_store=args.max_tasks)  # fmt: skip
     identity = {"recipe": chosen.name, "train": [s.name for s in data.train], "init": init}
     name = run_name_from_args(args, f"{chosen.name}-{Path(args.data).name}-continued", identity)
-    run = train_run_from_args(args, chosen, sources, data.held_out or data.train, name,
+    run = train_run_from_args(args, chosen, sources, held_out, name,
                               init_checkpoint=init)  # fmt: skip
     print_outcome(train_and_evaluate(run), args.eval_split)
     return 0

@@ -58,10 +58,12 @@ def _run(args: argparse.Namespace) -> int:
     chosen = recipe_from_args(args)
     data = synthetic_data(args)
     sources = task_sources(data.train, max_tasks_per_store=args.max_tasks)
+    held_out = task_sources(data.held_out or data.train, split=args.eval_split,
+                            max_tasks_per_store=args.max_tasks)  # fmt: skip
     identity = {"recipe": chosen.name, "train": [s.name for s in data.train]}
     name = run_name_from_args(args, f"{chosen.name}-{Path(args.data).name}", identity)
     # With no store held out, the training stores' evaluation split is still unseen data.
-    run = train_run_from_args(args, chosen, sources, data.held_out or data.train, name)
+    run = train_run_from_args(args, chosen, sources, held_out, name)
     print_outcome(train_and_evaluate(run), args.eval_split)
     return 0
 

@@ -20,7 +20,7 @@ import sys
 
 from plurel_ray.pipeline.flags import (
     DATA,
-    EVAL_BATCHES,
+    EVAL_MAX_ITEMS,
     HOLDOUT,
     MAX_TASKS,
     OUT,
@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--grid-steps", type=_ints, metavar="S,S,…",
                        help="replace the grid's step counts")  # fmt: skip
     HOLDOUT.add(sweep, help="held-out databases every point is scored on (default: the grid's)")
-    EVAL_BATCHES.add(sweep, help="evaluation batches per held-out task (default: the grid's)")
+    EVAL_MAX_ITEMS.add(sweep, help="items scored per held-out task: the first N of its "
+                                   "val split's fixed evaluation order (default: the "
+                                   "grid's)")  # fmt: skip
     SET.add(sweep, default=[], help="replace a field of the grid's recipe, not steps (repeatable)")
     where = parser.add_argument_group("data and output")
     DATA.add(where, required=True, help="where the databases are generated once, and read")
@@ -97,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
 
     chosen = grid(args.grid)
     axes = {"num_dbs": args.grid_num_dbs, "steps": args.grid_steps, "holdout": args.holdout,
-            "eval_batches": args.eval_batches}  # fmt: skip
+            "eval_max_items": args.eval_max_items}  # fmt: skip
     chosen = dataclasses.replace(chosen, **{k: v for k, v in axes.items() if v is not None})
     base = recipe(chosen.recipe)
     defaults = {**base.model.to_dict(), **base.train.to_dict()}

@@ -28,6 +28,23 @@ def masked_loss(predictions: Mapping[str, Tensor], batch: Mapping[str, Any]) -> 
     Returns:
         the scalar loss.
     """
+    sequence_loss, has_cells = sequence_losses(predictions, batch)
+    return (sequence_loss * has_cells).sum() / has_cells.sum().clamp(min=1)
+
+
+def sequence_losses(
+    predictions: Mapping[str, Tensor], batch: Mapping[str, Any]
+) -> tuple[Tensor, Tensor]:
+    """Each sequence's loss over its masked cells (as `masked_loss` averages them), and
+    which sequences have any: the per-item losses of an evaluation batch.
+
+    Args:
+        predictions: the model's output ("number", "datetime", "boolean" → [B, L]).
+        batch: the batch the predictions are for.
+
+    Returns:
+        (float32 [B] loss, 0 where a sequence has no masked cell; bool [B] has cells).
+    """
     masked = batch["masks"]
     sem_types = batch["sem_types"]
     cell_loss = torch.zeros(masked.shape, dtype=torch.float32, device=masked.device)
@@ -44,6 +61,4 @@ def masked_loss(predictions: Mapping[str, Tensor], batch: Mapping[str, Any]) -> 
         cell_loss = torch.where(cells, loss, cell_loss)
         counted = counted | cells
     per_sequence = counted.sum(dim=1)
-    sequence_loss = cell_loss.sum(dim=1) / per_sequence.clamp(min=1)
-    has_cells = per_sequence > 0
-    return (sequence_loss * has_cells).sum() / has_cells.sum().clamp(min=1)
+    return cell_loss.sum(dim=1) / per_sequence.clamp(min=1), per_sequence > 0

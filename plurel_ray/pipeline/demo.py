@@ -33,7 +33,6 @@ DEMO_TRAIN = {"batch_size": 8, "ctx_len": 256}
 # One worker: on 2 cores a second worker halves each one's threads and adds a gloo
 # all-reduce per step, for no gain in tokens/s.
 DEMO_WORKERS = 1
-EVAL_BATCHES = 8
 DATA_DIR, CHECKPOINTS_DIR = "data", "checkpoints"
 
 
@@ -97,8 +96,9 @@ def run_demo(out_dir: str | os.PathLike, *, num_dbs: int = 6, steps: int = 300,
     names = [store.name for store in (*data.train, *data.held_out)]
 
     run = TrainRun(
-        recipe=chosen, sources=task_sources(data.train), eval_stores=data.held_out,
-        name=CHECKPOINTS_DIR, storage=str(run_dir), eval_split="val", eval_batches=EVAL_BATCHES,
+        recipe=chosen, sources=task_sources(data.train),
+        eval_sources=task_sources(data.held_out, split="val"),
+        name=CHECKPOINTS_DIR, storage=str(run_dir), eval_split="val",
         eval_dir=str(run_dir), progress=progress,
         resources=RunResources(num_workers=DEMO_WORKERS, max_failures=0),
     )  # fmt: skip
@@ -168,7 +168,7 @@ def _report_lines(run_dir, outcome, summary, phases, chosen, names) -> list[str]
         "",
         *eval_table(rows),
         "",
-        f"Each task is scored on at most {EVAL_BATCHES} batches; AUROC for boolean targets, "
+        "Each task is scored on every item of its val split; AUROC for boolean targets, "
         "R² for number targets.",
         "",
         "## Throughput",

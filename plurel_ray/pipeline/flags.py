@@ -147,10 +147,25 @@ MAX_TASKS = Flag(
     "--max-tasks", "use at most N tasks per database, evenly spread (default: all)",
     {"type": int, "metavar": "N"},
 )  # fmt: skip
-EVAL_BATCHES = Flag(
-    "--eval-batches", "evaluation batches per held-out task (default: %(default)s)",
+EVAL_MAX_ITEMS = Flag(
+    "--eval-max-items",
+    "score at most N items per held-out task and split: the first N of the split's fixed "
+    "evaluation order, the same for every checkpoint and worker count (default: every item)",
     {"type": int, "metavar": "N"},
-)  # fmt: skip
+)
+EVAL_EVERY = Flag(
+    "--eval-every",
+    "during training, score the held-out tasks' val and test splits every N steps, and at "
+    "step 0 (before any update) and the last step; keeps the best val score as best/ "
+    "(default: %(default)s, no evaluation during training)",
+    {"type": int, "metavar": "N"},
+)
+EVAL_POW2 = Flag(
+    "--eval-pow2",
+    "during training, score the val and test splits at steps 0, 1, 2, 4, 8, … and the "
+    "last step (with --eval-every: the steps of both)",
+    {"action": "store_true"},
+)
 EVAL_SPLIT = Flag(
     "--eval-split",
     "split the final checkpoint is evaluated on (default: %(default)s: compare runs on "
@@ -221,7 +236,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     add_resource_arguments(parser.add_argument_group("resources"))
     evaluation = parser.add_argument_group("evaluation")
     EVAL_SPLIT.add(evaluation, default=DEFAULT_EVAL_SPLIT)
-    EVAL_BATCHES.add(evaluation, default=8)
+    EVAL_MAX_ITEMS.add(evaluation)
+    EVAL_EVERY.add(evaluation, default=0)
+    EVAL_POW2.add(evaluation)
     ALLOW_ENCODER_MISMATCH.add(evaluation)
 
 

@@ -65,7 +65,9 @@ def parse_field(key: str, text: str, default: Any) -> Any:
 def check_training_arguments(args: argparse.Namespace) -> None:
     """Raise ConfigError for resource and evaluation flags out of range, and a --storage
     the evaluation could not read (before any data is generated or trained on)."""
-    limits = {"--eval-batches": (args.eval_batches, 1), "--max-tasks": (args.max_tasks or 1, 1)}
+    limits = {"--eval-max-items": (1 if args.eval_max_items is None else args.eval_max_items, 1),
+              "--eval-every": (args.eval_every, 0),
+              "--max-tasks": (args.max_tasks or 1, 1)}  # fmt: skip
     bad = RunResources.problems(vars(args))
     bad += [f"{flag} must be ≥ {low}" for flag, (value, low) in limits.items() if value < low]
     if bad:
@@ -193,7 +195,7 @@ def train_run_from_args(
     args: argparse.Namespace,
     chosen: Recipe,
     sources: Sequence[Source],
-    eval_stores: Sequence[Path],
+    eval_sources: Sequence[Source],
     name: str,
     init_checkpoint: str | None = None,
 ) -> TrainRun:
@@ -203,15 +205,17 @@ def train_run_from_args(
         args: the parsed flags (`flags.add_training_arguments`).
         chosen: the recipe (`recipe_from_args`).
         sources: the training tasks.
-        eval_stores: the stores the final checkpoint is evaluated on.
+        eval_sources: the held-out tasks, evaluated during training (--eval-every,
+            --eval-pow2) and at the end.
         name: the run name (`run_name_from_args`).
         init_checkpoint: the weights to start from (`init_weights`).
     """
     return TrainRun(
-        recipe=chosen, sources=sources, eval_stores=eval_stores, name=name,
+        recipe=chosen, sources=sources, eval_sources=eval_sources, name=name,
         storage=str(local_folder(args.storage, "--storage")),
         resources=RunResources.from_args(args), eval_split=args.eval_split,
-        eval_batches=args.eval_batches, eval_max_tasks=args.max_tasks,
+        eval_max_items=args.eval_max_items, eval_every=args.eval_every,
+        eval_pow2=args.eval_pow2,
         init_checkpoint=init_checkpoint, hub_repo=args.hub_repo, progress=args.progress,
         allow_encoder_mismatch=args.allow_encoder_mismatch,
     )  # fmt: skip

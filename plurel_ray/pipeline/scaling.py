@@ -68,7 +68,8 @@ class ScalingGrid:
         recipe: the recipe every point starts from (`plurel_ray.train.config.recipe`).
         overrides: recipe fields every point replaces (steps is set per point).
         holdout: databases after the largest training set, evaluated on (val split).
-        eval_batches: evaluation batches per held-out task.
+        eval_max_items: items scored per held-out task: the first N of its val split's
+            fixed evaluation order (None: every item).
     """
 
     num_dbs: tuple[int, ...]
@@ -76,15 +77,15 @@ class ScalingGrid:
     recipe: str
     overrides: dict[str, Any] = field(default_factory=dict)
     holdout: int = 1
-    eval_batches: int = 8
+    eval_max_items: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("num_dbs", "steps"):
             values = getattr(self, name)
             if not values or min(values) < 1 or len(set(values)) != len(values):
                 raise ConfigError(f"ScalingGrid.{name} must be distinct integers ≥ 1, got {values}")
-        if self.holdout < 1 or self.eval_batches < 1:
-            raise ConfigError("ScalingGrid.holdout and eval_batches must be ≥ 1")
+        if self.holdout < 1 or (self.eval_max_items is not None and self.eval_max_items < 1):
+            raise ConfigError("ScalingGrid.holdout and eval_max_items must be ≥ 1")
         if "steps" in self.overrides:
             raise ConfigError("ScalingGrid.overrides cannot set steps; the grid's steps do")
 
@@ -109,7 +110,7 @@ GRIDS: dict[str, ScalingGrid] = {
         recipe="tiny",
         overrides={"d_model": 32, "d_ff": 64, "batch_size": 4, "ctx_len": 64},
         holdout=1,
-        eval_batches=2,
+        eval_max_items=2 * 4,  # two batches of the grid's batch size
     ),
     # docs/model.md: 8…1024 databases × 4k…256k steps (8 × 7 runs at 128 × 1024 cells per step).
     "paper": ScalingGrid(
@@ -117,7 +118,7 @@ GRIDS: dict[str, ScalingGrid] = {
         steps=tuple(4000 * 2**k for k in range(7)),
         recipe="plurel-paper",
         holdout=8,
-        eval_batches=32,
+        eval_max_items=32 * 128,  # 32 batches of the paper recipe's 128
     ),
 }
 

@@ -123,10 +123,11 @@ def run_point(request: SweepRequest, num_dbs: int, steps: int, data: PreparedDat
     chosen = request.point_recipe(steps)
     sources = task_sources(data.train[:num_dbs], max_tasks_per_store=request.max_tasks)
     run = TrainRun(
-        recipe=chosen, sources=sources, eval_stores=data.held_out, name=name,
-        storage=str(Path(request.storage).resolve()), resources=request.resources,
-        eval_split="val", eval_batches=request.grid.eval_batches,
-        eval_max_tasks=request.max_tasks, progress=request.progress,
+        recipe=chosen, sources=sources,
+        eval_sources=task_sources(data.held_out, split="val",
+                                  max_tasks_per_store=request.max_tasks),
+        name=name, storage=str(Path(request.storage).resolve()), resources=request.resources,
+        eval_split="val", eval_max_items=request.grid.eval_max_items, progress=request.progress,
     )  # fmt: skip
     # Concurrent points would interleave their lines; a point says its result when done.
     outcome = train_and_evaluate(run, say=lambda _: None)

@@ -1,6 +1,6 @@
 """Train on Ray, then evaluate the final checkpoint: the one path every training command takes.
 
-    run = TrainRun(recipe=recipe("tiny"), sources=sources, eval_stores=held_out,
+    run = TrainRun(recipe=recipe("tiny"), sources=sources, eval_sources=held_out_tasks,
                    name=run_name("tiny-run1", {"train": names}), storage="runs")
     outcome = train_and_evaluate(run)   # checkpoint, evaluation rows, per-step metrics
     print_outcome(outcome, run.eval_split)
@@ -8,7 +8,7 @@
 The jobs, the demo and each point of the scaling sweep build a `TrainRun` and call
 `train_and_evaluate`: sources without items are left out (said), the rest train with
 `run_pretraining` (resuming a run of the same name), and the final checkpoint is scored
-on the held-out stores' tasks (`evaluate_run`, which writes `eval_<split>.csv`).
+on the held-out tasks (`evaluate_run`, which writes `eval_<split>.csv`).
 """
 
 from __future__ import annotations
@@ -57,13 +57,17 @@ class TrainRun:
     Args:
         recipe: the model and training configuration.
         sources: the training tasks (`pretrain_data.task_sources`).
-        eval_stores: the stores whose tasks score the final checkpoint.
+        eval_sources: the held-out tasks (task or table sources); each evaluated split
+            replaces their `split`.
         name: the run name; rerunning a name in the same storage resumes it.
         storage: the local folder of the runs (checkpoints, metrics, evaluation CSV).
         resources: workers, CPUs, GPUs, failures, resource wait.
-        eval_split: the split evaluated ("val" or "test").
-        eval_batches: evaluation batches per task at most.
-        eval_max_tasks: evaluated tasks per store at most (None: all).
+        eval_split: the split the final checkpoint is evaluated on ("val" or "test").
+        eval_max_items: items scored per task and split: the first N of the split's
+            fixed evaluation order (None: every item).
+        eval_every: evaluate on val and test every N steps during training (0: not).
+        eval_pow2: evaluate at steps 0, 1, 2, 4, 8, … during training. With either
+            schedule, step 0 (before any update) and the last step are evaluated too.
         eval_dir: where `eval_<split>.csv` goes (default: the run folder).
         init_checkpoint: weights to start from (a checkpoint folder or a `.pt`).
         hub_repo: a Hugging Face model repo every checkpoint is pushed to.
@@ -74,13 +78,14 @@ class TrainRun:
 
     recipe: Recipe
     sources: Sequence[Source]
-    eval_stores: Sequence[Path]
+    eval_sources: Sequence[Source]
     name: str
     storage: str
     resources: RunResources = field(default_factory=RunResources)
     eval_split: str = DEFAULT_EVAL_SPLIT
-    eval_batches: int = 8
-    eval_max_tasks: int | None = None
+    eval_max_items: int | None = None
+    eval_every: int = 0
+    eval_pow2: bool = False
     eval_dir: str | None = None
     init_checkpoint: str | None = None
     hub_repo: str | None = None
@@ -131,7 +136,7 @@ def data_summary(sources: Sequence[Source]) -> dict:
 
 def train_and_evaluate(run: TrainRun, say: Callable[[str], None] = print) -> RunOutcome:
     """Train `run.recipe` on the sources that have items with Ray Train, then evaluate
-    the final checkpoint on the tasks of `run.eval_stores` in `run.eval_split`.
+    the final checkpoint on `run.eval_sources` in `run.eval_split`.
 
     Args:
         run: what to train and evaluate.
@@ -165,9 +170,8 @@ def train_and_evaluate(run: TrainRun, say: Callable[[str], None] = print) -> Run
     started = time.perf_counter()
     checkpoint = Path(run_pretraining(request).checkpoint.path)
     trained = time.perf_counter()
-    rows = evaluate_run(checkpoint, run.eval_stores, run.eval_split, run.eval_batches,
-                        train.batch_size, train.ctx_len, max_tasks_per_store=run.eval_max_tasks,
-                        out_dir=run.eval_dir,
+    rows = evaluate_run(checkpoint, run.eval_sources, run.eval_split, train.batch_size,
+                        train.ctx_len, max_items=run.eval_max_items, out_dir=run.eval_dir,
                         allow_encoder_mismatch=run.allow_encoder_mismatch)  # fmt: skip
     seconds = {"train": trained - started, "evaluate": time.perf_counter() - trained}
     steps = read_metrics(checkpoint / METRICS_FILE)

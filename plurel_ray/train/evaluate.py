@@ -11,7 +11,8 @@ with RelBench's; this module only decides what an undefined score is (NaN).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from torch import Tensor, nn
 
 from plurel_ray.model.batch import SEM_TYPES, batch_to_tensors, move_batch
 from plurel_ray.model.checkpoint import unwrap_model
-from plurel_ray.model.loss import masked_loss
+from plurel_ray.model.loss import masked_loss, sequence_losses
 from plurel_ray.train.precision import autocast
 
 TASKS = {"classification": "boolean", "regression": "number"}
@@ -82,6 +83,142 @@ def evaluate(
         else:
             result["r2"] = r2_score(score, label)
             result["mae"] = mean_absolute_error(score, label)
+    return result
+
+
+@dataclass(frozen=True)
+class ItemPredictions:
+    """What a model said about each evaluated item, in the split's evaluation order.
+
+    Attributes:
+        positions: int64 [N], each item's place in the split's fixed evaluation shuffle
+            (the global slot of the evaluation sampler), ascending once `merged`.
+        predictions: float64 [N], the boolean logit or the standardised number predicted
+            for the item's target cell.
+        labels: float64 [N], the target cell's true value (a boolean is true when > 0).
+        losses: float64 [N], the masked-cell loss of the item's sequence.
+    """
+
+    positions: np.ndarray
+    predictions: np.ndarray
+    labels: np.ndarray
+    losses: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @staticmethod
+    def merged(parts: Sequence[ItemPredictions]) -> ItemPredictions:
+        """The items of `parts` (e.g. one per rank) together, ordered by position, so the
+        metrics of any sharding are summed in one order."""
+        fields = ("positions", "predictions", "labels", "losses")
+        joined = {f: np.concatenate([getattr(p, f) for p in parts]) if parts else
+                  np.zeros(0, dtype=np.int64 if f == "positions" else np.float64)
+                  for f in fields}  # fmt: skip
+        order = np.argsort(joined["positions"], kind="stable")
+        return ItemPredictions(**{f: v[order] for f, v in joined.items()})
+
+
+def capped_batches(
+    sampler: Any, max_items: int | None, rank: int = 0, world_size: int = 1
+) -> Iterator[tuple[int, dict]]:
+    """This rank's batches of epoch 0 of an evaluation sampler, cut at `max_items`.
+
+    The sampler's epoch-0 shuffle is the split's evaluation order: global batch k holds
+    slots `[k·B·W, (k+1)·B·W)`, rank r the slots from `k·B·W + r·B`. With a cap, exactly
+    the first `max_items` slots are scored, whatever the number of ranks: a batch
+    reaching past the cap is cut, and batches wholly past it are not built.
+
+    Args:
+        sampler: a `store.sampler.Sampler` built with this `rank` and `world_size`.
+        max_items: score the first this many items of the shuffle; None: every item.
+        rank, world_size: as the sampler was built.
+
+    Yields:
+        (slot of the batch's first sequence, the batch cut to the items it keeps).
+    """
+    limit = sampler.num_items if max_items is None else min(max_items, sampler.num_items)
+    size = sampler.batch_size
+    for index in range(-(-limit // (size * world_size))):
+        first = index * size * world_size + rank * size
+        keep = min(limit - first, size)
+        if keep <= 0:
+            continue
+        batch = sampler.batch(index)
+        if keep < size:
+            batch = {key: value if key == "true_batch_size" else value[:keep]
+                     for key, value in batch.items()}  # fmt: skip
+            batch["true_batch_size"] = min(int(batch["true_batch_size"]), keep)
+        yield first, batch
+
+
+@torch.inference_mode()
+def predict_items(
+    model: nn.Module,
+    batches: Iterable[tuple[int, dict]],
+    text_emb: np.ndarray | Tensor | None,
+    sem_type: str,
+    precision: str = "fp32",
+) -> ItemPredictions:
+    """The model's prediction, the label and the loss of every item of item batches
+    (one item per sequence, its target cell marked by `is_targets`).
+
+    Args:
+        model: the model, on its device (put in eval mode by the caller).
+        batches: (slot of the first sequence, numpy batch) pairs, as `capped_batches`.
+        text_emb: [V, d_text] vocabulary embeddings for compact batches.
+        sem_type: the target cells' semantic type, "boolean" or "number".
+        precision: "bf16-autocast" to evaluate as trained with autocast, else as the
+            parameters are.
+
+    Returns:
+        the items in the order of `batches`; sequences whose target cell is not of
+        `sem_type` are left out.
+    """
+    if sem_type not in TASKS.values():
+        raise ValueError(f"sem_type must be one of {sorted(TASKS.values())}, got {sem_type!r}")
+    device = next(unwrap_model(model).parameters()).device
+    text = None if text_emb is None else torch.as_tensor(text_emb).to(device)
+    type_id = SEM_TYPES.index(sem_type)
+    parts: dict[str, list[np.ndarray]] = {"positions": [], "predictions": [], "labels": [],
+                                          "losses": []}  # fmt: skip
+    for first, numpy_batch in batches:
+        batch = move_batch(batch_to_tensors(numpy_batch), device)
+        with autocast(device, precision):
+            predictions = model(batch, text)
+        losses, _ = sequence_losses(predictions, batch)
+        targets = batch["is_targets"] & (batch["sem_types"] == type_id)
+        has_target = targets.any(dim=1)
+        column = targets.float().argmax(dim=1, keepdim=True)  # the one target cell
+        pick = {
+            "predictions": predictions[sem_type].float().gather(1, column).squeeze(1),
+            "labels": batch[f"{sem_type}_values"].float().gather(1, column).squeeze(1),
+            "losses": losses,
+        }
+        for key, values in pick.items():
+            parts[key].append(values[has_target].double().cpu().numpy())
+        rows = torch.arange(len(has_target), device=device)[has_target]
+        parts["positions"].append(first + rows.cpu().numpy().astype(np.int64))
+    if not parts["positions"]:
+        return ItemPredictions.merged([])
+    return ItemPredictions(**{key: np.concatenate(values) for key, values in parts.items()})
+
+
+def item_metrics(items: ItemPredictions, sem_type: str) -> dict[str, Any]:
+    """Items, mean loss and the task's metric over `items`: AUROC for a boolean target,
+    R² and MAE for a number target (NaN where undefined).
+
+    Args:
+        items: `predict_items` output (of one rank or `merged` over all).
+        sem_type: "boolean" or "number".
+    """
+    loss = float(items.losses.mean()) if len(items) else math.nan
+    result: dict[str, Any] = {"items": len(items), "loss": loss}
+    if sem_type == "boolean":
+        result["auroc"] = auroc(items.predictions, items.labels > 0)
+    else:
+        result["r2"] = r2_score(items.predictions, items.labels)
+        result["mae"] = mean_absolute_error(items.predictions, items.labels)
     return result
 
 

@@ -25,7 +25,7 @@ TOKEN = "hf_secretCanary7f3e9a1b2c4d"  # distinctive: no other file can hold it 
 TINY = ["--recipe", "tiny", "--set", "batch_size=4", "--set", "ctx_len=64", "--set",
         "d_model=32", "--set", "d_ff=64", "--set", "steps=4", "--set", "checkpoint_every=2",
         "--num-workers", "2", "--sampler-cpus", "0.5", "--no-progress", "--max-tasks", "4",
-        "--eval-batches", "1", "--holdout", "1"]  # fmt: skip
+        "--eval-max-items", "2", "--holdout", "1"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "PLUREL_RAY_NUM_CPUS": "4"}
 ENV.pop("RAY_ADDRESS", None)  # an embedded Ray, whatever the calling shell points at
 TINY = ["--recipe", "tiny", "--set", "batch_size=4", "--set", "ctx_len=64",
         "--num-workers", "2", "--sampler-cpus", "0.5", "--no-progress",
-        "--max-tasks", "6", "--eval-batches", "2"]  # fmt: skip
+        "--max-tasks", "6", "--eval-max-items", "16"]  # fmt: skip
 RAY_STARTED = "Started a local Ray instance"
 # A few AdamW steps at the tiny recipe's learning rate (≤ 5e-4) move a weight by ~1e-3;
 # a freshly initialised model differs from given weights by ~0.1.

@@ -20,7 +20,7 @@ ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "PLUREL_RAY_NUM_CPUS": "4"}
 ENV.pop("RAY_ADDRESS", None)  # an embedded Ray, whatever the calling shell points at
 # Three database counts give the one axis a 3-parameter fit; one step count leaves the
 # token axis with a recorded reason instead (~25 s a point on 2 cores).
-GRID = ["--grid", "tiny", "--grid-num-dbs", "1,2,3", "--grid-steps", "4", "--eval-batches", "1",
+GRID = ["--grid", "tiny", "--grid-num-dbs", "1,2,3", "--grid-steps", "4", "--eval-max-items", "4",
         "--sampler-cpus", "0.5", "--max-tasks", "4", "--no-progress"]  # fmt: skip
 RAY_STARTED = "Started a local Ray instance"
 

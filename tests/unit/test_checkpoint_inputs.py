@@ -107,7 +107,8 @@ def test_every_checkpoint_records_its_stores_context_rules_and_text_encoder(chec
 
 
 def evaluate(checkpoint, stores, **options) -> list[dict]:
-    return evaluate_run(checkpoint, stores, "val", 1, 2, 32, **options)
+    return evaluate_run(checkpoint, task_sources(stores, split="val"), "val", 2, 32,
+                        max_items=2, **options)  # fmt: skip
 
 
 def test_evaluating_on_another_encoders_stores_is_one_line_naming_both(checkpoint, stores,
