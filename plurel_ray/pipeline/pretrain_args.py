@@ -107,10 +107,14 @@ def recipe_from_args(args: argparse.Namespace, model: ModelConfig | None = None)
     return Recipe(chosen.name, dataclasses.replace(model, **shape_free), chosen.train)
 
 
-def init_weights(text: str) -> tuple[str, ModelConfig]:
+def init_weights(text: str, flag: str = "--init") -> tuple[str, ModelConfig]:
     """(absolute path, model sizes) of `--init`: a checkpoint folder, a `.pt` state dict
     (sizes from its config.json, or inferred from the `.pt` shapes), or a Hugging Face
     model repo `ORG/NAME[@REVISION]`, downloaded first.
+
+    Args:
+        text: the path or repo id.
+        flag: the flag or argument that gave it, named in errors.
 
     Raises:
         CheckpointError: neither a path nor a repo id, or it does not hold a Relational
@@ -123,7 +127,7 @@ def init_weights(text: str) -> tuple[str, ModelConfig]:
     if not path.exists():
         if not HUB_REPO.fullmatch(text):
             raise CheckpointError(
-                f"--init {text}: no such file or folder, and not a Hugging Face repo id "
+                f"{flag} {text}: no such file or folder, and not a Hugging Face repo id "
                 "(ORG/NAME or ORG/NAME@REVISION)"
             )
         path = _download_init(text)
