@@ -26,3 +26,30 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+# The /proc/cpuinfo flags that decide how fast the kernels behind these figures run.
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
+def cpu_info() -> dict:
+    """Model, clock (MHz, as /proc/cpuinfo reports it), the SPEED_FLAGS present and the
+    CPUs this process may use: what a figure per core needs beside it."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if not line.strip():
+                    break  # the first processor's block is enough
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    flags = fields.get("flags", "").split()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "model": cpu_model(),
+        "mhz": float(fields["cpu MHz"]) if "cpu MHz" in fields else None,
+        "flags": [flag for flag in SPEED_FLAGS if flag in flags],
+        "cpus": usable,
+    }

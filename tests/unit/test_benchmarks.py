@@ -78,3 +78,15 @@ def test_bench_embed_prints_strings_per_second_for_both_workloads():
         assert figures[workload]["strings_per_s"] > 0 and figures[workload]["strings_per_cpu_s"] > 0
     assert figures["long"]["mean_tokens"] > 5 * figures["labels"]["mean_tokens"]
     assert figures["cpu_model"]
+
+
+@pytest.mark.slow  # builds and embeds a store, then scores items with two models
+def test_bench_eval_prints_items_per_second_on_one_core_and_all_cores():
+    smoke = ["--seconds", "0.2", "--batch-size", "2", "--ctx-len", "64"]
+    figures = run_json("bench_eval.py", *smoke)
+    assert figures["machine"]["model"] and figures["machine"]["cpus"] >= 1
+    for name in ("tiny", "plurel-paper"):
+        one, every = figures["recipes"][name]["one_core"], figures["recipes"][name]["all_cores"]
+        assert one["threads"] == 1 and every["threads"] == figures["machine"]["cpus"]
+        assert one["items"] > 0 and one["items_per_s"] > 0 and 0 <= one["sample_frac"] <= 1
+        assert set(one["items_by_task"]) == {"customer-churn", "orders-amount", "orders-returned"}
