@@ -12,7 +12,8 @@ run would have seen. A stream would need its iterator state checkpointed and rep
 The worker keeps `prefetch` requests in flight, so the actor builds the next batches
 (GIL released, in its own process) while the step runs, and numpy arrays reach the
 worker through the object store without a copy on the same node. The driver owns the
-actors, so they outlive worker restarts (`FailureConfig`).
+actors, so they outlive worker restarts (`FailureConfig`). With an evaluation schedule,
+each actor also serves its rank's share of the held-out tasks (`train_eval.py`).
 """
 
 from __future__ import annotations
@@ -40,12 +41,17 @@ from ray.train import (
 )
 
 from plurel_ray.errors import ConfigError, PlurelError
+from plurel_ray.pipeline.pretrain_eval import EvalTask, eval_tasks
 from plurel_ray.pipeline.quiet import RemoteBar, StepBar
 from plurel_ray.pipeline.resources import RunResources, wait_for_resources
 from plurel_ray.store.sampler import Source
 from plurel_ray.train.config import Recipe, TrainConfig
+from plurel_ray.train.eval_schedule import EvalSchedule
 from plurel_ray.train.expectations import training_inputs
 from plurel_ray.util.run_files import METRICS_FILE
+
+# The splits scored during training; best/ is chosen on val.
+EVAL_SPLITS = ("val", "test")
 
 # Where Ray Train records a run's checkpoints, the latest one first to resume from.
 _RAY_SNAPSHOT = "checkpoint_manager_snapshot.json"
@@ -74,6 +80,9 @@ class PretrainRequest:
         progress: rank 0's training progress bar.
         allow_encoder_mismatch: start from or resume a checkpoint whose text encoder is
             not the one that embedded the sources' stores (refused by default).
+        eval_sources: the held-out tasks scored on val and test during training.
+        eval_every, eval_pow2: when (`train.eval_schedule.EvalSchedule`); neither: never.
+        eval_max_items: items per task and split (None: every item).
     """
 
     sources: Sequence[Source]
@@ -88,26 +97,57 @@ class PretrainRequest:
     data_summary: dict | None = None
     progress: bool = True
     allow_encoder_mismatch: bool = False
+    eval_sources: Sequence[Source] = ()
+    eval_every: int = 0
+    eval_pow2: bool = False
+    eval_max_items: int | None = None
 
     def __post_init__(self) -> None:
         if not self.sources:
             raise ConfigError("a pretraining run needs at least one sampler source")
         if self.prefetch < 1:
             raise ConfigError("prefetch must be ≥ 1")
+        if self.eval_max_items is not None and self.eval_max_items < 1:
+            raise ConfigError(f"--eval-max-items must be ≥ 1, got {self.eval_max_items}")
+
+    def eval_schedule(self) -> EvalSchedule | None:
+        """The evaluation schedule, None when there is none or nothing to evaluate."""
+        schedule = EvalSchedule(self.eval_every, self.eval_pow2, self.recipe.train.steps)
+        return schedule if schedule.active and self.eval_sources else None
 
 
 @ray.remote
 class SamplerActor:
-    """The native sampler of one training rank, serving batches by index."""
+    """The native sampler of one training rank, serving batches by index, and the rank's
+    evaluation samplers, one per held-out task and split (None where it has no items)."""
 
-    def __init__(self, sources: list[Source], options: dict) -> None:
+    def __init__(self, sources: list[Source], options: dict,
+                 tasks: Sequence[EvalTask] = ()) -> None:  # fmt: skip
         from plurel_ray.store.sampler import Sampler
 
-        local = _local_stores({str(s.store) for s in sources})
+        local = _local_stores({str(s.store) for s in (*sources, *(t.source for t in tasks))})
         self.sampler = Sampler([dataclasses.replace(s, store=local[str(s.store)])
                                 for s in sources], **options)  # fmt: skip
         # Read here, where every store is on local disk.
-        self._inputs = training_inputs(sorted(local.values()))
+        self._inputs = training_inputs(sorted({local[str(s.store)] for s in sources}))
+        options = {k: options[k] for k in ("batch_size", "ctx_len", "max_bfs_width", "rank",
+                                           "world_size")}  # fmt: skip
+        self.eval_samplers = [
+            dataclasses.replace(task, source=dataclasses.replace(
+                task.source, store=local[str(task.source.store)])).sampler(**options)
+            if task.scored else None
+            for task in tasks
+        ]  # fmt: skip
+
+    def eval_num_items(self) -> list[int]:
+        """Items of each evaluation task (0: none, or not scored)."""
+        return [0 if s is None else s.num_items for s in self.eval_samplers]
+
+    def eval_embedding_matrix(self, task: int):
+        return self.eval_samplers[task].embedding_matrix()
+
+    def eval_batch(self, task: int, index: int) -> dict:
+        return self.eval_samplers[task].batch(index, compact=True)
 
     def batch(self, index: int) -> dict:
         return self.sampler.batch(index, compact=True)
@@ -153,7 +193,9 @@ def _train_worker(config: dict[str, Any]) -> None:
     from plurel_ray.model.config import ModelConfig
     from plurel_ray.model.transformer import init_model
     from plurel_ray.train.config import TrainConfig
+    from plurel_ray.train.eval_log import restore
     from plurel_ray.train.loop import train_loop
+    from plurel_ray.train.precision import resolve_device, resolve_precision
     from plurel_ray.train.resume import load_resume_state
 
     context = ray.train.get_context()
@@ -173,6 +215,8 @@ def _train_worker(config: dict[str, Any]) -> None:
                 # The resumed run continues the checkpoint's curve (train_loop drops any
                 # step after the checkpoint's), so metrics.jsonl holds every step once.
                 shutil.copy(history, run_dir / METRICS_FILE)
+            if rank == 0:
+                restore(Path(folder), run_dir)  # eval.jsonl and best/, continued alike
     elif config["init_checkpoint"] is not None:
         loaded = load_checkpoint(config["init_checkpoint"], model_config=model_config)
         model.load_state_dict(loaded.model.state_dict())
@@ -202,6 +246,16 @@ def _train_worker(config: dict[str, Any]) -> None:
         if hub_queue is not None and folder is not None:
             hub_queue.put({"dir": name, "metrics": metrics})  # persisted once report returns
 
+    schedule, on_evaluate = config["eval_schedule"], None
+    if schedule is not None:
+        from plurel_ray.pipeline.train_eval import make_evaluator
+
+        precision = resolve_precision(train_config.precision, resolve_device(train_config.device))
+        on_evaluate = make_evaluator(
+            actor, config["eval_tasks"], batch_size=train_config.batch_size,
+            max_items=config["eval_max_items"], precision=precision, rank=rank,
+            world_size=world_size,
+        )  # fmt: skip
     # Rank 0's bar is shown by the driver (`quiet.StepBar`): Ray relays no worker output
     # unless --verbose.
     board = config["step_board"]
@@ -209,7 +263,8 @@ def _train_worker(config: dict[str, Any]) -> None:
         train_loop(model, _batches(actor, start, config["prefetch"]), text_emb, train_config,
                    run_dir, start_state=start_state, on_checkpoint=report, rank=rank,
                    world_size=world_size, progress=board is not None,
-                   bar_factory=RemoteBar.factory(board), inputs=inputs)  # fmt: skip
+                   bar_factory=RemoteBar.factory(board), inputs=inputs,
+                   eval_schedule=schedule, on_evaluate=on_evaluate)  # fmt: skip
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -220,7 +275,8 @@ def run_pretraining(request: PretrainRequest) -> ray.train.Result:
 
     Returns:
         Ray Train's result: `.checkpoint` is the last checkpoint folder (model.safetensors,
-        config.json, resume.pt, metrics.jsonl), `.metrics` the last reported metrics.
+        config.json, resume.pt, metrics.jsonl; with an evaluation schedule eval.jsonl and
+        best/, also put into the run folder), `.metrics` the last reported metrics.
 
     Raises:
         ConfigError: the cluster cannot fit the workers and samplers (checked before
@@ -244,22 +300,33 @@ def run_pretraining(request: PretrainRequest) -> ray.train.Result:
         "max_bfs_width": request.max_bfs_width, "seed": train.seed,
         "world_size": resources.num_workers,
     }  # fmt: skip
+    schedule = request.eval_schedule()
+    tasks = []
+    if schedule is not None:
+        tasks = [task for split in EVAL_SPLITS for task in eval_tasks(request.eval_sources, split)]
     # Every exit — an error, Ctrl-C, a failed fit — kills the samplers: on a cluster that
     # outlives the driver's Ray session, they would otherwise keep their CPUs.
     samplers: list = []
     try:
         for rank in range(resources.num_workers):
             samplers.append(SamplerActor.options(num_cpus=resources.sampler_cpus).remote(
-                list(request.sources), {**options, "rank": rank}
+                list(request.sources), {**options, "rank": rank}, tasks
             ))  # fmt: skip
-        return _fit(request, train, samplers)
+        result = _fit(request, train, samplers, schedule, tasks)
     finally:
         for actor in samplers:
             ray.kill(actor)
+    if schedule is not None and result.checkpoint is not None:
+        from plurel_ray.pipeline.train_eval import publish_eval_files
+
+        publish_eval_files(result.checkpoint)
+    return result
 
 
-def _fit(request: PretrainRequest, train: TrainConfig, samplers: list) -> ray.train.Result:
-    """Build the TorchTrainer of `request` over `samplers` and run it to the end."""
+def _fit(request: PretrainRequest, train: TrainConfig, samplers: list,
+         schedule: EvalSchedule | None, tasks: list[EvalTask]) -> ray.train.Result:  # fmt: skip
+    """Build the TorchTrainer of `request` over `samplers` (and its evaluation `schedule`
+    of `tasks`) and run it to the end."""
     from ray.train.torch import TorchConfig, TorchTrainer
 
     _check_resume_state(request)
@@ -283,6 +350,9 @@ def _fit(request: PretrainRequest, train: TrainConfig, samplers: list) -> ray.tr
             "step_board": bar.board,
             "init_checkpoint": request.init_checkpoint,
             "hub_queue": None if sync is None else sync.queue,
+            "eval_schedule": schedule,
+            "eval_tasks": tasks,
+            "eval_max_items": request.eval_max_items,
         },
         torch_config=TorchConfig(backend="nccl" if resources.use_gpu else "gloo"),
         scaling_config=ScalingConfig(

@@ -4,6 +4,7 @@
     plot_loss(steps, "runs/demo/loss.png")
     plot_schema("runs/demo/data/plurel-0", "runs/demo/schema.png")
     lines = eval_table(rows)                       # Markdown, for report.md
+    figures = plot_eval(read_metrics("runs/r/eval.jsonl"), "runs/r")   # metric vs step
 
 Figures use matplotlib's Agg backend (no display needed). The schema diagram is drawn
 with matplotlib from a RelBench-3 folder's manifest.yaml and its tables' parquet
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,3 +268,89 @@ def eval_table(rows: Sequence[dict]) -> list[str]:
 
     table = [(r["store"], r["task"], r["task_type"], r["items"], loss(r), score(r)) for r in rows]
     return markdown_table(("store", "task", "type", "items", "loss", "score"), table)
+
+
+def _eval_metric(rows: Sequence[dict]) -> tuple[str, str]:
+    """(key, name) of the metric a task's rows carry: AUROC, else R²."""
+    return ("auroc", "AUROC") if any(r.get("auroc") is not None for r in rows) else ("r2", "R²")
+
+
+def _plot_eval_curve(rows: Sequence[dict], key: str, ylabel: str, title: str, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    for split, color in (("val", "tab:blue"), ("test", "tab:orange")):
+        points = [(r["step"], r[key]) for r in rows
+                  if r["split"] == split and r.get(key) is not None]  # fmt: skip
+        if points:
+            x, y = zip(*sorted(points), strict=True)
+            ax.plot(x, y, marker="o", color=color, label=split)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_eval(rows: Sequence[dict], folder: str | os.PathLike) -> list[tuple[str, str]]:
+    """Metric-vs-step PNGs of an eval.jsonl: one for the mean score over tasks and one per
+    task (AUROC or R²), val and test as two lines.
+
+    Args:
+        rows: the records of eval.jsonl (`train/eval_log.py`).
+        folder: where the PNGs go (eval-mean.png, eval-<store>-<task>.png).
+
+    Returns:
+        (title, file name) of each figure written, the mean first.
+    """
+    folder = Path(folder)
+    means = [r for r in rows if r.get("task") is None]
+    figures = []
+    if means:
+        _plot_eval_curve(means, "score", "mean score", "Mean over held-out tasks "
+                         "(mean of mean AUROC and mean R²)", folder / "eval-mean.png")  # fmt: skip
+        figures.append(("mean over tasks", "eval-mean.png"))
+    by_task: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        if row.get("task") is not None:
+            by_task.setdefault((row.get("store", ""), row["task"]), []).append(row)
+    for (store, task), task_rows in by_task.items():
+        key, name = _eval_metric(task_rows)
+        if not any(r.get(key) is not None for r in task_rows):
+            continue  # never scored (no items, or one class only): nothing to draw
+        file = "eval-" + re.sub(r"[^A-Za-z0-9._-]+", "-", f"{store}-{task}") + ".png"
+        _plot_eval_curve(task_rows, key, name, f"{task} ({store})", folder / file)
+        figures.append((f"{task} ({store}), {name}", file))
+    return figures
+
+
+def eval_summary_table(rows: Sequence[dict]) -> list[str]:
+    """The evaluations during training as a Markdown table: per task (and the mean) and
+    split, its metric at step 0, at the step of the best mean val score, and at the last
+    step, with the items scored."""
+    means = [r for r in rows if r.get("task") is None]
+    if not means:
+        return []
+    first, last = min(r["step"] for r in rows), max(r["step"] for r in rows)
+    val = [r for r in means if r["split"] == "val" and r.get("score") is not None]
+    best = max(val, key=lambda r: (r["score"], -r["step"]))["step"] if val else None
+    steps = [first, *([best] if best is not None else []), last]
+    header = ("task", "split", "metric", "items", *(f"step {s}" + (" (best)" if s == best else "")
+                                                    for s in steps))  # fmt: skip
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row.get("task") is None, row.get("store"), row.get("task"),
+                           row["split"]), []).append(row)  # fmt: skip
+    table = []
+    for (is_mean, store, task, split), group in sorted(groups.items(), key=lambda g: (
+            g[0][0], str(g[0][1]), str(g[0][2]), g[0][3])):  # fmt: skip
+        key, name = ("score", "score") if is_mean else _eval_metric(group)
+        at = {r["step"]: r for r in group}
+        values = [at[s].get(key) if s in at else None for s in steps]
+        table.append(("(mean)" if is_mean else f"{task} ({store})", split, name,
+                      at.get(last, group[-1]).get("items", ""),
+                      *(math.nan if v is None else float(v) for v in values)))  # fmt: skip
+    return markdown_table(header, table)

@@ -7,8 +7,10 @@
 
 The jobs, the demo and each point of the scaling sweep build a `TrainRun` and call
 `train_and_evaluate`: sources without items are left out (said), the rest train with
-`run_pretraining` (resuming a run of the same name), and the final checkpoint is scored
-on the held-out tasks (`evaluate_run`, which writes `eval_<split>.csv`).
+`run_pretraining` (resuming a run of the same name; with `eval_every`/`eval_pow2` the
+held-out tasks are scored on val and test during training, into eval.jsonl and best/),
+the final checkpoint is scored on the held-out tasks (`evaluate_run`, which writes
+`eval_<split>.csv`), and the run folder gets a report.md with its figures.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from plurel_ray.pipeline.resources import RunResources
 from plurel_ray.store.meta import read_meta
 from plurel_ray.store.sampler import Source
 from plurel_ray.train.config import Recipe
-from plurel_ray.util.run_files import METRICS_FILE
+from plurel_ray.util.run_files import BEST_DIR, BEST_FILE, EVAL_FILE, METRICS_FILE
 
 # Reported tokens/s: the mean of the last this many steps (the first ones warm up).
 TOKENS_PER_S_STEPS = 10
@@ -163,7 +165,8 @@ def train_and_evaluate(run: TrainRun, say: Callable[[str], None] = print) -> Run
         sources=kept, recipe=run.recipe, name=run.name, storage_path=run.storage,
         resources=run.resources, init_checkpoint=run.init_checkpoint, hub_repo=run.hub_repo,
         data_summary=data_summary(kept), progress=run.progress,
-        allow_encoder_mismatch=run.allow_encoder_mismatch,
+        allow_encoder_mismatch=run.allow_encoder_mismatch, eval_sources=run.eval_sources,
+        eval_every=run.eval_every, eval_pow2=run.eval_pow2, eval_max_items=run.eval_max_items,
     )  # fmt: skip
     say(f"run {run.name}: {len(kept)} training tasks from "
         f"{len({str(s.store) for s in kept})} store(s), {train.steps} steps")  # fmt: skip
@@ -175,7 +178,52 @@ def train_and_evaluate(run: TrainRun, say: Callable[[str], None] = print) -> Run
                         allow_encoder_mismatch=run.allow_encoder_mismatch)  # fmt: skip
     seconds = {"train": trained - started, "evaluate": time.perf_counter() - trained}
     steps = read_metrics(checkpoint / METRICS_FILE)
-    return RunOutcome(checkpoint, rows, steps, len(kept), seconds)
+    outcome = RunOutcome(checkpoint, rows, steps, len(kept), seconds)
+    write_report(run, outcome)
+    return outcome
+
+
+def write_report(run: TrainRun, outcome: RunOutcome) -> Path:
+    """Write report.md into the run folder (the checkpoint's parent): the loss curve,
+    with evaluation during training a metric-vs-step figure per task and for the mean
+    and their summary table, and the final checkpoint's evaluation.
+
+    Args:
+        run: the run.
+        outcome: what training and the final evaluation produced.
+    """
+    from plurel_ray.pipeline.report import (
+        eval_summary_table,
+        eval_table,
+        plot_eval,
+        plot_loss,
+        read_metrics,
+    )
+
+    folder = outcome.checkpoint.parent
+    last = outcome.steps[-1]
+    plot_loss(outcome.steps, folder / "loss.png")
+    lines = [f"# Run {run.name}", "",
+             f"Recipe {run.recipe.name}: {outcome.num_tasks} training tasks, "
+             f"{last['step']} steps; final loss {last['loss']:.4f}.", "",
+             "## Training loss", "", "![training loss](loss.png)", ""]  # fmt: skip
+    if (folder / EVAL_FILE).is_file():
+        evaluations = read_metrics(folder / EVAL_FILE)
+        best = folder / BEST_DIR / BEST_FILE
+        chosen = json.loads(best.read_text()) if best.is_file() else None
+        lines += ["## Evaluation during training", "",
+                  f"Held-out tasks scored on val and test at steps "
+                  f"{', '.join(str(s) for s in sorted({r['step'] for r in evaluations}))} "
+                  f"({EVAL_FILE}). " + (f"best/ holds step {chosen['step']} (mean val score "
+                                        f"{chosen['score']:.4f})." if chosen else
+                                        "No step has a mean val score, so there is no best/."),
+                  "", *eval_summary_table(evaluations), ""]  # fmt: skip
+        for title, file in plot_eval(evaluations, folder):
+            lines += [f"![{title}]({file})", ""]
+    lines += [f"## Final checkpoint, {run.eval_split} split", "", *eval_table(outcome.rows), ""]
+    report = folder / "report.md"
+    report.write_text("\n".join(lines))
+    return report
 
 
 def print_outcome(outcome: RunOutcome, split: str) -> None:

@@ -22,6 +22,8 @@ from plurel_ray.model.checkpoint import unwrap_model
 from plurel_ray.model.loss import masked_loss
 from plurel_ray.model.masks import AttentionMasks
 from plurel_ray.train.config import TrainConfig
+from plurel_ray.train.eval_log import EvalLog
+from plurel_ray.train.eval_schedule import EvalSchedule
 from plurel_ray.train.metrics_log import MetricsLog
 from plurel_ray.train.optim import build_optimizer, build_scheduler
 from plurel_ray.train.precision import autocast, prepare_model, resolve_device, resolve_precision
@@ -72,6 +74,8 @@ def train_loop(
     progress: bool = True,
     bar_factory: Callable[..., Any] = tqdm,
     inputs: Mapping[str, Any] | None = None,
+    eval_schedule: EvalSchedule | None = None,
+    on_evaluate: Callable[[int, nn.Module], list[dict] | None] | None = None,
 ) -> TrainResult:
     """Train `model` for `cfg.steps` steps or until `batches` runs out.
 
@@ -96,6 +100,13 @@ def train_loop(
             `quiet.RemoteBar`, shown by the driver).
         inputs: the context rules and text encoder of the training stores, recorded in
             every checkpoint's config.json (`expectations.training_inputs`).
+        eval_schedule: the steps `on_evaluate` is called at: step 0 before the first
+            update (not on resume: the checkpoint's step was evaluated before it was
+            written), and a due step after its update, before its checkpoint.
+        on_evaluate: called as (step, unwrapped model in eval mode) on every rank; rank
+            0's returns the task rows (`pipeline.pretrain_eval.EvalTask.score`), which
+            go to eval.jsonl and may replace best/ in `run_dir` (`eval_log.EvalLog`);
+            every checkpoint then carries both.
 
     Returns:
         the steps taken, their losses and the last metrics.
@@ -130,10 +141,30 @@ def train_loop(
         defer=device.type == "cuda",
         start_step=step,
     )
+    evaluations = None
+    if on_evaluate is not None and eval_schedule is not None and eval_schedule.active:
+        evaluations = EvalLog(run_dir, step) if rank == 0 else None
+    extra_config = {"train": cfg.to_dict(), **(inputs or {})}
+
+    def evaluate(at: int) -> None:
+        log.flush()
+        started = time.perf_counter()
+        model.eval()
+        rows = on_evaluate(at, raw)
+        model.train()
+        if evaluations is not None and rows is not None:
+            evaluations.record(at, rows, time.perf_counter() - started, raw, extra_config)
+        log.restart_clock()  # the evaluation's time is no step's
+
+    def due(at: int) -> bool:
+        return on_evaluate is not None and eval_schedule is not None and eval_schedule.due(at)
+
     vocab_size = None if text is None else text.shape[0]
     prefetcher = Prefetcher(batches, device, vocab_size)
     checkpoints: list[Path] = []
     try:
+        if start_state is None and due(step):
+            evaluate(step)  # before any update: the zero-shot score
         while step < cfg.steps:
             waited_from = time.perf_counter()
             try:
@@ -154,6 +185,8 @@ def train_loop(
             step += 1
             data_position += 1
             log.record(step, loss, grad_norm, lr, tokens)
+            if due(step):
+                evaluate(step)
 
             if cfg.checkpoint_every and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
                 log.flush()
@@ -161,6 +194,8 @@ def train_loop(
                 if rank == 0:
                     state = resume_state(optimizer, scheduler, step, data_position)
                     save_training_checkpoint(folder, raw, raw.config, cfg, state, inputs)
+                    if evaluations is not None:
+                        evaluations.copy_into(folder)
                     checkpoints.append(folder)
                 if on_checkpoint is not None:
                     on_checkpoint(step, folder if rank == 0 else None)

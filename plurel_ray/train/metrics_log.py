@@ -51,7 +51,7 @@ class MetricsLog:
         start_step: int = 0,
     ) -> None:
         if path is not None:
-            _keep_through(path, start_step)
+            keep_through(path, start_step)
         self._file = path.open("a") if path is not None else None
         self._world_size = world_size
         self._bar = bar
@@ -112,9 +112,14 @@ class MetricsLog:
             self._file.close()
 
 
-def _keep_through(path: Path, step: int) -> None:
-    """Rewrite `path` keeping the records of steps 1…`step`, atomically; a line cut short
-    by a kill mid-write is dropped with them."""
+def keep_through(path: Path, step: int) -> None:
+    """Rewrite `path` (JSON lines with a "step") keeping the records of steps up to
+    `step`, atomically; a line cut short by a kill mid-write is dropped with them.
+
+    Args:
+        path: metrics.jsonl or eval.jsonl; nothing happens when it does not exist.
+        step: the last step to keep (a resumed checkpoint's).
+    """
     if not path.is_file():
         return
     kept = []
