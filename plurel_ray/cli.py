@@ -7,6 +7,7 @@
     plurel-ray preprocess data/rel-f1 --out stores/ --context-rules strict --embed
     plurel-ray embed stores/* --text-model sentence-transformers/all-MiniLM-L12-v2
     plurel-ray hub download org/plurel-rt --revision <sha> --out ckpt/
+    plurel-ray evaluate org/plurel-rt@<sha> --datasets data/rel-f1 --eval-split test
     plurel-ray demo --out demo-runs/        # generate, pretrain, evaluate, report.md
 
 Errors a user can cause (bad config, bad SQL, existing output, missing file, bad
@@ -26,9 +27,16 @@ from pathlib import Path
 from plurel_ray import __version__
 from plurel_ray.errors import PlurelError
 from plurel_ray.pipeline.flags import (
+    ALLOW_ENCODER_MISMATCH,
     CONTEXT_RULES,
+    DATASETS,
+    DEFAULT_EVAL_SPLIT,
+    EVAL_MAX_ITEMS,
+    EVAL_SPLIT,
     OUT,
     PROGRESS,
+    STORAGE,
+    TASKS,
     TEXT_MODEL,
     VERBOSE,
     OneLineParser,
@@ -109,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="model (checkpoints, the default) or dataset (databases)",
     )  # fmt: skip
     down.set_defaults(run=_hub_download)
+    _add_evaluate_parser(commands)
     demo = commands.add_parser(
         "demo",
         help="generate, pretrain, evaluate and report end to end",
@@ -127,6 +136,48 @@ def build_parser() -> argparse.ArgumentParser:
     VERBOSE.add(demo)
     demo.set_defaults(run=_demo)
     return parser
+
+
+def _add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
+    ev = commands.add_parser(
+        "evaluate",
+        help="score a checkpoint zero-shot on datasets, next to trivial baselines",
+        description="Score CHECKPOINT on the tasks of RelBench-3 datasets (datasets "
+        "without a store under --storage are preprocessed and embedded first, with the "
+        "checkpoint's text encoder), next to the train split's mean (regression) and class "
+        "prior (binary) on the same items; print the table and write "
+        "OUT/eval_<split>.csv and OUT/eval_<split>.md. Runs in this process, without Ray.",
+    )
+    ev.add_argument("checkpoint", metavar="CHECKPOINT",
+                    help="a checkpoint folder, a reference .pt file, or a Hugging Face model "
+                         "repo ORG/NAME[@REVISION]")  # fmt: skip
+    DATASETS.add(ev, required=True)
+    TASKS.add(ev)
+    EVAL_SPLIT.add(ev, default=DEFAULT_EVAL_SPLIT,
+                   help="the split scored (default: %(default)s; ask for test for the final "
+                        "figure, so that choices made on it do not leak)")  # fmt: skip
+    EVAL_MAX_ITEMS.add(ev, help="score the first N items of each task's split, in its fixed "
+                                "evaluation order (default: every item)")  # fmt: skip
+    OUT.add(ev, help="where eval_<split>.csv and .md go (default: ./evaluations/<checkpoint>)")
+    STORAGE.add(ev, default="runs", help="where the datasets' node stores are kept: "
+                "DIR/<name>/stores/<name> (default: ./%(default)s)")  # fmt: skip
+    TEXT_MODEL.add(ev, help="the encoder that embeds stores made here (default: the one the "
+                            "checkpoint records)")  # fmt: skip
+    ALLOW_ENCODER_MISMATCH.add(ev)
+    PROGRESS.add(ev, default=True)
+    ev.set_defaults(run=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from plurel_ray.pipeline.evaluate_checkpoint import EvaluationRequest, evaluate_checkpoint
+
+    evaluate_checkpoint(EvaluationRequest(
+        checkpoint=args.checkpoint, datasets=args.datasets, split=args.eval_split,
+        tasks=args.tasks, out=args.out, storage=args.storage, max_items=args.eval_max_items,
+        text_model=args.text_model, allow_encoder_mismatch=args.allow_encoder_mismatch,
+        progress=args.progress,
+    ))  # fmt: skip
+    return 0
 
 
 def _preprocess(args: argparse.Namespace) -> int:

@@ -124,6 +124,30 @@ def check_text_encoder(
             )
 
 
+def check_text_width(
+    checkpoint: str | os.PathLike, d_text: int, stores: Sequence[str | os.PathLike]
+) -> None:
+    """Refuse stores whose text vectors are not `d_text` wide: the model's text input
+    layer could not read them at all, so --allow-encoder-mismatch does not lift this.
+
+    Args:
+        checkpoint: the checkpoint, named in the message.
+        d_text: its model's text width (`ModelConfig.d_text`).
+        stores: the stores it is about to read; stores not embedded yet are skipped.
+
+    Raises:
+        EncoderMismatchError: one line naming the checkpoint, the store and both widths.
+    """
+    for store in dict.fromkeys(str(s) for s in stores):
+        found = store_inputs(store).get(TEXT_ENCODER_KEY)
+        if found is not None and found["dim"] != d_text:
+            raise EncoderMismatchError(
+                f"{checkpoint} reads {d_text}-d text vectors, but {store} is embedded by "
+                f"{_encoder(found)}; re-embed the store with a {d_text}-d encoder "
+                "(plurel-ray embed STORE --text-model NAME)"
+            )
+
+
 def warn_context_rules(checkpoint: str | os.PathLike, stores: Sequence[str | os.PathLike]) -> None:
     """Warn once (a `ContextRulesWarning`) when `stores` were written under other context
     rules than `checkpoint` was trained under; silent when they agree or it records none.
