@@ -129,7 +129,8 @@ def evaluate_checkpoint(
         prepare_datasets(missing, storage, request.progress, text_model=encoder)
         _check_inputs(checkpoint, model_config.d_text, stores.values(), request)
     # A suite's entries are checked against the stores here, before any item is scored.
-    sources = cell_task_sources(stores, request.split, suite, max_tasks=None)
+    sources = cell_task_sources(stores, list(stores), split=request.split, suite=suite,
+                                max_tasks=None)  # fmt: skip
     rows = score_tasks(checkpoint, sources, request)
     rows += summary_rows(rows)
     out = Path(request.out) if request.out else Path("evaluations") / checkpoint_label(request)
