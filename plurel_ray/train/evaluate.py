@@ -6,6 +6,12 @@ regression targets are number cells scored by the number prediction (docs/model.
 for classification, R² for regression). The metrics are RelBench's (AUROC) and
 scikit-learn's (R², MAE), the functions RelBench's own evaluator calls, so scores compare
 with RelBench's; this module only decides what an undefined score is (NaN).
+
+Held-out tasks are scored item by item: `capped_batches` gives a rank's batches of an
+evaluation sampler (every item, or exactly the first N of its fixed order),
+`predict_items` the prediction, label and loss of each item with its place in that order
+(what trivial baselines are scored on too), `ItemPredictions.merged` joins the ranks'
+shares in that order and `item_metrics` scores them.
 """
 
 from __future__ import annotations
