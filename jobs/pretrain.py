@@ -19,11 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from plurel_ray.pipeline.flags import (
-    OneLineParser,
-    add_synthetic_data_arguments,
-    add_training_arguments,
-)
+from plurel_ray.pipeline.flags import OneLineParser, add_data_arguments, add_training_arguments
 
 PROG = "jobs/pretrain.py"
 
@@ -31,7 +27,7 @@ PROG = "jobs/pretrain.py"
 def build_parser() -> argparse.ArgumentParser:
     """The job's flags; building and parsing them imports neither Ray nor torch."""
     parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
-    add_synthetic_data_arguments(parser)
+    add_data_arguments(parser, synthetic=True, real=False)
     add_training_arguments(parser)
     return parser
 
@@ -44,26 +40,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from plurel_ray.pipeline.data_selection import select_data
     from plurel_ray.pipeline.pretrain_args import (
         check_training_arguments,
         recipe_from_args,
         run_name_from_args,
-        synthetic_data,
         train_run_from_args,
     )
-    from plurel_ray.pipeline.pretrain_data import task_sources
     from plurel_ray.pipeline.train_run import print_outcome, train_and_evaluate
 
     check_training_arguments(args)
     chosen = recipe_from_args(args)
-    data = synthetic_data(args)
-    sources = task_sources(data.train, max_tasks_per_store=args.max_tasks)
-    held_out = task_sources(data.held_out or data.train, split=args.eval_split,
-                            max_tasks_per_store=args.max_tasks)  # fmt: skip
-    identity = {"recipe": chosen.name, "train": [s.name for s in data.train]}
+    selection = select_data(args)
+    identity = {"recipe": chosen.name, **selection.identity}
     name = run_name_from_args(args, f"{chosen.name}-{Path(args.data).name}", identity)
-    # With no store held out, the training stores' evaluation split is still unseen data.
-    run = train_run_from_args(args, chosen, sources, held_out, name)
+    run = train_run_from_args(args, chosen, selection.train, selection.eval, name)
     print_outcome(train_and_evaluate(run), args.eval_split)
     return 0
 

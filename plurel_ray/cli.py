@@ -78,9 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pre.add_argument("datasets", nargs="+", metavar="DATASET_DIR", help="dataset folders")
     OUT.add(pre, required=True, help="folder of the node stores, one OUT/<dataset name>/ each")
-    pre.add_argument(
-        "--tasks", nargs="+", metavar="T", help="tasks to include (default: all of them)"
-    )
+    # Not --tasks: that flag names a task suite in every command that has it.
+    pre.add_argument("--task-names", dest="tasks", nargs="+", metavar="T",
+                     help="tasks to include, by name (default: all of them)")  # fmt: skip
     pre.add_argument("--overwrite", action="store_true", help="replace existing stores")
     CONTEXT_RULES.add(pre, default=DEFAULT_CONTEXT_RULES)
     pre.add_argument("--embed", action="store_true",

@@ -242,18 +242,19 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     ALLOW_ENCODER_MISMATCH.add(evaluation)
 
 
-def add_synthetic_data_arguments(parser: argparse.ArgumentParser) -> None:
+def add_synthetic_data_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
     """Add --data, the generation flags --num-dbs, --seed-offset and --config, and
     --holdout: a job trains on a data root, generating it first with --num-dbs.
 
     Args:
         parser: the job's parser.
+        required: whether --data must be given.
     """
     # The generation flags are defined with the generation arguments, which use this module.
     from plurel_ray.pipeline.generate_args import CONFIG, NUM_DBS, SEED_OFFSET
 
     data = parser.add_argument_group("synthetic data")
-    DATA.add(data, required=True)
+    DATA.add(data, required=required)
     NUM_DBS.add(data, help="first generate (or reuse) the databases of seeds S … S+N-1 "
                            "into --data, with node stores and embeddings")  # fmt: skip
     SEED_OFFSET.add(data, default=0)
@@ -265,3 +266,55 @@ def add_synthetic_data_arguments(parser: argparse.ArgumentParser) -> None:
     TEXT_MODEL.add(data, help=f"the text encoder of stores made with --num-dbs; {when} it "
                               f"(default: {DEFAULT_TEXT_MODEL})")  # fmt: skip
     HOLDOUT.add(data)
+
+
+DATASETS = Flag(
+    "--datasets",
+    "real RelBench-3 datasets: local folders (manifest.yaml, db/, tasks/) or Hub dataset ids "
+    "ORG/REPO/SUBFOLDER (downloaded once into the Hugging Face cache; HF_ENDPOINT, "
+    "HF_TOKEN); each is preprocessed and embedded into <storage>/<name>/stores/<name> "
+    "unless that store exists",
+    {"nargs": "+", "metavar": "DIR_OR_HUB_ID"},
+)
+LEAVE_OUT = Flag(
+    "--leave-out",
+    "the real dataset (its manifest name) held out of training and evaluated on "
+    "(required with several --datasets and no --data)",
+    {"metavar": "NAME"},
+)
+TASKS = Flag(
+    "--tasks",
+    "a task suite (a YAML file, or the built-in relbench-paper) choosing the real datasets' "
+    "tasks and their leakage columns, docs/tasks.md (default: every number or boolean task "
+    "of each dataset, with its manifest's leakage columns)",
+    {"metavar": "SUITE"},
+)
+
+
+def add_real_data_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    """Add --datasets, --leave-out and --tasks (real RelBench-3 data).
+
+    Args:
+        parser: the job's parser.
+        required: whether --datasets must be given.
+    """
+    real = parser.add_argument_group("real data")
+    DATASETS.add(real, required=required)
+    LEAVE_OUT.add(real)
+    TASKS.add(real)
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, *, synthetic: bool, real: bool) -> None:
+    """Add the data flags of a training job (`pipeline.data_selection` reads them): the
+    synthetic ones (--data, --num-dbs, …, --holdout), the real ones (--datasets,
+    --leave-out, --tasks), or both — then either kind may be given, or both mixed.
+
+    Args:
+        parser: the job's parser.
+        synthetic: add the synthetic data flags.
+        real: add the real data flags.
+    """
+    if synthetic:
+        add_synthetic_data_arguments(parser, required=not real)
+    if real:
+        add_real_data_arguments(parser, required=not synthetic)

@@ -146,7 +146,7 @@ def test_baseline_trains_on_one_dataset_and_evaluates_the_left_out_one(tmp_path)
         ("pretrain.py", ["--recipe", "tiny"], "required: --data", 2),
         ("pretrain.py", ["--data", "/nonexistent"], "no node stores", 1),
         ("continue_pretrain.py", ["--init", "/nonexistent/ckpt", "--data", "d"], "no such file", 1),
-        ("baseline_pretrain.py", ["--datasets", "/nonexistent"], "no manifest.yaml", 1),
+        ("baseline_pretrain.py", ["--datasets", "/nonexistent"], "no such folder", 1),
     ],
 )  # fmt: skip
 def test_bad_flags_fail_in_one_line_before_ray_starts(job, args, message, code):

@@ -379,7 +379,8 @@ def test_a_folder_that_is_not_a_store_is_refused(realdata, tmp_path):
 
 def test_cli_preprocesses_folders_and_reports_errors_in_one_line(realdata, tmp_path, capsys):
     out = tmp_path / "stores"
-    assert main(["preprocess", str(realdata), "--out", str(out), "--tasks", FORECAST_TASK]) == 0
+    args = ["preprocess", str(realdata), "--out", str(out), "--task-names", FORECAST_TASK]
+    assert main(args) == 0
     printed = capsys.readouterr().out
     assert str(out / "realdata") in printed and "nodes=19" in printed
     assert main(["preprocess", str(realdata), "--out", str(out)]) == 1
