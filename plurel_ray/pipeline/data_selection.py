@@ -135,6 +135,25 @@ def cell_task_sources(
     return [source for name in names for source in by_dataset[name]]
 
 
+def synthetic_sources(
+    data: PreparedData, eval_split: str, max_tasks: int | None = None, num_train: int | None = None
+) -> tuple[list[Source], list[Source]]:
+    """(training, evaluation) sources of synthetic stores: the training stores' tasks, and
+    the held-out stores' tasks in `eval_split` (the training stores' when none is held
+    out: their evaluation split is still unseen data).
+
+    Args:
+        data: the synthetic stores (`prepare.prepare_synthetic`).
+        eval_split: the split the evaluation sources take.
+        max_tasks: at most this many tasks per store (None: all).
+        num_train: train on the first this many training stores only (None: all).
+    """
+    train = task_sources(data.train[:num_train], max_tasks_per_store=max_tasks)
+    evaluated = task_sources(data.held_out or data.train[:num_train], split=eval_split,
+                             max_tasks_per_store=max_tasks)  # fmt: skip
+    return train, evaluated
+
+
 def select_data(
     args: argparse.Namespace,
     synthetic_data: Callable[[argparse.Namespace], PreparedData] | None = None,
@@ -184,16 +203,15 @@ def select_data(
         if synthetic_data is None:
             from plurel_ray.pipeline.pretrain_args import synthetic_data
         synthetic = synthetic_data(args)
-        train = task_sources(synthetic.train, max_tasks_per_store=max_tasks) + train
+        synthetic_train, synthetic_eval = synthetic_sources(synthetic, args.eval_split, max_tasks)
+        train = synthetic_train + train
         identity["train"] = [s.name for s in synthetic.train] + identity.get("train", [])
     if left_out is not None:
         evaluated = cell_task_sources(real_stores, [left_out], args.eval_split, suite, max_tasks)
     elif synthetic is not None and synthetic.held_out:
-        evaluated = task_sources(synthetic.held_out, split=args.eval_split,
-                                 max_tasks_per_store=max_tasks)  # fmt: skip
+        evaluated = synthetic_eval
     else:  # the training stores' evaluation split is still unseen data
-        stores = synthetic.train if synthetic is not None else []
-        evaluated = task_sources(stores, split=args.eval_split, max_tasks_per_store=max_tasks)
+        evaluated = synthetic_eval if synthetic is not None else []
         evaluated += cell_task_sources(real_stores, train_names, args.eval_split, suite,
                                        max_tasks)  # fmt: skip
     return DataSelection(train, evaluated, synthetic, real_stores, left_out, identity)

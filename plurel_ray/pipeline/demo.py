@@ -68,8 +68,9 @@ def run_demo(out_dir: str | os.PathLike, *, num_dbs: int = 6, steps: int = 300,
     if num_dbs < 2 or steps < 1:
         raise ConfigError(f"demo needs --num-dbs ≥ 2 (one is held out) and --steps ≥ 1, got "
                           f"{num_dbs} and {steps}")  # fmt: skip
+    from plurel_ray.pipeline.data_selection import synthetic_sources
     from plurel_ray.pipeline.prepare import prepare_synthetic
-    from plurel_ray.pipeline.pretrain_data import local_folder, task_sources
+    from plurel_ray.pipeline.pretrain_data import local_folder
     from plurel_ray.pipeline.pretrain_eval import format_table
     from plurel_ray.pipeline.ray_stages import NUM_CPUS_ENV, ensure_ray
     from plurel_ray.pipeline.report import plot_loss, plot_schema
@@ -94,10 +95,10 @@ def run_demo(out_dir: str | os.PathLike, *, num_dbs: int = 6, steps: int = 300,
                              progress=progress, say=say)  # fmt: skip
     phases["generate, preprocess, embed"] = time.perf_counter() - t0
     names = [store.name for store in (*data.train, *data.held_out)]
+    train_sources, eval_sources = synthetic_sources(data, "val")
 
     run = TrainRun(
-        recipe=chosen, sources=task_sources(data.train),
-        eval_sources=task_sources(data.held_out, split="val"),
+        recipe=chosen, sources=train_sources, eval_sources=eval_sources,
         name=CHECKPOINTS_DIR, storage=str(run_dir), eval_split="val",
         eval_dir=str(run_dir), progress=progress,
         resources=RunResources(num_workers=DEMO_WORKERS, max_failures=0),

@@ -26,8 +26,8 @@ from typing import Any
 
 from plurel_ray.config import Config
 from plurel_ray.errors import ConfigError, DatasetError, PlurelError
+from plurel_ray.pipeline.data_selection import synthetic_sources
 from plurel_ray.pipeline.prepare import PreparedData, prepare_synthetic
-from plurel_ray.pipeline.pretrain_data import task_sources
 from plurel_ray.pipeline.resources import RunResources
 from plurel_ray.pipeline.scaling import (
     ScalingGrid,
@@ -121,11 +121,9 @@ def run_point(request: SweepRequest, num_dbs: int, steps: int, data: PreparedDat
     if record.is_file():
         return ScalingPoint(**json.loads(record.read_text()))
     chosen = request.point_recipe(steps)
-    sources = task_sources(data.train[:num_dbs], max_tasks_per_store=request.max_tasks)
+    sources, held_out = synthetic_sources(data, "val", request.max_tasks, num_train=num_dbs)
     run = TrainRun(
-        recipe=chosen, sources=sources,
-        eval_sources=task_sources(data.held_out, split="val",
-                                  max_tasks_per_store=request.max_tasks),
+        recipe=chosen, sources=sources, eval_sources=held_out,
         name=name, storage=str(Path(request.storage).resolve()), resources=request.resources,
         eval_split="val", eval_max_items=request.grid.eval_max_items, progress=request.progress,
     )  # fmt: skip

@@ -78,6 +78,18 @@ def test_data_is_prepared_and_runs_are_trained_by_one_module_each():
     assert _calls("PretrainRequest") == {"plurel_ray/pipeline/train_run.py"}
 
 
+def test_training_and_evaluation_sources_come_from_the_data_selection_module():
+    selection = "plurel_ray/pipeline/data_selection.py"
+    # Every pretraining job, the demo and the scaling sweep get their sources there.
+    assert {f"jobs/{job}" for job in TRAINING_JOBS[:3]} <= _calls("select_data")
+    assert _calls("synthetic_sources") == {
+        selection, "plurel_ray/pipeline/demo.py", "plurel_ray/pipeline/scaling_sweep.py",
+    }  # fmt: skip
+    # Nothing else picks tasks or reads a suite on its own.
+    assert _calls("task_sources") == {selection}
+    assert _calls("load_suite") == _calls("resolve_suite") == {selection}
+
+
 def test_run_folder_file_names_are_defined_once():
     names = {"METRICS_FILE", "WEIGHTS_FILE", "CONFIG_FILE", "RESUME_FILE"}
     defined = {}
