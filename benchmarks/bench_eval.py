@@ -15,8 +15,9 @@ first batch of every measurement is a warm-up and not counted.
 - one_core: the process pinned to one CPU, torch and the sampler on one thread each;
 - all_cores: every CPU this process may use, torch and the sampler on that many threads;
 - items_per_s: items scored per second of wall time (sampling + model + metrics), over
-  `--seconds` per measurement split evenly between the tasks; sample_frac: the share of
-  that time spent building the batches.
+  `--seconds` per measurement split evenly between the tasks (at least one batch each);
+  sample_frac: the share of that time spent building the batches; load_avg_1m: the
+  machine's 1-minute load average after it (other work slows the all-cores figure).
 
 Batches are `--batch-size` (default 8) × the recipe's ctx_len unless `--ctx-len` is
 given. The machine (CPU model, clock, SIMD/AMX flags, CPUs) is printed with the figures.
@@ -33,7 +34,6 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,9 +55,9 @@ from plurel_ray.train.precision import resolve_precision  # noqa: E402
 def build_store(folder: Path | None, work: Path, text_model: str) -> Path:
     """The embedded node store of `folder`, or of the real-shaped `shop` when None."""
     if folder is None:
-        from realshaped import shop, write_database
+        from realshaped import write_all
 
-        folder = write_database(shop(np.random.default_rng([0, 0])), work / "shop")
+        folder = write_all(work / "real")["shop"]
     store = preprocess(folder, work / "stores")
     embed(store, model=text_model, progress=False)
     return store
@@ -103,6 +103,8 @@ def measure(store: Path, name: str, args: argparse.Namespace, threads: int) -> d
         scored[task.task] = metrics["items"]
     return {
         "threads": threads,
+        # Other processes on these CPUs slow the all-cores figure most: say how many ran.
+        "load_avg_1m": os.getloadavg()[0],
         "items": items,
         "seconds": seconds,
         "items_per_s": items / seconds if seconds else 0.0,
@@ -148,7 +150,7 @@ def summary(figures: dict) -> list[str]:
                 f"{name:>13} {where:>9} ({r['threads']} thr): {r['items_per_s']:8.2f} items/s "
                 f"({r['items_per_s'] / r['threads']:.2f}/core), {r['items']} items in "
                 f"{r['seconds']:.1f} s, sampling {r['sample_frac']:.0%}, "
-                f"{r['batch_size']} x {r['ctx_len']} {r['precision']}"
+                f"{r['batch_size']} x {r['ctx_len']} {r['precision']}, load {r['load_avg_1m']:.1f}"
             )
     return lines
 
