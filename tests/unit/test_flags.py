@@ -49,7 +49,7 @@ def test_every_command_and_job_is_walked():
     names = set(_all_parsers())
     assert {"plurel-ray generate", "plurel-ray preprocess", "plurel-ray hub download",
             "plurel-ray demo"} <= names  # fmt: skip
-    assert {f"jobs/{job.name}" for job in JOBS} <= names and len(JOBS) == 5
+    assert {f"jobs/{job.name}" for job in JOBS} <= names and len(JOBS) == 6
 
 
 def test_every_flag_and_argument_has_help_text():
@@ -91,7 +91,7 @@ def test_old_spellings_are_gone_and_one_evaluation_split_default():
     assert "--no-progress" in options and "--no-ray" in options  # BooleanOptionalAction
     defaults = {prog: a.default for prog, p in parsers.items() for a in _options(p)
                 if "--eval-split" in a.option_strings}  # fmt: skip
-    assert len(defaults) == 3 and set(defaults.values()) == {DEFAULT_EVAL_SPLIT}
+    assert len(defaults) == 5 and set(defaults.values()) == {DEFAULT_EVAL_SPLIT}
 
 
 def test_ray_defaults_per_entry_point():
