@@ -136,6 +136,7 @@ def _run(args: argparse.Namespace) -> int:
                                   init_checkpoint=init)  # fmt: skip
         checkpoints[experiment] = train_and_evaluate(run).checkpoint
         runs[experiment] = read_eval_rows(checkpoints[experiment].parent / EVAL_FILE)
+        print(f"checkpoint: {checkpoints[experiment]}")
     title = f"Transfer to {left_out} ({chosen.name}, {chosen.train.steps} steps)"
     plot = plot_curves(runs, out / PLOT_FILE, title)
     csv_path, markdown = write_tables(runs, out, names, title)
