@@ -41,6 +41,7 @@ from ray.train import (
 )
 
 from plurel_ray.errors import ConfigError, PlurelError
+from plurel_ray.pipeline.pretrain_checks import check_before_fit
 from plurel_ray.pipeline.pretrain_eval import EvalTask, eval_tasks
 from plurel_ray.pipeline.quiet import RemoteBar, StepBar
 from plurel_ray.pipeline.resources import RunResources, wait_for_resources
@@ -52,9 +53,6 @@ from plurel_ray.util.run_files import METRICS_FILE
 
 # The splits scored during training; best/ is chosen on val.
 EVAL_SPLITS = ("val", "test")
-
-# Where Ray Train records a run's checkpoints, the latest one first to resume from.
-_RAY_SNAPSHOT = "checkpoint_manager_snapshot.json"
 
 
 @dataclass(frozen=True)
@@ -329,8 +327,7 @@ def _fit(request: PretrainRequest, train: TrainConfig, samplers: list,
     of `tasks`) and run it to the end."""
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    _check_resume_state(request)
-    _check_text_encoder(request)
+    check_before_fit(request)
     resources = request.resources
     sync = None
     if request.hub_repo is not None:
@@ -381,43 +378,6 @@ def _fit(request: PretrainRequest, train: TrainConfig, samplers: list,
     if sync is not None:
         sync.close()  # raises HubError when a push failed: the job must not look green
     return result
-
-
-def _check_resume_state(request: PretrainRequest) -> None:
-    """Read the resume state Ray Train will restore the run from, here in the driver: a
-    corrupt resume.pt is then one CheckpointError naming it, not a worker failure that
-    Ray retries `max_failures` times. Only local storage is checked before the run."""
-    from plurel_ray.train.resume import check_resume_state
-
-    if (latest := _latest_checkpoint(request)) is not None:
-        check_resume_state(latest)
-
-
-def _latest_checkpoint(request: PretrainRequest) -> Path | None:
-    """The checkpoint folder Ray Train will resume the run from; None for a new run, and
-    for storage that is not local (not looked into before the run)."""
-    if "://" in request.storage_path:
-        return None
-    run = Path(request.storage_path) / request.name
-    try:
-        snapshot = json.loads((run / _RAY_SNAPSHOT).read_text())
-        return run / snapshot["latest_checkpoint_result"]["checkpoint_dir_name"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # a new run, or a snapshot Ray reads (and reports on) itself
-
-
-def _check_text_encoder(request: PretrainRequest) -> None:
-    """Refuse to start from, or go on with, a checkpoint that expects text from another
-    encoder than the one that embedded the sources' stores (`expectations`). Stores on
-    object storage are not checked: the driver does not fetch them."""
-    from plurel_ray.train.expectations import check_text_encoder
-
-    stores = [s.store for s in request.sources if "://" not in str(s.store)]
-    allow = request.allow_encoder_mismatch
-    if (latest := _latest_checkpoint(request)) is not None:
-        check_text_encoder(latest, stores, allow_mismatch=allow)  # resumed
-    elif request.init_checkpoint is not None:
-        check_text_encoder(request.init_checkpoint, stores, allow_mismatch=allow)
 
 
 def _user_error(err: TrainingFailedError) -> PlurelError | None:
