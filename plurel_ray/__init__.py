@@ -92,10 +92,12 @@ _use_installed_native()
 if TYPE_CHECKING:
     from plurel_ray.dataset.relbench_io import write_dataset
     from plurel_ray.dataset.synthetic import SyntheticDataset
+    from plurel_ray.predict.pretrained import from_pretrained
     from plurel_ray.synth.database import generate_database
 
 _LAZY = {
     "SyntheticDataset": "plurel_ray.dataset.synthetic",
+    "from_pretrained": "plurel_ray.predict.pretrained",
     "generate_database": "plurel_ray.synth.database",
     "write_dataset": "plurel_ray.dataset.relbench_io",
 }
@@ -110,6 +112,7 @@ __all__ = [
     "SchemaError",
     "SyntheticDataset",
     "__version__",
+    "from_pretrained",
     "generate_database",
     "write_dataset",
 ]

@@ -37,14 +37,13 @@ from plurel_ray.pipeline.pretrain_data import STORES_DIR, local_folder
 from plurel_ray.store.meta import DEFAULT_TEXT_MODEL, META_FILE
 
 if TYPE_CHECKING:
+    from plurel_ray.predict.pretrained import Pretrained
     from plurel_ray.store.sampler import Source
     from plurel_ray.train.evaluate import ItemPredictions
 
 # Which items a task scores does not depend on the batch size (the cap takes the first
 # items of the split's fixed shuffle), so it is chosen for memory alone.
 EVAL_BATCH_SIZE = 32
-# The reference `.pt` records no training context length; the reference trained on 1024.
-REFERENCE_CTX_LEN = 1024
 CSV_COLUMNS = (
     "dataset", "task", "split", "target", "items", "loss", "auroc", "logloss", "prior",
     "prior_auroc", "prior_logloss", "r2", "mae", "train_mean", "mean_r2", "mean_mae",
@@ -110,28 +109,26 @@ def evaluate_checkpoint(
         real_datasets,
     )
     from plurel_ray.pipeline.prepare import prepare_datasets
-    from plurel_ray.pipeline.pretrain_args import init_weights
-    from plurel_ray.train.expectations import checkpoint_inputs
-    from plurel_ray.util.run_files import TEXT_ENCODER_KEY
+    from plurel_ray.predict.pretrained import from_pretrained
 
     if request.max_items is not None and request.max_items < 1:
         raise ConfigError(f"--eval-max-items must be ≥ 1, got {request.max_items}")
     folders = real_datasets(request.datasets)
     suite = load_tasks_suite(request.tasks)
     storage = local_folder(request.storage, "--storage")
-    checkpoint, model_config = init_weights(request.checkpoint, "checkpoint")
+    pretrained = from_pretrained(request.checkpoint, "checkpoint")
+    checkpoint, d_text = str(pretrained.path), pretrained.d_text
     stores = {name: storage / name / STORES_DIR / name for name in folders}
-    _check_inputs(checkpoint, model_config.d_text, stores.values(), request)
+    _check_inputs(checkpoint, d_text, stores.values(), request)
     missing = {name: folders[name] for name, store in stores.items() if not _embedded(store)}
     if missing:
-        expected = checkpoint_inputs(checkpoint).get(TEXT_ENCODER_KEY, {})
-        encoder = request.text_model or expected.get("name") or DEFAULT_TEXT_MODEL
+        encoder = request.text_model or pretrained.text_encoder or DEFAULT_TEXT_MODEL
         prepare_datasets(missing, storage, request.progress, text_model=encoder)
-        _check_inputs(checkpoint, model_config.d_text, stores.values(), request)
+        _check_inputs(checkpoint, d_text, stores.values(), request)
     # A suite's entries are checked against the stores here, before any item is scored.
     sources = cell_task_sources(stores, list(stores), split=request.split, suite=suite,
                                 max_tasks=None)  # fmt: skip
-    rows = score_tasks(checkpoint, sources, request)
+    rows = score_tasks(pretrained, sources, request)
     rows += summary_rows(rows)
     out = Path(request.out) if request.out else Path("evaluations") / checkpoint_label(request)
     for line in write_reports(rows, out, request.split, request.checkpoint):
@@ -155,19 +152,18 @@ def _check_inputs(checkpoint: str, d_text: int, stores, request: EvaluationReque
 
 
 def score_tasks(
-    checkpoint: str, sources: Sequence[Source], request: EvaluationRequest
+    pretrained: Pretrained, sources: Sequence[Source], request: EvaluationRequest
 ) -> list[dict]:
     """One row per source: the model's and the baseline's scores on its split's items.
 
     Args:
-        checkpoint: a checkpoint folder or `.pt` file.
+        pretrained: the checkpoint (`predict.pretrained.from_pretrained`).
         sources: the tasks, each taking the split `request.split`, in embedded stores.
         request: split, max_items, progress.
     """
     from tqdm import tqdm
 
     from plurel_ray.errors import EmptySourceError
-    from plurel_ray.model.checkpoint import load_checkpoint
     from plurel_ray.pipeline.pretrain_data import source_target_sem_type
     from plurel_ray.pipeline.pretrain_eval import EVAL_SEED
     from plurel_ray.store.sampler import Sampler
@@ -176,11 +172,10 @@ def score_tasks(
     from plurel_ray.train.expectations import warn_context_rules
     from plurel_ray.train.precision import resolve_device, resolve_precision
 
-    warn_context_rules(checkpoint, [source.store for source in sources])
-    loaded = load_checkpoint(checkpoint)
-    ctx_len = int(loaded.extra_config.get("train", {}).get("ctx_len", REFERENCE_CTX_LEN))
+    warn_context_rules(pretrained.path, [source.store for source in sources])
+    ctx_len = pretrained.ctx_len
     device = resolve_device("auto")
-    model = loaded.model.to(device).eval()
+    model = pretrained.model.to(device).eval()
     precision = resolve_precision("auto", device)
     rows = []
     bar = tqdm(sources, desc="evaluate", unit="task", file=sys.stderr,

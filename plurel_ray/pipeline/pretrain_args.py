@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plurel_ray.config import Config
-from plurel_ray.errors import CheckpointError, ConfigError, PlurelError
+from plurel_ray.errors import ConfigError, PlurelError
 from plurel_ray.model.config import ModelConfig
 from plurel_ray.pipeline.pretrain_data import local_folder
 from plurel_ray.pipeline.resources import RunResources
@@ -34,8 +31,6 @@ if TYPE_CHECKING:
 
 # Model fields that do not change the weights' shapes, so a run from --init may set them.
 SHAPE_FREE_MODEL_FIELDS = ("attention",)
-# A Hugging Face repo id with an optional revision, as --init takes it.
-HUB_REPO = re.compile(r"[\w.-]+/[\w.-]+(@[\w./-]+)?")
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
 _KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
           tuple: "comma-separated numbers"}  # fmt: skip
@@ -121,26 +116,10 @@ def init_weights(text: str, flag: str = "--init") -> tuple[str, ModelConfig]:
             Transformer.
         HubError: the repo or revision cannot be downloaded.
     """
-    from plurel_ray.model.checkpoint import load_checkpoint
+    from plurel_ray.predict.pretrained import from_pretrained
 
-    path = Path(text).expanduser().resolve()
-    if not path.exists():
-        if not HUB_REPO.fullmatch(text):
-            raise CheckpointError(
-                f"{flag} {text}: no such file or folder, and not a Hugging Face repo id "
-                "(ORG/NAME or ORG/NAME@REVISION)"
-            )
-        path = _download_init(text)
-    return str(path), load_checkpoint(path).model_config
-
-
-def _download_init(text: str) -> Path:
-    """Download the checkpoint repo `ORG/NAME[@REVISION]` into the temp dir (once)."""
-    from plurel_ray.hub.download import download
-
-    repo, _, revision = text.partition("@")
-    folder = Path(tempfile.gettempdir()) / "plurel-ray-init" / text.replace("/", "--")
-    return download(repo, revision=revision or None, local_dir=folder)
+    pretrained = from_pretrained(text, flag)
+    return str(pretrained.path), pretrained.model_config
 
 
 def run_name_from_args(args: argparse.Namespace, prefix: str, identity: dict[str, Any]) -> str:
