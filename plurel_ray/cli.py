@@ -8,6 +8,7 @@
     plurel-ray embed stores/* --text-model sentence-transformers/all-MiniLM-L12-v2
     plurel-ray hub download org/plurel-rt --revision <sha> --out ckpt/
     plurel-ray evaluate org/plurel-rt@<sha> --datasets data/rel-f1 --eval-split test
+    plurel-ray show-context stores/rel-f1 --task driver-dnf --item 3 --out ctx.png
     plurel-ray demo --out demo-runs/        # generate, pretrain, evaluate, report.md
 
 Errors a user can cause (bad config, bad SQL, existing output, missing file, bad
@@ -29,13 +30,18 @@ from plurel_ray.errors import PlurelError
 from plurel_ray.pipeline.flags import (
     ALLOW_ENCODER_MISMATCH,
     CONTEXT_RULES,
+    CONTEXT_SEED,
+    CTX_LEN,
     DATASETS,
     DEFAULT_EVAL_SPLIT,
     EVAL_MAX_ITEMS,
     EVAL_SPLIT,
+    MAX_BFS_WIDTH,
     OUT,
     PROGRESS,
+    SPLIT,
     STORAGE,
+    TASK,
     TASKS,
     TEXT_MODEL,
     VERBOSE,
@@ -118,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     down.set_defaults(run=_hub_download)
     _add_evaluate_parser(commands)
+    _add_show_context_parser(commands)
     demo = commands.add_parser(
         "demo",
         help="generate, pretrain, evaluate and report end to end",
@@ -166,6 +173,40 @@ def _add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
     ALLOW_ENCODER_MISMATCH.add(ev)
     PROGRESS.add(ev, default=True)
     ev.set_defaults(run=_evaluate)
+
+
+def _add_show_context_parser(commands: argparse._SubParsersAction) -> None:
+    show = commands.add_parser(
+        "show-context",
+        help="draw one sampled context of a task's item",
+        description="Sample the context of one item of a task, as the model sees it, and "
+        "draw it into OUT (PNG): rows grouped by table, foreign-key edges, the target cell "
+        "and masked cells, a few values per row (docs/contexts.md).",
+    )
+    show.add_argument("store", metavar="STORE", help="a node store folder")
+    TASK.add(show, required=True)
+    show.add_argument("--item", type=int, required=True, metavar="I",
+                      help="the item: its place in the split's evaluation order under "
+                           "--context-seed")  # fmt: skip
+    SPLIT.add(show, default="train")
+    CONTEXT_SEED.add(show, default=0)
+    CTX_LEN.add(show, default=1024)  # the sampler's defaults (tests/unit/test_show_context.py)
+    MAX_BFS_WIDTH.add(show, default=128)
+    OUT.add(show, required=True, help="the PNG to write")
+    show.add_argument("--json", action="store_true",
+                      help="also write the context's rows, tables and edges to OUT with the "
+                           "suffix .json")  # fmt: skip
+    show.set_defaults(run=_show_context)
+
+
+def _show_context(args: argparse.Namespace) -> int:
+    from plurel_ray.pipeline.show_context import show_context
+
+    written = show_context(args.store, args.task, args.item, args.out, split=args.split,
+                           seed=args.context_seed, ctx_len=args.ctx_len,
+                           max_bfs_width=args.max_bfs_width, write_json=args.json)  # fmt: skip
+    print("  ".join(str(path) for path in written))
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -173,6 +173,21 @@ EVAL_SPLIT = Flag(
     {"choices": EVAL_SPLITS},
 )
 
+TASK = Flag("--task", "a task of the dataset or node store, by name", {"metavar": "NAME"})
+SPLIT = Flag("--split", "the task's split: train, val or test (default: %(default)s)",
+             {"choices": ("train", "val", "test")})  # fmt: skip
+# The context settings (docs/contexts.md); their defaults are the sampler's.
+CTX_LEN = Flag("--ctx-len", "cells per context (default: %(default)s)",
+               {"type": int, "metavar": "L"})  # fmt: skip
+MAX_BFS_WIDTH = Flag(
+    "--max-bfs-width", "database children followed per row at most (default: %(default)s)",
+    {"type": int, "metavar": "W"},
+)  # fmt: skip
+CONTEXT_SEED = Flag(
+    "--context-seed", "seeds the contexts' random draws (default: %(default)s)",
+    {"type": int, "metavar": "N"},
+)  # fmt: skip
+
 CONTEXT_RULES = Flag(
     "--context-rules",
     "how the node stores build contexts and standardise values: reference (as PluRel's "
