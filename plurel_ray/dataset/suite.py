@@ -21,6 +21,25 @@ A suite is one YAML file:
         target: position
         leakage: [points, races.year]   # entity-table columns, or `table.column`
 
+An entry can also *define* a task that `plurel-ray tasks add DIR FILE` writes into a
+dataset folder (`dataset.task_writer`): a table and target (an autocomplete task, folder
+`<table>-<target>`), or a forecast task by a DuckDB query over the tables — RelBench's own
+label SQL, seeing `timestamps(timestamp)` and `{timedelta}` — returning the entity key
+(named as the entity table's primary key), `timestamp` and the label column `target`:
+
+      - dataset: shop
+        task: customer-churn            # the task folder's name
+        table: customers                # the entity table
+        target: churn                   # the label column the query returns
+        timedelta: 30 days
+        query: |
+          SELECT t.timestamp, c.id, COUNT(o.id) = 0 AS churn FROM timestamps t, customers c
+          LEFT JOIN orders o ON o.customer_id = c.id AND o.ordered_at > t.timestamp
+            AND o.ordered_at <= t.timestamp + INTERVAL '{timedelta}'
+          GROUP BY t.timestamp, c.id
+        task_type: binary_classification   # optional: default from the labels' type
+        val_timestamp: 2021-01-01          # optional: checked against the dataset's
+
 `leakage` names columns that would give the answer away: their cells are dropped from
 the item's row and from rows sharing its timestamp. A named task also keeps the leakage
 columns of its manifest (`remove_columns`). A column that exists in the table but is no
@@ -28,11 +47,11 @@ cell of the store (a key, the time column, a skipped list column) cannot leak as
 and is checked but not passed on. `pipeline.suite_sources.resolve_suite` checks every entry
 against the stores' meta.json (tables, columns, skipped columns, tasks) — never by
 sampling — and turns it into a sampler `Source`, before any Ray work.
-Task definitions by SQL will extend the entry with a key of its own; the rest stays.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +66,9 @@ BUILT_IN_DIR = Path(__file__).parent / "suites"
 MATCH_MODES = ("all", "given")
 _SUITE_KEYS = {"name", "description", "match", "tasks"}
 _ENTRY_KEYS = {"dataset", "task", "table", "target", "leakage"}
+# The keys of an entry that defines a task (`tasks add`), over `_ENTRY_KEYS`.
+_DEFINITION_KEYS = {"query", "timedelta", "task_type", "val_timestamp", "test_timestamp"}
+TASK_TYPES = ("binary_classification", "regression")
 
 
 @dataclass(frozen=True)
@@ -58,6 +80,11 @@ class SuiteEntry:
     table: str | None
     target: str | None
     leakage: tuple[str, ...]
+    query: str | None = None
+    timedelta: str | None = None
+    task_type: str | None = None
+    val_timestamp: str | None = None
+    test_timestamp: str | None = None
 
     @property
     def label(self) -> str:
@@ -133,18 +160,41 @@ def _parse(content: Any, path: Path) -> Suite:
 def _entry(raw: Any, where: str) -> SuiteEntry:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: an entry is a mapping (dataset, task or table, …)")
-    _known_keys(raw, _ENTRY_KEYS, where)
+    _known_keys(raw, _ENTRY_KEYS | _DEFINITION_KEYS, where)
     dataset = _text(raw, "dataset", where)
     task, table = (_text(raw, key, where, required=False) for key in ("task", "table"))
     target = _text(raw, "target", where, required=False)
-    if (task is None) == (table is None):
+    definition = {key: _definition_text(raw, key, where) for key in sorted(_DEFINITION_KEYS)}
+    if definition["query"] is not None:
+        missing = [k for k, v in [("task", task), ("table", table), ("target", target),
+                                  ("timedelta", definition["timedelta"])] if v is None]  # fmt: skip
+        if missing:
+            raise ConfigError(f"{where}: a task defined by query: also needs "
+                              f"{', '.join(k + ':' for k in missing)} (docs/tasks.md)")  # fmt: skip
+    elif (task is None) == (table is None):
         raise ConfigError(f"{where}: give either task: or table: (with target:), not both")
+    elif task is not None and any(definition.values()):
+        given = ", ".join(k for k, v in definition.items() if v is not None)
+        raise ConfigError(f"{where}: {given} define a task: give table: and target: (or "
+                          "query:) instead of task:")  # fmt: skip
+    elif definition["timedelta"] is not None:
+        raise ConfigError(f"{where}: timedelta: belongs to a task defined by query:")
+    if definition["task_type"] not in (None, *TASK_TYPES):
+        raise ConfigError(f"{where}: task_type is {definition['task_type']!r}, expected one "
+                          f"of {', '.join(TASK_TYPES)}")  # fmt: skip
     if table is not None and target is None:
         raise ConfigError(f"{where}: table: {table} needs a target: column")
     leakage = raw.get("leakage", [])
     if not isinstance(leakage, list) or not all(isinstance(c, str) and c for c in leakage):
         raise ConfigError(f"{where}: leakage must be a list of column names")
-    return SuiteEntry(dataset, task, table, target, tuple(leakage))
+    return SuiteEntry(dataset, task, table, target, tuple(leakage), **definition)
+
+
+def _definition_text(mapping: dict, key: str, where: str) -> str | None:
+    value = mapping.get(key)
+    if isinstance(value, datetime.date):  # YAML reads an unquoted 2021-01-01 as a date
+        return value.isoformat()
+    return _text(mapping, key, where, required=False)
 
 
 def _known_keys(mapping: dict, known: set[str], where: str) -> None:

@@ -514,3 +514,34 @@ def _feature(
 
 def _categorical(name: str, labels: tuple[str, ...]) -> ColumnSpec:
     return ColumnSpec(name, CATEGORICAL, num_categories=len(labels), labels=labels)
+
+
+# What `column_kind` calls the cell types of the generator's mapping.
+NUMBER, BOOLEAN, TEXT, TIME = "number", "boolean", "text", "time"
+_TIME_OF_DAY = frozenset({_T.TIME, _T.TIMETZ})
+
+
+def column_kind(type_sql: str, dialect: str | None = None) -> str | None:
+    """What the generator's mapping of SQL types (`_feature` above) makes of a column type
+    of an existing database: NUMBER, BOOLEAN, TEXT (text and enums) or TIME (dates and
+    timestamps), or None when it has no cell for it (BLOB, JSON, lists, time of day, …).
+
+    Args:
+        type_sql: the type as the database's catalog spells it ("DECIMAL(10,2)", "INT").
+        dialect: the sqlglot dialect of that spelling ("duckdb", "sqlite").
+    """
+    try:
+        dtype = exp.DataType.build(type_sql, dialect=dialect)
+    except (SqlglotError, ValueError):
+        return None
+    if dtype.this in _TIME_OF_DAY:
+        return None
+    if dtype.this in _TEMPORAL:
+        return TIME
+    try:
+        spec = _feature("column", dtype, "column", {}, "catalog", dialect)
+    except SchemaError:
+        return None
+    if spec.text or spec.labels is not None:
+        return TEXT
+    return BOOLEAN if spec.stype == CATEGORICAL else NUMBER
