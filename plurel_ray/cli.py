@@ -8,6 +8,8 @@
     plurel-ray embed stores/* --text-model sentence-transformers/all-MiniLM-L12-v2
     plurel-ray hub download org/plurel-rt --revision <sha> --out ckpt/
     plurel-ray evaluate org/plurel-rt@<sha> --datasets data/rel-f1 --eval-split test
+    plurel-ray import shop.sqlite --out data/shop              # a SQL database → a dataset
+    plurel-ray tasks add data/shop shop-tasks.yaml             # its tasks, defined in YAML
     plurel-ray show-context stores/rel-f1 --task driver-dnf --item 3 --out ctx.png
     plurel-ray demo --out demo-runs/        # generate, pretrain, evaluate, report.md
 
@@ -48,6 +50,7 @@ from plurel_ray.pipeline.flags import (
     OneLineParser,
 )
 from plurel_ray.pipeline.generate_args import NUM_DBS, add_generate_arguments, run_from_args
+from plurel_ray.pipeline.import_args import add_import_parsers
 from plurel_ray.store.meta import DEFAULT_CONTEXT_RULES, DEFAULT_TEXT_MODEL
 
 PROG = "plurel-ray"
@@ -125,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     down.set_defaults(run=_hub_download)
     _add_evaluate_parser(commands)
     _add_show_context_parser(commands)
+    add_import_parsers(commands)
     demo = commands.add_parser(
         "demo",
         help="generate, pretrain, evaluate and report end to end",

@@ -333,3 +333,30 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, synthetic: bool, real
         add_synthetic_data_arguments(parser, required=not real)
     if real:
         add_real_data_arguments(parser, required=not synthetic)
+
+
+# `plurel-ray import` and `plurel-ray tasks add` (docs/tasks.md#your-own-database).
+OVERWRITE = Flag("--overwrite", "replace what is already there", {"action": "store_true"})
+KEYS = Flag(
+    "--keys",
+    "a YAML file giving, per table, the pkey, fkeys and time_col the database does not "
+    "declare (and optionally val_timestamp, test_timestamp)",
+    {"metavar": "KEYS_YAML"},
+)
+TIME_COL = Flag(
+    "--time-col",
+    "a table's time column, TABLE.COLUMN (repeatable; over the keys file and the default: "
+    "a table's only DATE/TIMESTAMP column)",
+    {"action": "append", "metavar": "TABLE.COLUMN", "default": []},
+)
+VAL_TIMESTAMP = Flag(
+    "--val-timestamp",
+    "the dataset's validation timestamp, ISO (default: the 0.8 quantile of every time "
+    "column's values, floored to days)",
+    {"metavar": "ISO"},
+)
+TEST_TIMESTAMP = Flag(
+    "--test-timestamp",
+    "the dataset's test timestamp, ISO (default: the 0.9 quantile, likewise)",
+    {"metavar": "ISO"},
+)
