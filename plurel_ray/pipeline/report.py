@@ -337,7 +337,8 @@ def eval_summary_table(rows: Sequence[dict]) -> list[str]:
     first, last = min(r["step"] for r in rows), max(r["step"] for r in rows)
     val = [r for r in means if r["split"] == "val" and r.get("score") is not None]
     best = max(val, key=lambda r: (r["score"], -r["step"]))["step"] if val else None
-    steps = [first, *([best] if best is not None else []), last]
+    # The best step may be the first or the last: each step gets one column.
+    steps = sorted({first, last, *([best] if best is not None else [])})
     header = ("task", "split", "metric", "items", *(f"step {s}" + (" (best)" if s == best else "")
                                                     for s in steps))  # fmt: skip
     groups: dict[tuple, list[dict]] = {}

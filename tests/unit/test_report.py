@@ -12,6 +12,7 @@ import yaml
 
 from plurel_ray.errors import DatasetError
 from plurel_ray.pipeline.report import (
+    eval_summary_table,
     eval_table,
     plot_loss,
     plot_schema,
@@ -139,3 +140,30 @@ def test_eval_table_shows_auroc_or_r2_and_the_note_of_empty_tasks():
     assert a == "| s | a | binary_classification | 8 | 0.5000 | AUROC 0.7500 |"
     assert b.endswith("| 0.2500 | R² n/a · MAE 0.5000 |")
     assert c.endswith("|  | no items in the val split |")
+
+
+def _eval_rows(scores: dict[int, float]) -> list[dict]:
+    """eval.jsonl rows of one task and the mean, val split, with these val scores."""
+    rows = []
+    for step, score in scores.items():
+        rows.append({"step": step, "split": "val", "store": "s", "task": "t",
+                     "task_type": "regression", "items": 10, "r2": score})  # fmt: skip
+        rows.append({"step": step, "split": "val", "task": None, "items": 10, "score": score})
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("scores", "columns"),
+    [
+        ({0: 0.1, 4: 0.5, 8: 0.3}, ["step 0", "step 4 (best)", "step 8"]),
+        ({0: 0.1, 4: 0.2, 8: 0.3}, ["step 0", "step 8 (best)"]),
+        ({0: 0.4, 4: 0.2, 8: 0.3}, ["step 0 (best)", "step 8"]),
+    ],
+)
+def test_eval_summary_has_one_column_per_step_first_best_last(scores, columns):
+    header, _, *body = eval_summary_table(_eval_rows(scores))
+    assert [c.strip() for c in header.strip("|").split("|")][4:] == columns
+    mean = next(line for line in body if line.startswith("| (mean)"))
+    assert [float(c) for c in mean.strip("|").split("|")[4:]] == [
+        scores[int(c.split()[1])] for c in columns
+    ]
