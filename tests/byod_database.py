@@ -24,6 +24,7 @@ START = pd.Timestamp("2021-01-01")
 DAYS = 540
 # The import's --val-timestamp and --test-timestamp: 60-day churn windows fit before each.
 VAL_TIMESTAMP, TEST_TIMESTAMP = "2022-01-01", "2022-04-01"
+STAMPS = {"val_timestamp": VAL_TIMESTAMP, "test_timestamp": TEST_TIMESTAMP}
 SCHEMA = """
 CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, segment VARCHAR(12),
                         signed_up DATE);

@@ -153,10 +153,12 @@ def _build(
 def _check_windows(
     root: Path, entry: SuiteEntry, time_col: str, manifest: DatasetManifest, where: str
 ) -> None:
-    """Every split of an autocomplete task has a row (RelBench fails on an empty one)."""
+    """An autocomplete target is a number or boolean column with a row in every split
+    (RelBench fails on an empty one)."""
     frame = pd.read_parquet(
         root / "db" / f"{entry.table}.parquet", columns=[time_col, entry.target]
     )
+    _task_type(frame[entry.target], where)  # a text column is no task, whatever its rows
     time = frame.loc[frame[entry.target].notna(), time_col]
     val, test = pd.Timestamp(manifest.val_timestamp), pd.Timestamp(manifest.test_timestamp)
     windows = {"train": time <= val, "val": (time > val) & (time <= test), "test": time > test}

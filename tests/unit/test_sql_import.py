@@ -13,13 +13,11 @@ import pandas as pd
 import pytest
 import relbench
 import yaml
-from byod_database import TEST_TIMESTAMP, VAL_TIMESTAMP, write_shop_sqlite
+from byod_database import STAMPS, TEST_TIMESTAMP, VAL_TIMESTAMP, write_shop_sqlite
 
 from plurel_ray.cli import main
 from plurel_ray.dataset.sql_import import database_keys, import_database
 from plurel_ray.errors import ConfigError, DatasetError
-
-STAMPS = {"val_timestamp": VAL_TIMESTAMP, "test_timestamp": TEST_TIMESTAMP}
 
 
 @pytest.fixture(scope="module")
