@@ -276,6 +276,13 @@ class Sampler:
     def batch(self, index: int, compact: bool = True) -> dict[str, np.ndarray | int]:
         """Batch `index` of this rank, counting across epochs; fields as documented in
         plurel_ray.store.sampler. The GIL is released while sequences are built."""
+    def batch_of_items(
+        self, items: Sequence[int], compact: bool = True
+    ) -> dict[str, np.ndarray | int]:
+        """The contexts of `items` (item numbers, at most batch_size), then padding; item
+        i's context is drawn from (seed, i) alone, whatever batch it is in."""
+    def item_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(source index, node id) of every item, uint32 arrays in item order."""
     def embedding_matrix(self) -> np.ndarray:
         """The merged float32 (vocab, dim) embedding matrix."""
     def vocabulary(self) -> list[str]:

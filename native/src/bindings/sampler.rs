@@ -211,6 +211,63 @@ impl PySampler {
     ) -> PyResult<Bound<'py, PyDict>> {
         let index = u64::try_from(index)
             .map_err(|_| sampler_argument(format!("batch index {index} is negative")))?;
+        self.new_batch(py, compact, |out| self.inner.fill_batch(index, out))
+    }
+
+    /// The contexts of the given items, each seeded by (seed, item) alone.
+    #[pyo3(signature = (items, compact=true))]
+    fn batch_of_items<'py>(
+        &self,
+        py: Python<'py>,
+        items: Vec<i64>,
+        compact: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let items = items
+            .into_iter()
+            .map(|i| {
+                u64::try_from(i).map_err(|_| sampler_argument(format!("item {i} is negative")))
+            })
+            .collect::<PyResult<Vec<u64>>>()?;
+        self.new_batch(py, compact, |out| self.inner.fill_items(&items, out))
+    }
+
+    /// (source, node) of every item, as two uint32 arrays in item order.
+    fn item_nodes<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>) {
+        let (sources, nodes): (Vec<u32>, Vec<u32>) =
+            self.inner.item_nodes().map(|(s, n)| (s as u32, n)).unzip();
+        (
+            PyArray1::from_vec(py, sources),
+            PyArray1::from_vec(py, nodes),
+        )
+    }
+
+    /// The merged embedding matrix, float32 `(vocab, dim)`.
+    fn embedding_matrix<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let emb = self.inner.embeddings()?;
+        PyArray1::from_slice(py, &emb.values).reshape([emb.values.len() / emb.dim, emb.dim])
+    }
+
+    /// The merged vocabulary, in global id order.
+    fn vocabulary(&self) -> Vec<String> {
+        self.inner.vocabulary()
+    }
+}
+
+impl PySampler {
+    /// A batch of fresh arrays (compact or full) that `fill` writes; returns it as the
+    /// dict `_native.pyi` documents, with `true_batch_size` what `fill` returned.
+    fn new_batch<'py, F>(
+        &self,
+        py: Python<'py>,
+        compact: bool,
+        fill: F,
+    ) -> PyResult<Bound<'py, PyDict>>
+    where
+        F: for<'a> FnOnce(BatchSlices<'a>) -> Result<usize, sampler::SamplerError> + Send,
+    {
         let shape = self.inner.shape(!compact)?;
         let (cells, with_f2p) = (
             [shape.batch, shape.len],
@@ -270,7 +327,7 @@ impl PySampler {
                 timestamps: times.as_slice_mut().map_err(value_error)?,
                 embeddings,
             };
-            let fill = || self.inner.fill_batch(index, out);
+            let fill = move || fill(out);
             py.detach(|| {
                 guard_stores(&self.store_dirs, || match &self.pool {
                     Some(pool) => pool.install(fill),
@@ -309,16 +366,5 @@ impl PySampler {
         }
         dict.set_item("true_batch_size", real)?;
         Ok(dict)
-    }
-
-    /// The merged embedding matrix, float32 `(vocab, dim)`.
-    fn embedding_matrix<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let emb = self.inner.embeddings()?;
-        PyArray1::from_slice(py, &emb.values).reshape([emb.values.len() / emb.dim, emb.dim])
-    }
-
-    /// The merged vocabulary, in global id order.
-    fn vocabulary(&self) -> Vec<String> {
-        self.inner.vocabulary()
     }
 }

@@ -19,6 +19,8 @@ pub mod vocab;
 mod testing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_items;
 
 use std::sync::Mutex;
 
@@ -31,7 +33,7 @@ use error::invalid;
 pub use error::{SamplerError, StoreError};
 use items::{resolve, Items, Permutation, Source};
 pub use items::{RowSplit, SourceSpec};
-use rng::{derive, Rng, PURPOSE_CONTEXT};
+use rng::{derive, Rng, PURPOSE_CONTEXT, PURPOSE_ITEM_CONTEXT};
 use store::StoreSource;
 use vocab::{Embeddings, Vocab};
 
@@ -210,6 +212,64 @@ impl<S: StoreSource> Sampler<S> {
     /// many sequences are real items. Sequences are built in parallel on the current
     /// rayon pool; each depends only on (seed, epoch, global slot).
     pub fn fill_batch(&self, index: u64, out: BatchSlices<'_>) -> Result<usize, SamplerError> {
+        let c = &self.config;
+        let shard = items::shard(
+            index,
+            self.num_items(),
+            c.batch_size as u64,
+            c.rank as u64,
+            c.world_size as u64,
+        );
+        let perm = Permutation::new(self.num_items(), c.seed, shard.epoch);
+        self.fill_sequences(out, |j| {
+            (j < shard.real).then(|| {
+                let slot = shard.first_slot + j as u64;
+                let rng = derive(&[c.seed, shard.epoch, slot, PURPOSE_CONTEXT]);
+                (perm.apply(slot), rng)
+            })
+        })?;
+        Ok(shard.real)
+    }
+
+    /// The (source, node) of every item, in item order: the sources in the order given,
+    /// each one's rows in node order. Item `i` of `fill_items` is entry `i`.
+    pub fn item_nodes(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        (0..self.num_items()).map(|i| self.items.get(i))
+    }
+
+    /// Fill `out` with the contexts of `items` (item numbers, at most `batch_size`), the
+    /// rest padding; returns `items.len()`. Item `i`'s context is drawn from
+    /// (seed, i) alone, never from the epoch, rank or the other items of the batch, so a
+    /// prediction does not depend on how the items are batched or spread over workers.
+    pub fn fill_items(&self, items: &[u64], out: BatchSlices<'_>) -> Result<usize, SamplerError> {
+        let c = &self.config;
+        if items.len() > c.batch_size {
+            return invalid(format!(
+                "{} items for a batch of {}; pass at most batch_size items",
+                items.len(),
+                c.batch_size
+            ));
+        }
+        if let Some(&bad) = items.iter().find(|&&i| i >= self.num_items()) {
+            return invalid(format!(
+                "item {bad} out of range: the sources hold {} items",
+                self.num_items()
+            ));
+        }
+        self.fill_sequences(out, |j| {
+            items
+                .get(j)
+                .map(|&item| (item, derive(&[c.seed, item, PURPOSE_ITEM_CONTEXT])))
+        })?;
+        Ok(items.len())
+    }
+
+    /// Write sequence `j` of `out` as the context of item `pick(j) = (item, rng seed)`,
+    /// or padding when `pick(j)` is None, in parallel on the current rayon pool.
+    fn fill_sequences<F>(&self, out: BatchSlices<'_>, pick: F) -> Result<(), SamplerError>
+    where
+        F: Fn(usize) -> Option<(u64, u64)> + Sync,
+    {
         let emb = match out.embeddings {
             Some(_) => Some(self.embeddings()?),
             None => None,
@@ -221,14 +281,6 @@ impl<S: StoreSource> Sampler<S> {
             ));
         }
         let c = &self.config;
-        let shard = items::shard(
-            index,
-            self.num_items(),
-            c.batch_size as u64,
-            c.rank as u64,
-            c.world_size as u64,
-        );
-        let perm = Permutation::new(self.num_items(), c.seed, shard.epoch);
         let limits = Limits {
             ctx_len: c.ctx_len,
             max_bfs_width: c.max_bfs_width,
@@ -241,11 +293,10 @@ impl<S: StoreSource> Sampler<S> {
             .for_each_init(
                 || Lease::new(&self.workspaces),
                 |lease, (j, mut seq)| {
-                    if j >= shard.real {
+                    let Some((item, rng_seed)) = pick(j) else {
                         return seq.pad(0);
-                    }
-                    let slot = shard.first_slot + j as u64;
-                    let (s, node) = self.items.get(perm.apply(slot));
+                    };
+                    let (s, node) = self.items.get(item);
                     let source = &self.sources[s];
                     let view = self.stores[source.store].view();
                     // Items are rows holding the target, so the cell exists.
@@ -259,7 +310,7 @@ impl<S: StoreSource> Sampler<S> {
                         task_tables: &source.task_tables,
                         leakage: &source.leakage,
                     };
-                    let mut rng = Rng::new(derive(&[c.seed, shard.epoch, slot, PURPOSE_CONTEXT]));
+                    let mut rng = Rng::new(rng_seed);
                     context::build(&view, &seed, &limits, &mut rng, &mut lease.ws);
                     let ids = StoreIds {
                         text: &self.vocab.global[source.store],
@@ -269,7 +320,7 @@ impl<S: StoreSource> Sampler<S> {
                     write_sequence(&view, &ids, emb, &seed, c.rules, &lease.ws, &mut seq);
                 },
             );
-        Ok(shard.real)
+        Ok(())
     }
 }
 

@@ -7,6 +7,8 @@ use crate::init::SplitMix64;
 /// Purposes, so streams derived from the same (seed, epoch, slot) stay independent.
 pub const PURPOSE_SHUFFLE: u64 = 0x5348_5546;
 pub const PURPOSE_CONTEXT: u64 = 0x4354_5854;
+/// The context of one item drawn from (seed, item), whatever batch it is in.
+pub const PURPOSE_ITEM_CONTEXT: u64 = 0x4954_454D;
 
 /// The SplitMix64 finaliser: a bijective, well-mixing 64-bit hash.
 #[inline]

@@ -13,17 +13,17 @@ use crate::context_rules::ContextRules::{self, Reference, Strict};
 /// Orders at times 10, 20, 20, 30 (user 0) and 15 (user 1); each order has one item at
 /// its time. Columns: age, name (users), amount, note (orders), price, shipped (items),
 /// label.
-struct Shop {
-    b: Builder,
+pub(super) struct Shop {
+    pub(super) b: Builder,
     users: [u32; 2],
-    orders: [u32; 5],
+    pub(super) orders: [u32; 5],
     items: [u32; 5],
     tasks: [u32; 2],
     amount: u32,
     label: u32,
 }
 
-fn shop() -> Shop {
+pub(super) fn shop() -> Shop {
     let mut b = Builder::default();
     let (users_t, orders_t, items_t) = (
         b.table("users", 0),
@@ -356,16 +356,16 @@ fn rows_without_cells_cannot_loop_long() {
 }
 
 /// Output buffers of one batch.
-struct Buffers {
-    i32s: [Vec<i32>; 6],
-    f32s: [Vec<f32>; 3],
-    bools: [Vec<bool>; 4],
-    time: Vec<i64>,
+pub(super) struct Buffers {
+    pub(super) i32s: [Vec<i32>; 6],
+    pub(super) f32s: [Vec<f32>; 3],
+    pub(super) bools: [Vec<bool>; 4],
+    pub(super) time: Vec<i64>,
     emb: Option<[Vec<u16>; 2]>,
 }
 
 impl Buffers {
-    fn new(shape: batch::Shape, full: bool) -> Self {
+    pub(super) fn new(shape: batch::Shape, full: bool) -> Self {
         let cells = shape.batch * shape.len;
         let mut i32s: [Vec<i32>; 6] = std::array::from_fn(|_| vec![7; cells]);
         i32s[1] = vec![7; cells * shape.f2p];
@@ -378,7 +378,7 @@ impl Buffers {
         }
     }
 
-    fn slices(&mut self) -> BatchSlices<'_> {
+    pub(super) fn slices(&mut self) -> BatchSlices<'_> {
         let [node, f2p, table, col, class, sem] = &mut self.i32s;
         let [num, date, boolean] = &mut self.f32s;
         let [masks, targets, task, padding] = &mut self.bools;
@@ -418,7 +418,7 @@ fn config(batch_size: usize, rank: usize, world_size: usize) -> Config {
     }
 }
 
-fn shop_sampler(rank: usize, world_size: usize) -> Sampler<OwnedStore> {
+pub(super) fn shop_sampler(rank: usize, world_size: usize) -> Sampler<OwnedStore> {
     let s = shop();
     let spec = SourceSpec {
         store: 0,
