@@ -51,6 +51,7 @@ from plurel_ray.pipeline.flags import (
 )
 from plurel_ray.pipeline.generate_args import NUM_DBS, add_generate_arguments, run_from_args
 from plurel_ray.pipeline.import_args import add_import_parsers
+from plurel_ray.pipeline.predict_args import add_predict_parser
 from plurel_ray.store.meta import DEFAULT_CONTEXT_RULES, DEFAULT_TEXT_MODEL
 
 PROG = "plurel-ray"
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_parser(commands)
     _add_show_context_parser(commands)
     add_import_parsers(commands)
+    add_predict_parser(commands)
     demo = commands.add_parser(
         "demo",
         help="generate, pretrain, evaluate and report end to end",

@@ -360,3 +360,29 @@ TEST_TIMESTAMP = Flag(
     "the dataset's test timestamp, ISO (default: the 0.9 quantile, likewise)",
     {"metavar": "ISO"},
 )
+
+# plurel-ray predict (pipeline/predict.py).
+DATASET = Flag(
+    "--dataset",
+    "a RelBench-3 dataset folder or Hub dataset id ORG/REPO/SUBFOLDER; preprocessed and "
+    "embedded into <storage>/<name>/stores/<name> unless that store exists",
+    {"metavar": "DIR_OR_HUB_ID"},
+)
+ROWS = Flag(
+    "--rows",
+    "a Parquet or CSV file of the rows to predict: the entity key column (and, for a "
+    "forecast task, the time column) of rows of the split (default: every item of the split)",
+    {"metavar": "FILE"},
+)
+NUM_ACTORS = Flag(
+    "--num-actors",
+    "model actors predicting at once, a GPU each where the cluster has GPUs (default: "
+    "%(default)s); the predictions are the same for any number",
+    {"type": int, "metavar": "K"},
+)
+SUBMISSION_DIR = Flag(
+    "--submission-dir",
+    "also write RelBench's leaderboard file DIR/<dataset>__<task>.csv (the test split) and "
+    "score it with RelBench's evaluator when the split's labels are known",
+    {"metavar": "DIR"},
+)
