@@ -1,6 +1,7 @@
 """Context tuning and ensembling for predictions: `--context-grid` and `--ensemble N`.
 
-    grid = parse_context_grid(["ctx_len=256,512,1024", "max_bfs_width=32,128"], default)
+    grid = grid_settings(parse_context_grid(["ctx_len=256,1024", "max_bfs_width=32,128"]),
+                         default)      # default: the command's own ContextSettings
     tuning = tune_contexts(run, grid=grid, default=default, seeds=ensemble_seeds(0, 5),
                            sem_type="boolean", split="test")
     tuning.predictions          # the split's predictions: chosen setting, mean of 5 seeds
@@ -18,10 +19,11 @@ is random: the same runs give the same choice and the same numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,26 +31,16 @@ import numpy as np
 
 from plurel_ray.errors import ConfigError
 from plurel_ray.pipeline.report import markdown_table
+from plurel_ray.predict.core import ContextSettings
 
 GRID_KEYS = ("ctx_len", "max_bfs_width")
 METRICS = {"boolean": "auroc", "number": "r2"}
 TUNING_SPLIT = "val"
 
 
-@dataclass(frozen=True)
-class ContextSetting:
-    """The settings a context is built with (docs/contexts.md), besides its seed.
-
-    Args:
-        ctx_len: cells per context.
-        max_bfs_width: database children followed per row at most.
-    """
-
-    ctx_len: int
-    max_bfs_width: int
-
-    def __str__(self) -> str:
-        return " ".join(f"{key}={getattr(self, key)}" for key in GRID_KEYS)
+def setting_label(settings: ContextSettings) -> str:
+    """`ctx_len=L max_bfs_width=W`: a grid setting as the report names it."""
+    return " ".join(f"{key}={getattr(settings, key)}" for key in GRID_KEYS)
 
 
 @dataclass(frozen=True)
@@ -65,8 +57,9 @@ class ItemRun:
     labels: np.ndarray | None
 
 
-# (setting, split, seed) -> the run; `split` is "val" while tuning, else the requested one.
-RunItems = Callable[[ContextSetting, str, int], ItemRun]
+# (settings with the seed, split) -> the run; `split` is "val" while tuning, else the
+# requested split (or row list).
+RunItems = Callable[[ContextSettings, str], ItemRun]
 
 
 def _positive(key: str, text: object) -> int:
@@ -103,14 +96,15 @@ def _grid_values(specs: Sequence[str]) -> dict[str, list]:
     return values
 
 
-def parse_context_grid(specs: Sequence[str], default: ContextSetting) -> list[ContextSetting]:
-    """The settings of a `--context-grid`: every combination of the values given, in the
-    order given (ctx_len outermost); a key not given keeps the command's own value.
+def parse_context_grid(specs: Sequence[str]) -> dict[str, list[int]]:
+    """The values of each setting a `--context-grid` names, checked.
 
     Args:
         specs: `KEY=V1,V2,…` words (keys: ctx_len, max_bfs_width), or one YAML file
             mapping the keys to lists of values.
-        default: the command's own setting (--ctx-len, --max-bfs-width).
+
+    Returns:
+        {key: values}, in the order given, each value a positive int.
 
     Raises:
         ConfigError: an unknown key, a key given twice or without values, a value that is
@@ -123,10 +117,22 @@ def parse_context_grid(specs: Sequence[str], default: ContextSetting) -> list[Co
                               f"{', '.join(GRID_KEYS)})")  # fmt: skip
         if not given:
             raise ConfigError(f"--context-grid: {key} has no values")
-    axes = [[_positive(k, v) for v in values[k]] if k in values else [getattr(default, k)]
-            for k in GRID_KEYS]  # fmt: skip
-    combos = (ContextSetting(*combo) for combo in itertools.product(*axes))
-    return list(dict.fromkeys(combos))  # once each, in order
+    return {key: [_positive(key, v) for v in given] for key, given in values.items()}
+
+
+def grid_settings(grid: dict[str, list[int]], default: ContextSettings) -> list[ContextSettings]:
+    """Every combination of the grid's values, in the order given (ctx_len outermost),
+    each once; a setting the grid does not name keeps the command's own value.
+
+    Args:
+        grid: `parse_context_grid`'s result.
+        default: the command's own settings (--ctx-len resolved, --max-bfs-width,
+            --context-seed), whose seed every combination keeps.
+    """
+    axes = [grid.get(key, [getattr(default, key)]) for key in GRID_KEYS]
+    combos = (dataclasses.replace(default, **dict(zip(GRID_KEYS, combo, strict=True)))
+              for combo in itertools.product(*axes))  # fmt: skip
+    return list(dict.fromkeys(combos))
 
 
 def ensemble_seeds(seed: int, n: int) -> list[int]:
@@ -180,7 +186,7 @@ def choose_setting(scores: Sequence[float]) -> int:
 class SettingScore:
     """One setting's val score. gain: score minus the command's own setting's."""
 
-    setting: ContextSetting
+    settings: ContextSettings
     score: float
     gain: float
     chosen: bool
@@ -205,7 +211,7 @@ class Tuning:
 
     sem_type: str
     split: str
-    chosen: ContextSetting
+    chosen: ContextSettings
     seeds: list[int]
     settings: list[SettingScore]
     ensemble: EnsembleScore | None
@@ -220,34 +226,36 @@ class Tuning:
 def tune_contexts(
     run: RunItems,
     *,
-    grid: Sequence[ContextSetting] | None,
-    default: ContextSetting,
+    grid: Sequence[ContextSettings] | None,
+    default: ContextSettings,
     seeds: Sequence[int],
     sem_type: str,
     split: str,
 ) -> Tuning:
-    """Choose the context setting on val (with a grid), then predict `split` with it,
-    averaging the seeds' predictions; each (setting, split, seed) is run once.
+    """Choose the context settings on val (with a grid), then predict `split` with them,
+    averaging the seeds' predictions; each (settings, seed, split) is run once.
 
     Args:
-        run: predicts a split's items under a setting and a seed.
-        grid: the settings to try, or None to keep `default`.
-        default: the command's own setting; scored with the grid, as the reference of gains.
+        run: predicts a split's items under given settings (their seed included).
+        grid: the settings to try (`grid_settings`), or None to keep `default`.
+        default: the command's own settings; scored with the grid, as the reference of
+            gains.
         seeds: the context seeds (one: no ensemble); the first one scores the grid.
         sem_type: the target's type, "boolean" or "number".
         split: the split (or row list) whose predictions are returned.
     """
     if sem_type not in METRICS:
         raise ValueError(f"sem_type must be one of {sorted(METRICS)}, got {sem_type!r}")
-    runs: dict[tuple[ContextSetting, str, int], ItemRun] = {}
+    runs: dict[tuple[ContextSettings, str], ItemRun] = {}
 
-    def cached(setting: ContextSetting, which: str, seed: int) -> ItemRun:
-        if (setting, which, seed) not in runs:
-            runs[(setting, which, seed)] = run(setting, which, seed)
-        return runs[(setting, which, seed)]
+    def cached(settings: ContextSettings, seed: int, which: str) -> ItemRun:
+        key = (dataclasses.replace(settings, seed=seed), which)
+        if key not in runs:
+            runs[key] = run(*key)
+        return runs[key]
 
-    def val_score(setting: ContextSetting, use: Sequence[int]) -> float:
-        parts = [cached(setting, TUNING_SPLIT, s) for s in use]
+    def val_score(settings: ContextSettings, use: Sequence[int]) -> float:
+        parts = [cached(settings, seed, TUNING_SPLIT) for seed in use]
         if parts[0].labels is None:
             raise ConfigError(f"the {TUNING_SPLIT} split has no labels to tune contexts on")
         return score(sem_type, ensemble_mean([p.predictions for p in parts]), parts[0].labels)
@@ -263,8 +271,9 @@ def tune_contexts(
     if len(seeds) > 1:
         ensemble = EnsembleScore(list(seeds), val_score(chosen, seeds[:1]),
                                  val_score(chosen, seeds))  # fmt: skip
-    final = [cached(chosen, split, s) for s in seeds]
-    return Tuning(sem_type=sem_type, split=split, chosen=chosen, seeds=list(seeds),
+    final = [cached(chosen, seed, split) for seed in seeds]
+    return Tuning(sem_type=sem_type, split=split,
+                  chosen=dataclasses.replace(chosen, seed=seeds[0]), seeds=list(seeds),
                   settings=scored, ensemble=ensemble,
                   predictions=ensemble_mean([f.predictions for f in final]),
                   labels=final[0].labels)  # fmt: skip
@@ -274,17 +283,22 @@ def _number(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
+def _grid_keys(settings: ContextSettings) -> dict[str, int]:
+    return {key: getattr(settings, key) for key in GRID_KEYS}
+
+
 def tuning_metadata(tuning: Tuning) -> dict[str, Any]:
     """The tuning as JSON-able data (NaN as None), for the predictions file's metadata."""
-    grid = [{**asdict(s.setting), "score": _number(s.score), "gain": _number(s.gain),
+    grid = [{**_grid_keys(s.settings), "score": _number(s.score), "gain": _number(s.gain),
              "chosen": s.chosen} for s in tuning.settings]  # fmt: skip
     ensemble = None
     if tuning.ensemble is not None:
         e = tuning.ensemble
         ensemble = {"seeds": e.seeds, "single": _number(e.single),
                     "ensemble": _number(e.ensemble), "gain": _number(e.gain)}  # fmt: skip
-    return {"metric": tuning.metric, "tuned_on": TUNING_SPLIT, "chosen": asdict(tuning.chosen),
-            "seeds": tuning.seeds, "grid": grid, "ensemble": ensemble}  # fmt: skip
+    return {"metric": tuning.metric, "tuned_on": TUNING_SPLIT,
+            "chosen": _grid_keys(tuning.chosen), "seeds": tuning.seeds, "grid": grid,
+            "ensemble": ensemble}  # fmt: skip
 
 
 def _cell(value: float, signed: bool = False) -> str:
@@ -303,13 +317,13 @@ def tuning_markdown(tuning: Tuning, title: str) -> str:
     metric = {"auroc": "AUROC", "r2": "R²"}[tuning.metric]
     seeds = ", ".join(map(str, tuning.seeds))
     lines = [f"# Context settings: {title}", "",
-             f"Predictions of the {tuning.split} split use **{tuning.chosen}** and "
+             f"Predictions of the {tuning.split} split use **{setting_label(tuning.chosen)}** and "
              f"{len(tuning.seeds)} context seed(s) ({seeds})."]  # fmt: skip
     if tuning.settings:
         lines += ["", f"## Grid, scored on {TUNING_SPLIT} ({metric}, seed {tuning.seeds[0]})",
                   "", "Gain: the setting's score minus the command's own setting's (first row).",
                   ""]  # fmt: skip
-        rows = [[str(s.setting), _cell(s.score), _cell(s.gain, signed=True),
+        rows = [[setting_label(s.settings), _cell(s.score), _cell(s.gain, signed=True),
                  "chosen" if s.chosen else ""] for s in tuning.settings]  # fmt: skip
         lines += markdown_table(["setting", metric, "gain", ""], rows)
     if tuning.ensemble is not None:

@@ -18,18 +18,20 @@ from sklearn.metrics import r2_score, roc_auc_score
 
 from plurel_ray.errors import ConfigError
 from plurel_ray.pipeline.context_tuning import (
-    ContextSetting,
     ItemRun,
     choose_setting,
     ensemble_mean,
     ensemble_seeds,
+    grid_settings,
     parse_context_grid,
+    setting_label,
     tune_contexts,
     tuning_markdown,
     tuning_metadata,
 )
+from plurel_ray.predict.core import ContextSettings
 
-DEFAULT = ContextSetting(ctx_len=1024, max_bfs_width=128)
+DEFAULT = ContextSettings(ctx_len=1024, max_bfs_width=128)
 SIGNAL_AT = 64  # contexts shorter than this hold none of the signal
 ITEMS = 400
 
@@ -40,15 +42,15 @@ class PlantedRuns:
 
     def __init__(self, sem_type: str):
         self.sem_type = sem_type
-        self.calls: list[tuple[ContextSetting, str, int]] = []
+        self.calls: list[tuple[ContextSettings, str]] = []
         rng = np.random.default_rng(0)
         self.labels = {split: (rng.random(ITEMS) < 0.4).astype(np.float64) if
                        sem_type == "boolean" else rng.normal(50.0, 10.0, ITEMS)
                        for split in ("val", "test")}  # fmt: skip
 
-    def __call__(self, setting: ContextSetting, split: str, seed: int) -> ItemRun:
-        self.calls.append((setting, split, seed))
-        rng = np.random.default_rng([setting.ctx_len, setting.max_bfs_width, seed])
+    def __call__(self, setting: ContextSettings, split: str) -> ItemRun:
+        self.calls.append((setting, split))
+        rng = np.random.default_rng([setting.ctx_len, setting.max_bfs_width, setting.seed])
         labels = self.labels[split]
         signal = (labels - labels.mean()) / labels.std() if setting.ctx_len >= SIGNAL_AT else 0
         raw = signal + rng.normal(0.0, 1.5, ITEMS)
@@ -66,22 +68,22 @@ def _metric(sem_type: str, predictions: np.ndarray, labels: np.ndarray) -> float
 @pytest.mark.parametrize("sem_type", ["boolean", "number"])
 def test_the_grid_picks_the_setting_that_reaches_the_signal(sem_type):
     runs = PlantedRuns(sem_type)
-    default = ContextSetting(ctx_len=16, max_bfs_width=128)  # hides the signal
-    grid = parse_context_grid(["ctx_len=8,16,256", "max_bfs_width=4"], default)
+    default = ContextSettings(ctx_len=16, max_bfs_width=128)  # hides the signal
+    grid = grid_settings(parse_context_grid(["ctx_len=8,16,256", "max_bfs_width=4"]), default)
     tuning = tune_contexts(runs, grid=grid, default=default, seeds=[0], sem_type=sem_type,
                            split="test")  # fmt: skip
-    assert tuning.chosen == ContextSetting(256, 4)
-    assert [s.setting for s in tuning.settings] == [default, *grid]
+    assert tuning.chosen == ContextSettings(256, 4)
+    assert [s.settings for s in tuning.settings] == [default, *grid]
     assert [s.chosen for s in tuning.settings] == [False, False, False, True]
-    want = [_metric(sem_type, runs(s, "val", 0).predictions, runs.labels["val"])
+    want = [_metric(sem_type, runs(s, "val").predictions, runs.labels["val"])
             for s in [default, *grid]]  # fmt: skip
     assert [s.score for s in tuning.settings] == pytest.approx(want, abs=1e-12)
     assert [s.gain for s in tuning.settings] == pytest.approx([w - want[0] for w in want])
     assert tuning.settings[-1].gain > 0.2  # the signal, seen
     # Tuned on val, predicted on test with the chosen setting only.
-    assert {c for c in runs.calls if c[1] == "test"} == {(ContextSetting(256, 4), "test", 0)}
+    assert {c for c in runs.calls if c[1] == "test"} == {(ContextSettings(256, 4), "test")}
     np.testing.assert_array_equal(
-        tuning.predictions, runs(ContextSetting(256, 4), "test", 0).predictions
+        tuning.predictions, runs(ContextSettings(256, 4), "test").predictions
     )
 
 
@@ -92,13 +94,13 @@ def test_the_ensemble_is_the_mean_of_its_seeds_and_gains_on_noise(sem_type):
     assert seeds == [3, 4, 5, 6, 7]
     tuning = tune_contexts(runs, grid=None, default=DEFAULT, seeds=seeds, sem_type=sem_type,
                            split="test")  # fmt: skip
-    singles = [runs(DEFAULT, "test", s).predictions for s in seeds]
+    singles = [runs(ContextSettings(1024, 128, s), "test").predictions for s in seeds]
     total = singles[0].copy()
     for single in singles[1:]:
         total += single
     np.testing.assert_array_equal(tuning.predictions, total / 5)
     e = tuning.ensemble
-    val = [runs(DEFAULT, "val", s).predictions for s in seeds]
+    val = [runs(ContextSettings(1024, 128, s), "val").predictions for s in seeds]
     assert e.single == pytest.approx(_metric(sem_type, val[0], runs.labels["val"]))
     assert e.ensemble == pytest.approx(_metric(sem_type, np.mean(val, axis=0), runs.labels["val"]))
     assert e.gain == pytest.approx(e.ensemble - e.single) and e.gain > 0.02
@@ -107,7 +109,7 @@ def test_the_ensemble_is_the_mean_of_its_seeds_and_gains_on_noise(sem_type):
 
 def test_each_run_is_made_once_and_the_result_is_deterministic():
     runs = PlantedRuns("boolean")
-    grid = parse_context_grid(["ctx_len=32,128"], DEFAULT)
+    grid = grid_settings(parse_context_grid(["ctx_len=32,128"]), DEFAULT)
     first = tune_contexts(runs, grid=grid, default=DEFAULT, seeds=[0, 1, 2],
                           sem_type="boolean", split="val")  # fmt: skip
     assert len(runs.calls) == len(set(runs.calls)) == 3 + 2  # 3 settings, 2 more seeds
@@ -120,8 +122,8 @@ def test_each_run_is_made_once_and_the_result_is_deterministic():
 
 def test_the_report_says_what_was_chosen_and_what_each_gained():
     runs = PlantedRuns("number")
-    default = ContextSetting(ctx_len=16, max_bfs_width=128)
-    grid = parse_context_grid(["ctx_len=8,512"], default)
+    default = ContextSettings(ctx_len=16, max_bfs_width=128)
+    grid = grid_settings(parse_context_grid(["ctx_len=8,512"]), default)
     tuning = tune_contexts(runs, grid=grid, default=default, seeds=[0, 1, 2, 3],
                            sem_type="number", split="test")  # fmt: skip
     meta = json.loads(json.dumps(tuning_metadata(tuning)))  # JSON-able
@@ -136,22 +138,28 @@ def test_the_report_says_what_was_chosen_and_what_each_gained():
     text = tuning_markdown(tuning, "shop orders-amount")
     assert "**ctx_len=512 max_bfs_width=128**" in text and "4 context seed(s)" in text
     for s in tuning.settings:
-        line = next(x for x in text.splitlines() if x.startswith(f"| {s.setting} |"))
+        line = next(
+            x for x in text.splitlines() if x.startswith(f"| {setting_label(s.settings)} |")
+        )
         assert f"{s.score:.4f}" in line and f"{s.gain:+.4f}" in line
         assert line.endswith("| chosen |") == s.chosen
     assert f"{tuning.ensemble.ensemble:.4f} | {tuning.ensemble.gain:+.4f}" in text
 
 
 def test_grids_from_words_and_yaml(tmp_path):
-    words = parse_context_grid(["ctx_len=256,512", "max_bfs_width=32,128"], DEFAULT)
+    words = grid_settings(parse_context_grid(["ctx_len=256,512", "max_bfs_width=32,128"]),
+                          DEFAULT)  # fmt: skip
     assert [(s.ctx_len, s.max_bfs_width) for s in words] == [
         (256, 32), (256, 128), (512, 32), (512, 128)]  # fmt: skip
     path = tmp_path / "grid.yaml"
     path.write_text("ctx_len: [256, 512]\nmax_bfs_width: [32, 128]\n")
-    assert parse_context_grid([str(path)], DEFAULT) == words
+    assert grid_settings(parse_context_grid([str(path)]), DEFAULT) == words
     path.write_text("max_bfs_width: 16\n")
-    assert parse_context_grid([str(path)], DEFAULT) == [ContextSetting(1024, 16)]
-    assert parse_context_grid(["ctx_len=256,256"], DEFAULT) == [ContextSetting(256, 128)]
+    assert grid_settings(parse_context_grid([str(path)]), DEFAULT) == [ContextSettings(1024, 16)]
+    assert grid_settings(parse_context_grid(["ctx_len=256,256"]), DEFAULT) == [
+        ContextSettings(256, 128)]  # fmt: skip
+    seeded = ContextSettings(1024, 128, seed=7)  # the grid keeps the command's seed
+    assert grid_settings({"ctx_len": [64]}, seeded) == [ContextSettings(64, 128, seed=7)]
 
 
 @pytest.mark.parametrize(
@@ -169,7 +177,7 @@ def test_grids_from_words_and_yaml(tmp_path):
 )  # fmt: skip
 def test_bad_grids_are_refused_by_name(specs, message):
     with pytest.raises(ConfigError) as err:
-        parse_context_grid(specs, DEFAULT)
+        parse_context_grid(specs)
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
