@@ -192,8 +192,8 @@ def _add_show_context_parser(commands: argparse._SubParsersAction) -> None:
     show.add_argument("store", metavar="STORE", help="a node store folder")
     TASK.add(show, required=True)
     show.add_argument("--item", type=int, required=True, metavar="I",
-                      help="the item: its place in the split's evaluation order under "
-                           "--context-seed")  # fmt: skip
+                      help="the item number: its place among the split's rows holding the "
+                           "target, in row order (as plurel-ray predict numbers them)")  # fmt: skip
     SPLIT.add(show, default="train")
     CONTEXT_SEED.add(show, default=0)
     CTX_LEN.add(show, default=1024)  # the sampler's defaults (tests/unit/test_show_context.py)

@@ -26,8 +26,9 @@ import numpy as np
 
 from plurel_ray.errors import SamplerError
 from plurel_ray.model.batch import SEM_TYPES
+from plurel_ray.store.item_sampler import ItemSampler
 from plurel_ray.store.meta import read_meta
-from plurel_ray.store.sampler import DEFAULT_CTX_LEN, DEFAULT_MAX_BFS_WIDTH, Sampler, Source
+from plurel_ray.store.sampler import DEFAULT_CTX_LEN, DEFAULT_MAX_BFS_WIDTH, Source
 
 
 def sample_context(
@@ -38,13 +39,14 @@ def sample_context(
     ctx_len: int = DEFAULT_CTX_LEN,
     max_bfs_width: int = DEFAULT_MAX_BFS_WIDTH,
 ) -> dict[str, Any]:
-    """The context of one item of `source`, as the sampler builds it, with what names it.
+    """The context of one item of `source`, as `plurel-ray predict` builds it: drawn
+    from (seed, item) alone (`store.item_sampler`).
 
     Args:
         source: the task and split (a store's `Source`).
-        item: the item's place in the split's evaluation order (the sampler's epoch-0
-            shuffle under `seed`), 0 ≤ item < number of items.
-        seed: the sampler seed: the evaluation order and the context's random draws.
+        item: the item number: its place among the split's rows holding the target, in
+            row order (0 ≤ item < number of items).
+        seed: the context seed.
         ctx_len, max_bfs_width: the context settings (docs/contexts.md).
 
     Returns:
@@ -55,8 +57,8 @@ def sample_context(
         SamplerError: unknown task or split, or `item` out of range.
         StoreError: the store is unusable.
     """
-    sampler = Sampler([source], batch_size=1, ctx_len=ctx_len, max_bfs_width=max_bfs_width,
-                      seed=seed)  # fmt: skip
+    sampler = ItemSampler([source], batch_size=1, ctx_len=ctx_len, max_bfs_width=max_bfs_width,
+                          seed=seed)  # fmt: skip
     if not 0 <= item < sampler.num_items:
         raise SamplerError(
             f"--item {item} is out of range: task {source.label!r} has {sampler.num_items} "
@@ -66,7 +68,7 @@ def sample_context(
                 "split": source.split or "train", "item": item, "seed": seed,
                 "ctx_len": ctx_len, "max_bfs_width": max_bfs_width,
                 "context_rules": sampler.context_rules}  # fmt: skip
-    return {"batch": sampler.batch(item), "vocabulary": sampler.vocabulary(),
+    return {"batch": sampler.batch_of_items([item]), "vocabulary": sampler.vocabulary(),
             "meta": read_meta(Path(source.store)), "settings": settings}  # fmt: skip
 
 
@@ -94,14 +96,11 @@ class _StoreNames:
         if sem_type == "boolean":
             return bool(batch["boolean_values"][0, pos] > 0)
         if sem_type == "datetime":
-            seconds = self.datetime["mean"] + self.datetime["std"] * float(
-                batch["datetime_values"][0, pos]
-            )
-            return _iso(seconds)
-        std = column["std"] if column and column.get("std") else 1.0
-        return float(column.get("mean", 0.0) if column else 0.0) + std * float(
-            batch["number_values"][0, pos]
-        )
+            stats, value = self.datetime, float(batch["datetime_values"][0, pos])
+            return _iso(stats["mean"] + stats["std"] * value)
+        # A zero or missing std stands for 1, as the preprocessor divides (docs/contexts.md).
+        mean, std = (column.get("mean", 0.0), column.get("std") or 1.0) if column else (0.0, 1.0)
+        return float(mean) + float(std) * float(batch["number_values"][0, pos])
 
 
 def _iso(seconds: float) -> str | None:
@@ -209,7 +208,8 @@ def show_context(
     Args:
         store: the node store folder.
         task: a task of the store's meta.json.
-        item: the item's place in the split's evaluation order under `seed`.
+        item: the item number (the split's rows holding the target, in row order), as
+            the rows of `plurel-ray predict`'s file are numbered.
         out: the PNG path.
         split: "train", "val" or "test" (default: train).
         seed, ctx_len, max_bfs_width: the context settings.

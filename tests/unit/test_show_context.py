@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from realshaped import write_all
+from realshaped import TEST_TIMESTAMP, VAL_TIMESTAMP, write_all
 
 from plurel_ray.cli import build_parser, main
 from plurel_ray.pipeline.context_figure import MAX_ROWS_SHOWN
+from plurel_ray.store.item_sampler import ItemSampler
 from plurel_ray.store.meta import read_meta
 from plurel_ray.store.preprocessing import preprocess
-from plurel_ray.store.sampler import DEFAULT_CTX_LEN, DEFAULT_MAX_BFS_WIDTH, Sampler, Source
+from plurel_ray.store.sampler import DEFAULT_CTX_LEN, DEFAULT_MAX_BFS_WIDTH, Source
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -43,9 +44,10 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 def _sampler_batch(store: Path, task: str, split: str, item: int, **settings) -> dict:
-    """The sampler's batch of that one item, asked of the sampler directly."""
-    sampler = Sampler([Source(store, task=task, split=split)], batch_size=1, **settings)
-    return sampler.batch(item)
+    """The sampler's context of that item in a batch of several, asked of it directly."""
+    sampler = ItemSampler([Source(store, task=task, split=split)], batch_size=3, **settings)
+    batch = sampler.batch_of_items([item + 1, item, 0])
+    return {key: value if key == "true_batch_size" else value[1:2] for key, value in batch.items()}
 
 
 def _expected(store: Path, batch: dict) -> dict:
@@ -99,8 +101,14 @@ def test_values_are_on_the_target_scale(shop, tmp_path):
     drawn = json.loads(out.with_suffix(".json").read_text())
     target = drawn["target"]
     row = next(r for r in drawn["rows"] if r["node"] == target["node"])
+    # Item 11 is the 11th val row holding the target, in row order (as predict numbers them).
+    sampler = ItemSampler([Source(store, task="orders-amount", split="val")], batch_size=1)
+    assert target["node"] == sampler.item_nodes()[1][11]
     orders = pd.read_parquet(dataset / "db" / "orders.parquet")
     truth = orders.iloc[row["row"]]
+    when = orders["ordered_at"]
+    val_rows = (when > VAL_TIMESTAMP) & (when <= TEST_TIMESTAMP) & orders["amount"].notna()
+    assert row["row"] == np.flatnonzero(val_rows)[11]
     assert target["column"] == "amount"
     assert target["value"] == pytest.approx(float(truth["amount"]), rel=1e-5, abs=1e-4)
     assert row["timestamp"][:19] == truth["ordered_at"].strftime("%Y-%m-%dT%H:%M:%S")
