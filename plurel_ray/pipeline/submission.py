@@ -46,12 +46,18 @@ def write_submission(prepared: Prepared, frame: pd.DataFrame, folder: Path) -> l
         raise ConfigError(f"--submission-dir: a leaderboard file is the test split of a task "
                           f"folder; got {source.label} ({source.split} split)")  # fmt: skip
     task = _load_task(prepared.dataset, source.task)
-    keys = [task.entity_col, task.time_col] if task.time_col else [task.entity_col]
-    ours = [c for c in (items.key_column, items.time_column) if c is not None]
     if len(frame) != len(items):
         raise ConfigError("--submission-dir needs every item of the test split: drop --rows")
-    renamed = dict(zip(ours, keys, strict=True)) | {PREDICTION_COLUMN: task.target_col}
-    csv = frame.rename(columns=renamed)
+    # RelBench's key columns are (entity column, time column) of its test table; ours the
+    # entity key, with the timestamp for a forecast task: join on the ones we share.
+    keys = [task.entity_col, task.time_col] if task.time_col else [task.entity_col]
+    shared = [c for c in (items.key_column, items.time_column) if c in keys]
+    if items.key_column not in shared:
+        raise ConfigError(f"--submission-dir: RelBench keys {source.task} by {', '.join(keys)}, "
+                          f"not by {items.key_column}")  # fmt: skip
+    test = task.get_table("test", mask_input_cols=True).df[keys]
+    csv = test.merge(frame.rename(columns={PREDICTION_COLUMN: task.target_col}), on=shared,
+                     how="left")  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{prepared.dataset_name}__{source.task}.csv"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

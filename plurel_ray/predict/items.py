@@ -104,7 +104,8 @@ class TaskItems:
         asked = _key_tuples(_like(wanted[columns], self.key_frame()), columns)
         unknown = [key for key in asked if key not in index]
         if unknown:
-            shown = ", ".join(str(k[0] if len(k) == 1 else k) for k in unknown[:_SHOWN_KEYS])
+            shown = ", ".join(str(k[0]) if len(k) == 1 else f"({', '.join(map(str, k))})"
+                              for k in unknown[:_SHOWN_KEYS])  # fmt: skip
             raise ConfigError(
                 f"--rows {where}: {len(unknown)} of {len(asked)} rows are no item of "
                 f"{self.source.label} ({self.source.split} split), e.g. {shown}; list keys "
