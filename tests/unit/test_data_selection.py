@@ -136,8 +136,10 @@ for text in sys.argv[1:]:
 
 
 def test_a_hub_dataset_id_is_downloaded_once_from_hf_endpoint_and_a_bad_one_is_one_line(
-    world, tmp_path
+    world, tmp_path, monkeypatch
 ):
+    # CI exports HF_HUB_OFFLINE=1; the local test Hub must stay reachable for the upload.
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
     with HubServer(tokens={TOKEN}) as hub:
         api = huggingface_hub.HfApi(endpoint=hub.endpoint, token=TOKEN)
         api.create_repo("org/relbench3", repo_type="dataset")
