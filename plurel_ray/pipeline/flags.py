@@ -374,11 +374,18 @@ ROWS = Flag(
     "forecast task, the time column) of rows of the split (default: every item of the split)",
     {"metavar": "FILE"},
 )
-NUM_ACTORS = Flag(
-    "--num-actors",
-    "model actors predicting at once, a GPU each where the cluster has GPUs (default: "
-    "%(default)s); the predictions are the same for any number",
-    {"type": int, "metavar": "K"},
+CONTEXT_GRID = Flag(
+    "--context-grid",
+    "context settings to try on the task's val split, the best (AUROC or R²) predicting: "
+    "KEY=V1,V2 words (keys ctx_len, max_bfs_width; every combination) or a YAML file of "
+    "{key: [values]}; the report <out stem>_context.md says what each gained",
+    {"nargs": "+", "metavar": "KEY=V1,V2|FILE"},
+)
+ENSEMBLE = Flag(
+    "--ensemble",
+    "average the predictions of N context seeds (--context-seed, +1, …): probabilities "
+    "for a binary task, values for a regression (default: %(default)s, no ensemble)",
+    {"type": int, "metavar": "N"},
 )
 SUBMISSION_DIR = Flag(
     "--submission-dir",

@@ -59,6 +59,8 @@ SEED_OFFSET = Flag("--seed-offset", "first seed (default: %(default)s)",
                    {"type": _non_negative, "metavar": "S"})  # fmt: skip
 SEEDS = Flag("--seeds", "seeds, e.g. 3,5,9-12 (replaces --num-dbs and --seed-offset)",
              {"type": _seed_list, "metavar": "LIST"})  # fmt: skip
+NUM_ACTORS = Flag("--num-actors", "actors (default: %(default)s)",
+                  {"type": _positive, "metavar": "K"})  # fmt: skip
 CONFIG = Flag("--config", "generator config file, .yaml, .yml or .json (default: the prior's "
                           "defaults)", {"metavar": "FILE"})  # fmt: skip
 
@@ -88,8 +90,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser, *, ray_by_default: b
     TEXT_MODEL.add(what, help=f"{TEXT_MODEL.help}; implies --embed")
     HUB_REPO.add(what, help="push each new database to this Hugging Face dataset repo")
     how = parser.add_argument_group("how")
-    how.add_argument("--num-actors", type=_positive, metavar="K",
-                     help="generator actors (default: the cluster's CPUs)")  # fmt: skip
+    NUM_ACTORS.add(how, help="generator actors (default: the cluster's CPUs)")
     how.add_argument("--node-resource", metavar="NAME",
                      help="generators only on nodes with this resource (e.g. gen)")  # fmt: skip
     RAY.add(how, default=ray_by_default)

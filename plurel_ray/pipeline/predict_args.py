@@ -7,11 +7,12 @@ import argparse
 
 from plurel_ray.pipeline.flags import (
     ALLOW_ENCODER_MISMATCH,
+    CONTEXT_GRID,
     CONTEXT_SEED,
     CTX_LEN,
     DATASET,
+    ENSEMBLE,
     MAX_BFS_WIDTH,
-    NUM_ACTORS,
     OUT,
     PROGRESS,
     ROWS,
@@ -22,6 +23,7 @@ from plurel_ray.pipeline.flags import (
     TEXT_MODEL,
     VERBOSE,
 )
+from plurel_ray.pipeline.generate_args import NUM_ACTORS
 
 
 def add_predict_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -47,12 +49,16 @@ def add_predict_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
     ROWS.add(pred)
     OUT.add(pred, default="predictions.parquet",
             help="the predictions file (default: ./%(default)s)")  # fmt: skip
-    NUM_ACTORS.add(pred, default=1)
+    NUM_ACTORS.add(pred, default=1, help="model actors predicting at once, a GPU each where "
+                   "the cluster has GPUs (default: %(default)s); the predictions are the same "
+                   "for any number")  # fmt: skip
     SUBMISSION_DIR.add(pred)
     CTX_LEN.add(pred, default=None, help="cells per context (default: the checkpoint's "
                                          "training length)")  # fmt: skip
     MAX_BFS_WIDTH.add(pred, default=128)  # the sampler's (tests/unit/test_predict.py)
     CONTEXT_SEED.add(pred, default=0)
+    CONTEXT_GRID.add(pred)
+    ENSEMBLE.add(pred, default=1)
     STORAGE.add(pred, default="runs", help="where the dataset's node store is kept: "
                 "DIR/<name>/stores/<name> (default: ./%(default)s)")  # fmt: skip
     TEXT_MODEL.add(pred, help="the encoder that embeds a store made here (default: the one "
@@ -79,7 +85,8 @@ def run_predict(args: argparse.Namespace) -> int:
             rows=args.rows, out=args.out, num_actors=args.num_actors, settings=settings,
             storage=args.storage, submission_dir=args.submission_dir,
             text_model=args.text_model, allow_encoder_mismatch=args.allow_encoder_mismatch,
-            progress=args.progress,
+            progress=args.progress, context_grid=tuple(args.context_grid or ()),
+            ensemble=args.ensemble,
         ))  # fmt: skip
     finally:
         close_ray()
