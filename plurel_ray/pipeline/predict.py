@@ -60,6 +60,9 @@ class PredictRequest:
         text_model: the encoder of a store made here (default: the checkpoint's).
         allow_encoder_mismatch: predict on stores embedded by another encoder.
         progress: progress bars.
+        context_grid: --context-grid words (or one YAML file): settings tried on the val
+            split, the best one predicting (`pipeline/predict_tuning.py`).
+        ensemble: context seeds averaged (settings.seed, settings.seed + 1, …).
     """
 
     checkpoint: str
@@ -75,6 +78,8 @@ class PredictRequest:
     text_model: str | None = None
     allow_encoder_mismatch: bool = False
     progress: bool = True
+    context_grid: tuple[str, ...] = ()
+    ensemble: int = 1
 
 
 @dataclass(frozen=True)
@@ -103,16 +108,28 @@ def predict(request: PredictRequest, say: Callable[[str], None] = print) -> Path
         ConfigError: a bad flag, an unknown task, a --rows file with unknown keys.
         DatasetError, CheckpointError, HubError, EncoderMismatchError, StoreError.
     """
+    from plurel_ray.pipeline import predict_tuning
+    from plurel_ray.pipeline.context_tuning import tuning_metadata
+
     if request.num_actors < 1:
         raise ConfigError(f"--num-actors must be ≥ 1, got {request.num_actors}")
+    plan = predict_tuning.tuning_plan(request)
     prepared = prepare(request)
     settings = request.settings.resolved(prepared.pretrained)
-    # The hook for context tuning and ensembling: each is a call of `run_actors` with
-    # other settings (a grid on the val split, N seeds averaged) before the file is written.
-    predictions = run_actors(request, prepared, settings)
+    tuning = None
+    if plan is None:
+        predictions = run_actors(request, prepared, settings)
+    else:  # a grid tried on val, seeds averaged: each a `run_actors` pass
+        tuning = predict_tuning.tune_predictions(plan, request, prepared, settings)
+        predictions, settings = tuning.predictions, tuning.chosen
     frame = prediction_frame(prepared.items, prepared.wanted, predictions)
     metadata = file_metadata(request, prepared, settings)
+    if tuning is not None:
+        metadata["context_tuning"] = tuning_metadata(tuning)
     out = write_predictions(frame, Path(request.out), metadata)
+    if tuning is not None:
+        report = predict_tuning.write_tuning_report(tuning, request, prepared)
+        say(f"{predict_tuning.tuning_summary(tuning)} -> {report}")
     say(
         f"{len(frame)} predictions of {prepared.source.label} ({request.split}; "
         f"{summary(predictions)}) -> {out}"
