@@ -207,7 +207,8 @@ def show_context(
 
     Args:
         store: the node store folder.
-        task: a task of the store's meta.json.
+        task: a task of the store's meta.json, or TABLE.COLUMN (a derived autocomplete
+            task), as `plurel-ray predict --task` takes it.
         item: the item number (the split's rows holding the target, in row order), as
             the rows of `plurel-ray predict`'s file are numbered.
         out: the PNG path.
@@ -219,13 +220,16 @@ def show_context(
         the files written.
 
     Raises:
-        SamplerError: unknown task or split, or `item` out of range.
+        ConfigError: unknown task.
+        SamplerError: unknown split, or `item` out of range.
         StoreError: the store is unusable.
     """
     from plurel_ray.pipeline.context_figure import draw_context
+    from plurel_ray.pipeline.predict import task_source
 
-    sampled = sample_context(Source(store, task=task, split=split), item, seed=seed,
-                             ctx_len=ctx_len, max_bfs_width=max_bfs_width)  # fmt: skip
+    source = task_source(Path(store), task, split or "train")
+    sampled = sample_context(source, item, seed=seed, ctx_len=ctx_len,
+                             max_bfs_width=max_bfs_width)  # fmt: skip
     description = describe_context(sampled)
     out = Path(out)
     written = [draw_context(description, out)]

@@ -45,7 +45,10 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 def _sampler_batch(store: Path, task: str, split: str, item: int, **settings) -> dict:
     """The sampler's context of that item in a batch of several, asked of it directly."""
-    sampler = ItemSampler([Source(store, task=task, split=split)], batch_size=3, **settings)
+    table, dot, column = task.partition(".")
+    source = (Source(store, table=table, target=column, split=split) if dot else
+              Source(store, task=task, split=split))  # fmt: skip
+    sampler = ItemSampler([source], batch_size=3, **settings)
     batch = sampler.batch_of_items([item + 1, item, 0])
     return {key: value if key == "true_batch_size" else value[1:2] for key, value in batch.items()}
 
@@ -67,7 +70,8 @@ def _expected(store: Path, batch: dict) -> dict:
 
 
 @pytest.mark.parametrize(("task", "split", "item"),
-                         [("orders-amount", "val", 5), ("customer-churn", "test", 2)])  # fmt: skip
+                         [("orders-amount", "val", 5), ("customer-churn", "test", 2),
+                          ("orders.quantity", "train", 9)])  # fmt: skip
 def test_the_json_is_what_the_sampler_built(shop, tmp_path, task, split, item, capsys):
     _, store = shop
     out = tmp_path / "ctx.png"
@@ -89,8 +93,9 @@ def test_the_json_is_what_the_sampler_built(shop, tmp_path, task, split, item, c
     assert sum(c["masked"] for r in drawn["rows"] for c in r["cells"]) == want["masked"]
     assert drawn["target"]["node"] == want["target"]
     assert [r["node"] for r in drawn["rows"] if r["item"]] == [want["target"]]
+    label = task.replace(".", "-")  # a table's column is named as Source.label names it
     assert (drawn["task"], drawn["split"], drawn["item"], drawn["seed"], drawn["ctx_len"]) == (
-        task, split, item, 7, 256)  # fmt: skip
+        label, split, item, 7, 256)  # fmt: skip
 
 
 def test_values_are_on_the_target_scale(shop, tmp_path):
@@ -141,7 +146,7 @@ def test_defaults_are_the_samplers():
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        (["--task", "no-such-task", "--item", "0"], ["no task 'no-such-task'", "customer-churn"]),
+        (["--task", "no-such-task", "--item", "0"], ["--task no-such-task", "customer-churn"]),
         (["--task", "orders-amount", "--item", "100000", "--split", "val"],
          ["--item 100000 is out of range", "orders-amount", "val split"]),
         (["--task", "orders-amount", "--item", "-1"], ["--item -1 is out of range"]),
