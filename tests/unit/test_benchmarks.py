@@ -90,3 +90,14 @@ def test_bench_eval_prints_items_per_second_on_one_core_and_all_cores():
         assert one["threads"] == 1 and every["threads"] == figures["machine"]["cpus"]
         assert one["items"] > 0 and one["items_per_s"] > 0 and 0 <= one["sample_frac"] <= 1
         assert set(one["items_by_task"]) == {"customer-churn", "orders-amount", "orders-returned"}
+
+
+@pytest.mark.slow  # builds and embeds a store, then predicts over Ray with 1 and 2 actors
+def test_bench_predict_prints_items_per_second_for_one_and_two_actors():
+    smoke = ["--items", "8", "--ctx-len", "32", "--recipes", "tiny"]
+    figures = run_json("bench_predict.py", *smoke)
+    assert figures["machine"]["model"] and figures["task"] == "orders-amount"
+    runs = figures["recipes"]["tiny"]
+    assert [runs[k]["actors"] for k in ("1", "2")] == [1, 2]
+    assert all(r["items"] == 8 and r["items_per_s"] > 0 and r["speedup"] >= 0
+               for r in runs.values())  # fmt: skip
