@@ -35,6 +35,7 @@ from plurel_ray.predict.core import ContextSettings
 
 GRID_KEYS = ("ctx_len", "max_bfs_width")
 METRICS = {"boolean": "auroc", "number": "r2"}
+METRIC_NAMES = {"auroc": "AUROC", "r2": "R²"}  # as reports print them
 TUNING_SPLIT = "val"
 
 
@@ -314,7 +315,7 @@ def tuning_markdown(tuning: Tuning, title: str) -> str:
         tuning: `tune_contexts`'s result.
         title: the heading, e.g. the task's name.
     """
-    metric = {"auroc": "AUROC", "r2": "R²"}[tuning.metric]
+    metric = METRIC_NAMES[tuning.metric]
     seeds = ", ".join(map(str, tuning.seeds))
     lines = [f"# Context settings: {title}", "",
              f"Predictions of the {tuning.split} split use **{setting_label(tuning.chosen)}** and "

@@ -23,6 +23,7 @@ import numpy as np
 
 from plurel_ray.errors import ConfigError, EmptySourceError
 from plurel_ray.pipeline.context_tuning import (
+    METRIC_NAMES,
     TUNING_SPLIT,
     ItemRun,
     Tuning,
@@ -135,7 +136,7 @@ def tuning_summary(tuning: Tuning) -> str:
     parts = [f"contexts: {setting_label(tuning.chosen)}"]
     chosen = next((s for s in tuning.settings if s.chosen), None)
     if chosen is not None:
-        parts.append(f"{tuning.metric} {chosen.score:.4f} on {TUNING_SPLIT} "
+        parts.append(f"{METRIC_NAMES[tuning.metric]} {chosen.score:.4f} on {TUNING_SPLIT} "
                      f"({chosen.gain:+.4f} over the command's settings)")  # fmt: skip
     if tuning.ensemble is not None:
         parts.append(f"ensemble of {len(tuning.seeds)} seeds {tuning.ensemble.gain:+.4f}")
