@@ -85,9 +85,11 @@ def test_training_and_evaluation_sources_come_from_the_data_selection_module():
     assert _calls("synthetic_sources") == {
         selection, "plurel_ray/pipeline/demo.py", "plurel_ray/pipeline/scaling_sweep.py",
     }  # fmt: skip
-    # Nothing else picks tasks or reads a suite on its own.
+    # Nothing else picks tasks or reads a suite on its own; `tasks add` reads a task file
+    # only to write the task folders it defines.
     assert _calls("task_sources") == {selection}
-    assert _calls("load_suite") == _calls("resolve_suite") == {selection}
+    assert _calls("resolve_suite") == {selection}
+    assert _calls("load_suite") == {selection, "plurel_ray/dataset/task_writer.py"}
 
 
 def test_run_folder_file_names_are_defined_once():
