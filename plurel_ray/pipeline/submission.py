@@ -55,6 +55,11 @@ def write_submission(prepared: Prepared, frame: pd.DataFrame, folder: Path) -> l
     if items.key_column not in shared:
         raise ConfigError(f"--submission-dir: RelBench keys {source.task} by {', '.join(keys)}, "
                           f"not by {items.key_column}")  # fmt: skip
+    # RelBench's files hold the folder's keys (an imported database's are renumbered).
+    frame = frame.copy()
+    frame[items.key_column] = items.key_frame(folder_keys=True)[items.key_column].to_numpy()[
+        prepared.wanted
+    ]
     test = task.get_table("test", mask_input_cols=True).df[keys]
     csv = test.merge(frame.rename(columns={PREDICTION_COLUMN: task.target_col}), on=shared,
                      how="left")  # fmt: skip

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from plurel_ray.dataset.sql_import import database_keys
 from plurel_ray.errors import ConfigError, StoreError
 from plurel_ray.store.item_sampler import ItemSampler
 from plurel_ray.store.meta import read_meta
@@ -38,7 +39,10 @@ class TaskItems:
         task_type: "binary_classification" or "regression".
         target: the target column.
         key_column: the entity key column (forecast: the label table's entity column).
-        keys: the key of every item, in item order.
+        keys: the key of every item, in item order: the database's own key (an imported
+            database keeps it in keys/<table>.parquet, `sql_import.database_keys`).
+        folder_keys: the key of every item as the dataset folder holds it (RelBench's
+            0..n-1 for an imported database; else equal to `keys`).
         time_column: the label table's time column (forecast tasks), else None.
         timestamps: datetime64 of every item when `time_column`, else None.
         rows: every item's row in `file`.
@@ -52,6 +56,7 @@ class TaskItems:
     target: str
     key_column: str
     keys: np.ndarray
+    folder_keys: np.ndarray
     time_column: str | None
     timestamps: np.ndarray | None
     rows: np.ndarray
@@ -76,9 +81,14 @@ class TaskItems:
             return 1.0 / (1.0 + np.exp(-raw))
         return raw * self.std + self.mean
 
-    def key_frame(self) -> pd.DataFrame:
-        """One row per item: the key column (and the time column), in item order."""
-        frame = pd.DataFrame({self.key_column: self.keys})
+    def key_frame(self, folder_keys: bool = False) -> pd.DataFrame:
+        """One row per item: the key column (and the time column), in item order.
+
+        Args:
+            folder_keys: the keys as the dataset folder holds them (what RelBench's
+                evaluator joins on), instead of the database's own.
+        """
+        frame = pd.DataFrame({self.key_column: self.folder_keys if folder_keys else self.keys})
         if self.time_column is not None:
             frame[self.time_column] = self.timestamps
         return frame
@@ -161,13 +171,18 @@ def task_items(sampler: ItemSampler) -> TaskItems:
     target = task["target_col"] if task is not None else source.target
     rows = nodes.astype(np.int64) - table["node_offset"]
     frame = _read_rows(file, table["num_nodes"], [key_column, time_column])
-    keys = rows if key_column == ROW_COLUMN else frame[key_column].to_numpy()[rows]
+    folder_keys = rows if key_column == ROW_COLUMN else frame[key_column].to_numpy()[rows]
+    keys = folder_keys
+    if key_column != ROW_COLUMN:
+        entity_table = task["entity_table"] if task is not None else table["name"]
+        keys = database_keys(dataset, entity_table, folder_keys)
     times = None if time_column is None else frame[time_column].to_numpy()[rows]
     column = _target_column(meta, table, target)
     std = column.get("std")
     std = std if isinstance(std, int | float) and math.isfinite(std) and std > 0 else 1.0
     return TaskItems(source=source, dataset=dataset, task_type=_task_type(column, source),
-                     target=target, key_column=key_column, keys=keys, time_column=time_column,
+                     target=target, key_column=key_column, keys=keys, folder_keys=folder_keys,
+                     time_column=time_column,
                      timestamps=times, rows=rows, file=file,
                      mean=float(column.get("mean") or 0.0), std=float(std))  # fmt: skip
 
