@@ -144,8 +144,10 @@ def _matching(stores: list[Path], context_rules: str | None, text_model: str | N
 def prepare_datasets(
     datasets: dict[str, Path], storage: Path, progress: bool, text_model: str = DEFAULT_TEXT_MODEL
 ) -> dict[str, Path]:
-    """Preprocess and embed each RelBench-3 dataset into `<storage>/<name>/stores/<name>`
-    unless a store is there already (delete it to rebuild).
+    """Preprocess and embed each RelBench-3 dataset into `<storage>/<name>/stores/<name>`;
+    a store already there is used when it was built from the same folder and files (its
+    recorded input hash), and refused otherwise — two datasets of one name, or a folder
+    changed since — so a run never reads another dataset's store.
 
     Args:
         datasets: dataset name → its folder (`pretrain_data.dataset_names`).
@@ -156,14 +158,32 @@ def prepare_datasets(
 
     Returns:
         dataset name → its embedded node store.
+
+    Raises:
+        StoreError: a store of that name built from another folder, or from this folder
+            before its files changed (naming both and the fix).
     """
     from plurel_ray.store import embed, preprocess
 
     stores = {}
     for name, folder in datasets.items():
         store = storage / name / STORES_DIR / name
-        if not (store / META_FILE).is_file():
-            preprocess(folder, store.parent, name=name)
+        if (store / META_FILE).is_file():
+            built_from = read_meta(store).get("source", {}).get("path")
+            if built_from != str(folder.resolve()):
+                raise StoreError(f"{store} holds dataset {name!r} built from {built_from}, not "
+                                 f"{folder}: two datasets share the name {name!r}; pass "
+                                 f"another --storage, or delete {store}")  # fmt: skip
+        try:
+            preprocess(folder, store.parent, name=name)  # the store there, if it matches
+        except StoreError:
+            if not (store / META_FILE).is_file():
+                raise
+            raise StoreError(
+                f"{store} was built from {folder} before its tables or task "
+                f"folders changed, or under other context rules; delete {store} "
+                "to rebuild it"
+            ) from None
         stores[name] = store
     embed(list(stores.values()), model=text_model, progress=progress)  # skips embedded ones
     return stores

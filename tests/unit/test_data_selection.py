@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,27 @@ def test_a_hub_dataset_id_is_downloaded_once_from_hf_endpoint_and_a_bad_one_is_o
         assert len(manifests) == 1  # the second resolution reads the cache
         assert bad.startswith("error: --datasets org/nothing/shop: the Hub dataset cannot be")
         assert TOKEN not in done.stdout
+
+
+def test_a_store_of_another_folder_or_of_changed_files_is_refused(world, tmp_path):
+    from plurel_ray.errors import StoreError
+    from plurel_ray.pipeline.prepare import prepare_datasets
+
+    storage = tmp_path / "runs"
+    encoder = str(world["encoder"])
+    store = prepare_datasets({"forum": world["forum"]}, storage, False, encoder)["forum"]
+    again = prepare_datasets({"forum": world["forum"]}, storage, False, encoder)["forum"]
+    assert again == store  # the same folder and files: the store is reused
+    twin = tmp_path / "elsewhere" / "forum"
+    shutil.copytree(world["forum"], twin)
+    with pytest.raises(StoreError, match="two datasets share the name 'forum'") as err:
+        prepare_datasets({"forum": twin}, storage, False, encoder)
+    assert str(twin) in str(err.value) and "\n" not in str(err.value)
+    changed = tmp_path / "changed"
+    shutil.copytree(world["forum"], changed / "forum")
+    other = prepare_datasets({"forum": changed / "forum"}, changed / "runs", False, encoder)
+    users = changed / "forum" / "db" / "users.parquet"
+    users.write_bytes(world["shop"].joinpath("db", "customers.parquet").read_bytes())
+    with pytest.raises(StoreError, match="before its tables or task folders changed"):
+        prepare_datasets({"forum": changed / "forum"}, changed / "runs", False, encoder)
+    assert (other["forum"] / "meta.json").is_file()  # refused, not replaced
