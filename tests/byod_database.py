@@ -97,3 +97,30 @@ def write_shop_sqlite(path: Path, seed: int = 0, customers: int = 60, products: 
         ])  # fmt: skip
     con.close()
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python tests/byod_database.py --out DIR`: DIR/my-shop.sqlite and its task file
+    DIR/my-shop-tasks.yaml, replaced when they exist (import it with --out …/my-shop, the
+    dataset name the task file names, and the timestamps printed)."""
+    import argparse
+
+    import yaml
+
+    parser = argparse.ArgumentParser(description=main.__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="folder of the two files")
+    parser.add_argument("--seed", type=int, default=0, help="the rows' seed (default: 0)")
+    args = parser.parse_args(argv)
+    out, name = Path(args.out), "my-shop"
+    database = out / f"{name}.sqlite"
+    database.unlink(missing_ok=True)  # sqlite3 would add to an existing file
+    write_shop_sqlite(database, seed=args.seed, customers=120)
+    tasks = {**SHOP_TASKS, "tasks": [{**t, "dataset": name} for t in SHOP_TASKS["tasks"]]}
+    (out / f"{name}-tasks.yaml").write_text(yaml.safe_dump(tasks, sort_keys=False))
+    print(f"{database} (--val-timestamp {VAL_TIMESTAMP} --test-timestamp {TEST_TIMESTAMP})")
+    print(out / f"{name}-tasks.yaml")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
