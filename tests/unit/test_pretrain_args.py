@@ -98,7 +98,7 @@ def test_resource_flags_out_of_range_are_named():
     check_training_arguments(_parse())
     with pytest.raises(ConfigError, match="--num-workers must be ≥ 1; --eval-max-items must be"):
         check_training_arguments(_parse("--num-workers", "0", "--eval-max-items", "0"))
-    with pytest.raises(ConfigError, match="^--eval-every must be ≥ 0$"):
+    with pytest.raises(ConfigError, match=r"^--eval-every must be ≥ 0$"):
         check_training_arguments(_parse("--eval-every", "-1"))
     with pytest.raises(ConfigError, match="--storage s3://b/runs: must be a local"):
         check_training_arguments(_parse("--storage", "s3://b/runs"))
