@@ -42,8 +42,13 @@ def _pyplot():
     return plt
 
 
-def read_metrics(path: str | os.PathLike) -> list[dict]:
-    """The per-step records of a `metrics.jsonl` (one JSON object per line).
+def read_metrics(path: str | os.PathLike, missing: str = "no such metrics file") -> list[dict]:
+    """The records of a JSON-lines file: `metrics.jsonl` (one per training step) or
+    `eval.jsonl` (one per evaluated step, split and task).
+
+    Args:
+        path: the file.
+        missing: what the error says when the file is absent.
 
     Raises:
         DatasetError: the file is missing or a line is not JSON.
@@ -52,7 +57,7 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
-        raise DatasetError(f"{path}: no such metrics file") from None
+        raise DatasetError(f"{path}: {missing}") from None
     records = []
     for number, line in enumerate(lines, 1):
         try:

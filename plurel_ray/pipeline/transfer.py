@@ -21,15 +21,13 @@ runs the three trainings.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from plurel_ray.errors import DatasetError
-from plurel_ray.pipeline.report import markdown_table
+from plurel_ray.pipeline.report import markdown_table, read_metrics
 
 EXPERIMENTS = {
     "real": "(a) real only",
@@ -50,20 +48,8 @@ def read_eval_rows(path: str | os.PathLike) -> list[dict]:
     Raises:
         DatasetError: the file is missing or a line is not JSON.
     """
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no evaluation during training (no eval.jsonl); run "
-                           "with --eval-every N or --eval-pow2") from None  # fmt: skip
-    rows = []
-    for number, line in enumerate(lines, 1):
-        try:
-            if line.strip():
-                rows.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise DatasetError(f"{path}: line {number} is not JSON ({err.msg})") from None
-    return rows
+    return read_metrics(path, missing="no evaluation during training (no eval.jsonl); run "
+                                      "with --eval-every N or --eval-pow2")  # fmt: skip
 
 
 def _value(row: Mapping[str, Any], metric: str) -> float:
