@@ -31,6 +31,7 @@ from plurel_ray import __version__
 from plurel_ray.errors import PlurelError
 from plurel_ray.pipeline.flags import (
     ALLOW_ENCODER_MISMATCH,
+    CHECKPOINT,
     CONTEXT_RULES,
     CONTEXT_SEED,
     CTX_LEN,
@@ -161,9 +162,7 @@ def _add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
         "prior (binary) on the same items; print the table and write "
         "OUT/eval_<split>.csv and OUT/eval_<split>.md. Runs in this process, without Ray.",
     )
-    ev.add_argument("checkpoint", metavar="CHECKPOINT",
-                    help="a checkpoint folder, a reference .pt file, or a Hugging Face model "
-                         "repo ORG/NAME[@REVISION]")  # fmt: skip
+    CHECKPOINT.add(ev)
     DATASETS.add(ev, required=True)
     TASKS.add(ev)
     EVAL_SPLIT.add(ev, default=DEFAULT_EVAL_SPLIT,

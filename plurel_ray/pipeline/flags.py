@@ -174,6 +174,11 @@ EVAL_SPLIT = Flag(
 )
 
 TASK = Flag("--task", "a task of the dataset or node store, by name", {"metavar": "NAME"})
+CHECKPOINT = Flag(
+    "checkpoint",
+    "a checkpoint folder, a reference .pt file, or a Hugging Face model repo ORG/NAME[@REVISION]",
+    {"metavar": "CHECKPOINT"},
+)
 SPLIT = Flag("--split", "the task's split: train, val or test (default: %(default)s)",
              {"choices": ("train", "val", "test")})  # fmt: skip
 # The context settings (docs/contexts.md); their defaults are the sampler's.

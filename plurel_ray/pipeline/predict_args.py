@@ -7,6 +7,7 @@ import argparse
 
 from plurel_ray.pipeline.flags import (
     ALLOW_ENCODER_MISMATCH,
+    CHECKPOINT,
     CONTEXT_GRID,
     CONTEXT_SEED,
     CTX_LEN,
@@ -39,9 +40,7 @@ def add_predict_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
         "model actors (RAY_ADDRESS's cluster or an embedded one); contexts are seeded per "
         "item, so the file is the same for any number of actors.",
     )
-    pred.add_argument("checkpoint", metavar="CHECKPOINT",
-                      help="a checkpoint folder, a reference .pt file, or a Hugging Face "
-                           "model repo ORG/NAME[@REVISION]")  # fmt: skip
+    CHECKPOINT.add(pred)
     DATASET.add(pred, required=True)
     TASK.add(pred, required=True, help="a task of the dataset, or TABLE.COLUMN (a number "
                                        "or boolean column of a table)")  # fmt: skip
