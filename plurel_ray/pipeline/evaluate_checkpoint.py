@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from plurel_ray.errors import ConfigError
 from plurel_ray.pipeline.flags import DEFAULT_EVAL_SPLIT
-from plurel_ray.pipeline.pretrain_data import STORES_DIR, local_folder
+from plurel_ray.pipeline.pretrain_data import local_folder
 from plurel_ray.store.meta import DEFAULT_TEXT_MODEL, META_FILE
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def evaluate_checkpoint(
         load_tasks_suite,
         real_datasets,
     )
-    from plurel_ray.pipeline.prepare import prepare_datasets
+    from plurel_ray.pipeline.prepare import dataset_store, prepare_datasets
     from plurel_ray.predict.pretrained import from_pretrained
 
     if request.max_items is not None and request.max_items < 1:
@@ -118,7 +118,8 @@ def evaluate_checkpoint(
     storage = local_folder(request.storage, "--storage")
     pretrained = from_pretrained(request.checkpoint, "checkpoint")
     checkpoint, d_text = str(pretrained.path), pretrained.d_text
-    stores = {name: storage / name / STORES_DIR / name for name in folders}
+    # Built when absent; one already there must come from this folder as it is now.
+    stores = {name: dataset_store(name, folder, storage) for name, folder in folders.items()}
     _check_inputs(checkpoint, d_text, stores.values(), request)
     missing = {name: folders[name] for name, store in stores.items() if not _embedded(store)}
     if missing:

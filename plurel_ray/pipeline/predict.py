@@ -147,8 +147,8 @@ def prepare(request: PredictRequest) -> Prepared:
     actor starts (the store is built first when the dataset has none)."""
     from plurel_ray.pipeline.data_selection import real_datasets
     from plurel_ray.pipeline.evaluate_checkpoint import EvaluationRequest, _check_inputs, _embedded
-    from plurel_ray.pipeline.prepare import prepare_datasets
-    from plurel_ray.pipeline.pretrain_data import STORES_DIR, local_folder
+    from plurel_ray.pipeline.prepare import dataset_store, prepare_datasets
+    from plurel_ray.pipeline.pretrain_data import local_folder
     from plurel_ray.predict.items import task_items
     from plurel_ray.predict.pretrained import from_pretrained
     from plurel_ray.store.item_sampler import ItemSampler
@@ -157,7 +157,7 @@ def prepare(request: PredictRequest) -> Prepared:
     ((name, folder),) = real_datasets([request.dataset]).items()
     pretrained = from_pretrained(request.checkpoint, "checkpoint")
     storage = local_folder(request.storage, "--storage")
-    store = storage / name / STORES_DIR / name
+    store = dataset_store(name, folder, storage)  # built, or checked to be this folder's
     checks = EvaluationRequest(request.checkpoint, [],
                                allow_encoder_mismatch=request.allow_encoder_mismatch)  # fmt: skip
     _check_inputs(str(pretrained.path), pretrained.d_text, [store], checks)

@@ -144,10 +144,9 @@ def _matching(stores: list[Path], context_rules: str | None, text_model: str | N
 def prepare_datasets(
     datasets: dict[str, Path], storage: Path, progress: bool, text_model: str = DEFAULT_TEXT_MODEL
 ) -> dict[str, Path]:
-    """Preprocess and embed each RelBench-3 dataset into `<storage>/<name>/stores/<name>`;
-    a store already there is used when it was built from the same folder and files (its
-    recorded input hash), and refused otherwise — two datasets of one name, or a folder
-    changed since — so a run never reads another dataset's store.
+    """Preprocess and embed each RelBench-3 dataset into `<storage>/<name>/stores/<name>`
+    (`dataset_store`: a store already there must have been built from that folder as it
+    is now).
 
     Args:
         datasets: dataset name → its folder (`pretrain_data.dataset_names`).
@@ -163,27 +162,43 @@ def prepare_datasets(
         StoreError: a store of that name built from another folder, or from this folder
             before its files changed (naming both and the fix).
     """
-    from plurel_ray.store import embed, preprocess
+    from plurel_ray.store import embed
 
-    stores = {}
-    for name, folder in datasets.items():
-        store = storage / name / STORES_DIR / name
-        if (store / META_FILE).is_file():
-            built_from = read_meta(store).get("source", {}).get("path")
-            if built_from != str(folder.resolve()):
-                raise StoreError(f"{store} holds dataset {name!r} built from {built_from}, not "
-                                 f"{folder}: two datasets share the name {name!r}; pass "
-                                 f"another --storage, or delete {store}")  # fmt: skip
-        try:
-            preprocess(folder, store.parent, name=name)  # the store there, if it matches
-        except StoreError:
-            if not (store / META_FILE).is_file():
-                raise
-            raise StoreError(
-                f"{store} was built from {folder} before its tables or task "
-                f"folders changed, or under other context rules; delete {store} "
-                "to rebuild it"
-            ) from None
-        stores[name] = store
+    stores = {name: dataset_store(name, folder, storage) for name, folder in datasets.items()}
     embed(list(stores.values()), model=text_model, progress=progress)  # skips embedded ones
     return stores
+
+
+def dataset_store(name: str, folder: Path, storage: Path) -> Path:
+    """The node store of dataset `name` at `<storage>/<name>/stores/<name>`: built from
+    `folder` when absent; when present, used only if it was built from that folder and
+    its files as they are now (its recorded input hash) — so a command never reads
+    another dataset's store, or a store of files changed since.
+
+    Args:
+        name: the dataset's (manifest) name.
+        folder: its RelBench-3 folder.
+        storage: the folder of the runs and stores.
+
+    Raises:
+        StoreError: a store of that name built from another folder, or from this folder
+            before its files changed (naming both and the fix).
+    """
+    from plurel_ray.store import preprocess
+
+    store = storage / name / STORES_DIR / name
+    if (store / META_FILE).is_file():
+        built_from = read_meta(store).get("source", {}).get("path")
+        if built_from != str(folder.resolve()):
+            raise StoreError(f"{store} holds dataset {name!r} built from {built_from}, not "
+                             f"{folder}: two datasets share the name {name!r}; pass another "
+                             f"--storage, or delete {store}")  # fmt: skip
+    try:
+        preprocess(folder, store.parent, name=name)  # the store there, if it matches
+    except StoreError:
+        if not (store / META_FILE).is_file():
+            raise
+        raise StoreError(f"{store} was built from {folder} before its tables or task folders "
+                         f"changed, or under other context rules; delete {store} to rebuild "
+                         "it") from None  # fmt: skip
+    return store

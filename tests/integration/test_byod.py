@@ -71,7 +71,7 @@ def test_sqlite_to_predictions_and_a_relbench_submission(tmp_path):
         extra = ["--submission-dir", str(tmp_path / "submission")] if actors == 2 else []
         _cli("predict", str(checkpoint), "--dataset", str(folders["shop-b"]), "--task",
              "customer-churn", "--split", "test", "--out", str(out), "--num-actors", str(actors),
-             *extra)  # fmt: skip
+             "--storage", str(storage), *extra)  # fmt: skip
         predictions[actors] = pd.read_parquet(out)
     one, two = predictions[1], predictions[2]
     pd.testing.assert_frame_equal(one, two)  # deterministic per-item contexts
