@@ -141,3 +141,12 @@ def test_the_lower_rooms_do_not_import_the_pipeline_or_the_commands():
     upper = {"pipeline", "cli"}
     assert {room: targets & upper for room, targets in _graph().items()
             if room not in upper and targets & upper} == {}  # fmt: skip
+
+
+def test_test_modules_have_unique_names_across_folders():
+    """The test folders are not packages, so pytest imports each test file by its bare name:
+    two files of one name (tests/unit/x.py, tests/integration/x.py) make `pytest tests`,
+    the command CI runs, fail at collection."""
+    tests = PACKAGE.parent / "tests"
+    names = [path.name for path in tests.rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})

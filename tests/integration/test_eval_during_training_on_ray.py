@@ -4,6 +4,7 @@ resumes with every eval.jsonl row once."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -164,3 +165,21 @@ def test_a_killed_run_resumes_with_every_eval_row_once(data, tmp_path):
     assert [json.dumps(r) for r in rows[: len(seen["rows"])]] == [
         json.dumps(json.loads(line)) for line in seen["rows"]
     ]
+
+
+def test_the_final_evaluation_is_the_last_logged_step_not_a_second_pass(data, one_worker):
+    with (one_worker / "eval_val.csv").open() as f:
+        written = list(csv.DictReader(f))
+    last = [r for r in _rows(one_worker) if r["step"] == 4 and r["split"] == "val" and r["task"]]
+    assert [(r["store"], r["task"], int(r["items"])) for r in written] == [
+        (r["store"], r["task"], r["items"]) for r in last
+    ]
+    # What the driver would have computed on the final checkpoint: the same scores.
+    final = sorted(one_worker.glob("step_*"))[-1]
+    rescored = evaluate_run(final, data[1], "val", 4, 64, max_items=MAX_ITEMS,
+                            out_dir=one_worker / "check-final")  # fmt: skip
+    for row, logged in zip(rescored, written, strict=True):
+        assert row["items"] == int(logged["items"])
+        for key in METRICS:
+            if logged[key] not in ("", "nan"):
+                assert row[key] == pytest.approx(float(logged[key]), rel=1e-4, abs=1e-6), key
