@@ -184,6 +184,23 @@ def evaluate_run(
     return rows
 
 
+def logged_rows(eval_rows: Sequence[dict], split: str) -> list[dict]:
+    """The task rows of `split` at the last step of an `eval.jsonl` (`train.eval_log`),
+    as `evaluate_run` returns them: the workers built them with the same `EvalTask.score`
+    on the same items, and JSON wrote their undefined scores (NaN) as null.
+
+    Args:
+        eval_rows: the records of a run's eval.jsonl.
+        split: "val" or "test".
+    """
+    last = max(row["step"] for row in eval_rows)
+    return [
+        {key: math.nan if value is None else value for key, value in row.items() if key != "step"}
+        for row in eval_rows
+        if row["step"] == last and row["split"] == split and row.get("task") is not None
+    ]
+
+
 def write_eval_csv(rows: Sequence[dict], path: Path) -> Path:
     """Write `rows` with the columns EVAL_COLUMNS (absent values left empty)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -138,7 +138,9 @@ def data_summary(sources: Sequence[Source]) -> dict:
 
 def train_and_evaluate(run: TrainRun, say: Callable[[str], None] = print) -> RunOutcome:
     """Train `run.recipe` on the sources that have items with Ray Train, then evaluate
-    the final checkpoint on `run.eval_sources` in `run.eval_split`.
+    the final checkpoint on `run.eval_sources` in `run.eval_split`: with an evaluation
+    schedule the workers scored its step already, and eval.jsonl's rows of that step are
+    the evaluation; without one the driver scores it (`evaluate_run`).
 
     Args:
         run: what to train and evaluate.
@@ -150,7 +152,7 @@ def train_and_evaluate(run: TrainRun, say: Callable[[str], None] = print) -> Run
             checkpoint to resume from (see `run_pretraining`).
     """
     from plurel_ray.pipeline.pretrain import PretrainRequest, run_pretraining
-    from plurel_ray.pipeline.pretrain_eval import evaluate_run
+    from plurel_ray.pipeline.pretrain_eval import evaluate_run, logged_rows, write_eval_csv
     from plurel_ray.pipeline.report import read_metrics
 
     train = run.recipe.train
@@ -173,9 +175,16 @@ def train_and_evaluate(run: TrainRun, say: Callable[[str], None] = print) -> Run
     started = time.perf_counter()
     checkpoint = Path(run_pretraining(request).checkpoint.path)
     trained = time.perf_counter()
-    rows = evaluate_run(checkpoint, run.eval_sources, run.eval_split, train.batch_size,
-                        train.ctx_len, max_items=run.eval_max_items, out_dir=run.eval_dir,
-                        allow_encoder_mismatch=run.allow_encoder_mismatch)  # fmt: skip
+    if request.eval_schedule() is not None:
+        # The workers scored the last step's val and test already: its rows are the final
+        # evaluation, not a second pass over every item on the driver.
+        rows = logged_rows(read_metrics(checkpoint / EVAL_FILE), run.eval_split)
+        folder = Path(run.eval_dir) if run.eval_dir is not None else checkpoint.parent
+        write_eval_csv(rows, folder / f"eval_{run.eval_split}.csv")
+    else:
+        rows = evaluate_run(checkpoint, run.eval_sources, run.eval_split, train.batch_size,
+                            train.ctx_len, max_items=run.eval_max_items, out_dir=run.eval_dir,
+                            allow_encoder_mismatch=run.allow_encoder_mismatch)  # fmt: skip
     seconds = {"train": trained - started, "evaluate": time.perf_counter() - trained}
     steps = read_metrics(checkpoint / METRICS_FILE)
     outcome = RunOutcome(checkpoint, rows, steps, len(kept), seconds)

@@ -228,3 +228,20 @@ def test_a_resumed_run_keeps_every_eval_row_once(training, tmp_path):
     _train(training, straight)
     assert keys == [(r["step"], r["split"], r["task"]) for r in _rows(straight)]
     assert EvalLog(resumed, 6).best == json.loads((straight / "best" / "best.json").read_text())
+
+
+def test_logged_rows_are_the_last_steps_task_rows_as_evaluate_run_returns_them():
+    from plurel_ray.pipeline.pretrain_eval import logged_rows
+
+    task = {"split": "val", "store": "s", "task": "t", "task_type": "regression", "items": 5}
+    rows = [
+        {**task, "step": 0, "loss": 1.0, "r2": 0.1, "mae": 0.9},
+        {**task, "step": 4, "loss": 0.5, "r2": None, "mae": 0.4},  # undefined R²: null
+        {**task, "step": 4, "split": "test", "loss": 0.6, "r2": 0.2, "mae": 0.5},
+        {"step": 4, "split": "val", "task": None, "items": 5, "score": 0.3},
+        {**task, "step": 4, "task": "u", "items": 0, "note": "no items in the val split"},
+    ]
+    got = logged_rows(rows, "val")
+    assert [r["task"] for r in got] == ["t", "u"]
+    assert "step" not in got[0] and math.isnan(got[0]["r2"]) and got[0]["mae"] == 0.4
+    assert got[1] == {k: v for k, v in rows[4].items() if k != "step"}
