@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from plurel_ray.errors import ConfigError, PlurelError
@@ -66,6 +67,37 @@ DOCUMENT_DEPTH = Limit(32)
 # run makes (10**9 databases at 0.3 s each are ten CPU-years), and a count that fails at
 # once instead of hanging like `--num-dbs 10**12` did.
 SEEDS_PER_RUN = Limit(1_000_000_000)
+
+
+def load_yaml_file(path: Path, where: str, error: type[PlurelError], what: str) -> Any:
+    """The YAML document at `path`, read bounded (a pipe or a device cannot hang it) and
+    measured by `check_document` before anything looks inside it.
+
+    Args:
+        path: the file.
+        where: the flag and file, for messages (e.g. "--keys keys.yaml").
+        error: the PlurelError subclass to raise.
+        what: what the file should be, for the size message (e.g. "a suite").
+
+    Raises:
+        error: unreadable, more than DOCUMENT_BYTES, invalid YAML, too many values or too deep.
+    """
+    import yaml  # the limits are read by `--help`; the parser only when a file is
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read(DOCUMENT_BYTES.value + 1)
+    except OSError as err:
+        raise error(f"{where}: cannot read: {err.strerror or err}") from None
+    if len(data) > DOCUMENT_BYTES.value:
+        raise error(f"{where}: more than {DOCUMENT_BYTES.value:,} bytes, not {what}")
+    try:
+        content = yaml.safe_load(data)
+    # ValueError: an integer of more than 4300 digits; RecursionError: deep nesting.
+    except (yaml.YAMLError, ValueError, RecursionError) as err:
+        raise error(f"{where}: invalid YAML: {' '.join(str(err).split())}") from None
+    check_document(content, where, error)
+    return content
 
 
 def check_document(document: Any, where: str, error: type[PlurelError]) -> None:

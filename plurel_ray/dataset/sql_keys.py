@@ -23,11 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from plurel_ray.dataset.sql_readers import CatalogTable
 from plurel_ray.errors import ConfigError, DatasetError
-from plurel_ray.limits import DOCUMENT_BYTES, check_document
+from plurel_ray.limits import load_yaml_file
 from plurel_ray.names import check_name
 from plurel_ray.synth.sql_schema import TIME, column_kind
 
@@ -76,15 +74,8 @@ def read_keys_file(path: str | os.PathLike) -> KeysFile:
         ConfigError: unreadable, invalid YAML, or a field unknown or of the wrong type.
     """
     path = Path(path).expanduser()
-    try:
-        data = path.read_bytes()[: DOCUMENT_BYTES.value + 1]
-        content = yaml.safe_load(data)
-    except OSError as err:
-        raise ConfigError(f"--keys {path}: cannot read: {err.strerror or err}") from None
-    except (yaml.YAMLError, ValueError, RecursionError) as err:
-        raise ConfigError(f"--keys {path}: invalid YAML: {' '.join(str(err).split())}") from None
-    check_document(content, str(path), ConfigError)
     where = f"--keys {path}"
+    content = load_yaml_file(path, where, ConfigError, "a keys file")
     if not isinstance(content, dict) or set(content) - _FILE_KEYS:
         raise ConfigError(f"{where}: a mapping with tables: (and val_timestamp:, "
                           "test_timestamp:), see docs/tasks.md#your-own-database")  # fmt: skip

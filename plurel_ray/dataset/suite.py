@@ -57,10 +57,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from plurel_ray.errors import ConfigError
-from plurel_ray.limits import DOCUMENT_BYTES, check_document
+from plurel_ray.limits import load_yaml_file
 
 BUILT_IN_DIR = Path(__file__).parent / "suites"
 MATCH_MODES = ("all", "given")
@@ -126,16 +124,7 @@ def load_suite(name_or_path: str | os.PathLike) -> Suite:
                 f"({', '.join(built_in_suites())})"
             )
         path = BUILT_IN_DIR / f"{name_or_path}.yaml"
-    try:
-        data = path.read_bytes()[: DOCUMENT_BYTES.value + 1]
-        content = yaml.safe_load(data)
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read: {err}") from None
-    except (yaml.YAMLError, ValueError, RecursionError) as err:
-        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(err).split())}") from None
-    if len(data) > DOCUMENT_BYTES.value:
-        raise ConfigError(f"{path}: more than {DOCUMENT_BYTES.value:,} bytes, not a suite")
-    check_document(content, str(path), ConfigError)
+    content = load_yaml_file(path, str(path), ConfigError, "a suite")
     return _parse(content, path.resolve())
 
 

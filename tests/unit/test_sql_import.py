@@ -191,3 +191,17 @@ def test_an_existing_folder_and_a_bad_keys_file(shop_file, tmp_path):
         with pytest.raises(error, match=message):
             import_database(shop_file, tmp_path / "other", keys=keys)
     assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "oversized"])
+def test_a_keys_file_is_read_bounded(special, tmp_path):
+    """A device or a huge file is refused after DOCUMENT_BYTES, never read whole."""
+    from plurel_ray.dataset.sql_keys import read_keys_file
+    from plurel_ray.limits import DOCUMENT_BYTES
+
+    path = Path(special)
+    if special == "oversized":
+        path = tmp_path / "keys.yaml"
+        path.write_text("# padding\n" * (DOCUMENT_BYTES.value // 10 + 1))
+    with pytest.raises(ConfigError, match=f"--keys {path}: more than .* bytes, not a keys file"):
+        read_keys_file(path)

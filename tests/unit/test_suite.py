@@ -212,3 +212,12 @@ def test_match_given_skips_entries_of_datasets_not_given(stores, tmp_path):
     assert {k: [s.label for s in v] for k, v in picked.items()} == {
         "shop": ["customer-churn"], "forum": [],
     }  # fmt: skip
+
+
+def test_a_suite_file_larger_than_the_document_limit_is_refused(tmp_path):
+    from plurel_ray.limits import DOCUMENT_BYTES
+
+    path = tmp_path / "big.yaml"
+    path.write_text("# padding\n" * (DOCUMENT_BYTES.value // 10 + 1))
+    with pytest.raises(ConfigError, match=r"more than .* bytes, not a suite"):
+        load_suite(str(path))
