@@ -35,7 +35,7 @@ from plurel_ray.dataset.sql_readers import open_database
 from plurel_ray.errors import DatasetError
 from plurel_ray.names import check_name, path_inside
 from plurel_ray.synth.sql_schema import BOOLEAN, NUMBER, TEXT, TIME
-from plurel_ray.util.atomic_dir import move_into_place, remove, temporary_sibling
+from plurel_ray.util.atomic_dir import atomic_directory
 
 IMPORT_FILE = "import.json"
 KEYS_DIR = "keys"
@@ -122,15 +122,8 @@ def import_database(
         tables={p.name: TableSpec(pkey=p.pkey, time_col=p.time_col, fkeys=dict(p.fkeys))
                 for p in plans},
     )  # fmt: skip
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(out)
-    try:
-        tmp.mkdir()
+    with atomic_directory(out, overwrite=overwrite, error=DatasetError) as tmp:
         _write(tmp, tables, originals, manifest, report, uri)
-        move_into_place(tmp, out, overwrite, DatasetError)
-    except BaseException:
-        remove(tmp)
-        raise
     return report
 
 

@@ -33,7 +33,7 @@ from plurel_ray.dataset.relbench_io import parquet_bytes
 from plurel_ray.dataset.suite import Suite, SuiteEntry, load_suite
 from plurel_ray.errors import ConfigError, DatasetError
 from plurel_ray.names import check_name, path_inside
-from plurel_ray.util.atomic_dir import move_into_place, remove, temporary_sibling
+from plurel_ray.util.atomic_dir import atomic_directory
 
 SPLITS = ("train", "val", "test")
 FORECAST_TIME_COL = "timestamp"  # the seed-time column of RelBench's label SQL
@@ -239,15 +239,8 @@ def _write(
     root: Path, task: TaskManifest, labels: dict[str, pd.DataFrame], overwrite: bool
 ) -> Path:
     out = path_inside(root, "tasks", task.name)
-    out.parent.mkdir(exist_ok=True)
-    tmp = temporary_sibling(out)
-    try:
-        tmp.mkdir()
+    with atomic_directory(out, overwrite=overwrite, error=DatasetError) as tmp:
         task.save(tmp / "manifest.yaml")
         for split, frame in labels.items():
             (tmp / f"{split}.parquet").write_bytes(parquet_bytes(frame))
-        move_into_place(tmp, out, overwrite, DatasetError)
-    except BaseException:
-        remove(tmp)
-        raise
     return out

@@ -5,10 +5,10 @@
 
 Dataset folders, node stores and checkpoints are all written this way, so a crash,
 Ctrl-C or error leaves either the previous directory or the complete new one, plus at
-most a temporary sibling that the failing writer removes. Dataset folders and stores call
-the three steps themselves (they check the target in between); checkpoints use
-`atomic_directory`. This module imports nothing of ours but the errors, so every room —
-`model/` included — may use it.
+most a temporary sibling that the failing writer removes. Generated dataset folders and
+stores call the three steps themselves (they check the target in between); checkpoints,
+imported databases and task folders use `atomic_directory`. This module imports nothing
+of ours but the errors, so every room — `model/` included — may use it.
 """
 
 from __future__ import annotations
@@ -68,14 +68,18 @@ def move_into_place(tmp: Path, out: Path, overwrite: bool, error: type[PlurelErr
 
 
 @contextlib.contextmanager
-def atomic_directory(dest: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty hidden temporary folder that replaces `dest` when the block succeeds.
+def atomic_directory(
+    dest: str | os.PathLike, *, overwrite: bool = True, error: type[PlurelError] = PlurelError
+) -> Iterator[Path]:
+    """Yield an empty hidden temporary folder that becomes `dest` when the block succeeds.
 
     The temporary folder is a sibling of `dest` (same file system, so the rename is
-    atomic); it is removed if the block raises. An existing `dest` is replaced.
+    atomic); it is removed if the block raises.
 
     Args:
         dest: the directory to create or replace.
+        overwrite: replace an existing `dest` (else it stays, and `error` is raised).
+        error: the exception type raised when `dest` exists and is not to be replaced.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -83,6 +87,6 @@ def atomic_directory(dest: str | os.PathLike) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
-        move_into_place(tmp, dest, overwrite=True, error=PlurelError)
+        move_into_place(tmp, dest, overwrite=overwrite, error=error)
     finally:
         remove(tmp)  # gone already after the rename
