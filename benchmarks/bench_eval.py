@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a bare checkout
 sys.path.insert(0, str(REPO / "tests"))  # realshaped.py: the default database
 
-from machine import cpu_info, pin_to_one_cpu  # noqa: E402
+from machine import cpu_info, cpu_line, pin_to_one_cpu  # noqa: E402
 
 from plurel_ray.model import init_model  # noqa: E402
 from plurel_ray.pipeline.pretrain_eval import EVAL_SEED, eval_tasks  # noqa: E402
@@ -142,8 +142,7 @@ def run_all(args: argparse.Namespace) -> dict:
 
 def summary(figures: dict) -> list[str]:
     m = figures["machine"]
-    lines = [f"{m['model']}, {m['mhz']} MHz, {m['cpus']} CPUs, flags {' '.join(m['flags'])}; "
-             f"torch {m['torch']}; val split of every task of {figures['dataset']!r}"]  # fmt: skip
+    lines = [f"{cpu_line(m)}; val split of every task of {figures['dataset']!r}"]
     for name, runs in figures["recipes"].items():
         for where, r in runs.items():
             lines.append(

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a bare checkout
 sys.path.insert(0, str(REPO / "tests"))  # realshaped.py: the default database
 
-from machine import cpu_info  # noqa: E402
+from machine import cpu_info, cpu_line  # noqa: E402
 
 from plurel_ray.model import init_model  # noqa: E402
 from plurel_ray.model.checkpoint import save_checkpoint  # noqa: E402
@@ -119,8 +119,7 @@ def run_all(args: argparse.Namespace) -> dict:
 
 def summary(figures: dict) -> list[str]:
     m = figures["machine"]
-    lines = [f"{m['model']}, {m['mhz']} MHz, {m['cpus']} CPUs, flags {' '.join(m['flags'])}; "
-             f"torch {m['torch']}; task {figures['task']}"]  # fmt: skip
+    lines = [f"{cpu_line(m)}; task {figures['task']}"]
     for name, runs in figures["recipes"].items():
         for r in runs.values():
             lines.append(

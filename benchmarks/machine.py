@@ -53,3 +53,9 @@ def cpu_info() -> dict:
         "flags": [flag for flag in SPEED_FLAGS if flag in flags],
         "cpus": usable,
     }
+
+
+def cpu_line(info: dict) -> str:
+    """`cpu_info()` (with "torch" added by the caller) as the first line of a summary."""
+    return (f"{info['model']}, {info['mhz']} MHz, {info['cpus']} CPUs, flags "
+            f"{' '.join(info['flags'])}; torch {info['torch']}")  # fmt: skip
