@@ -30,7 +30,6 @@ from pathlib import Path
 from plurel_ray import __version__
 from plurel_ray.errors import PlurelError
 from plurel_ray.pipeline.flags import (
-    ALLOW_ENCODER_MISMATCH,
     CHECKPOINT,
     CONTEXT_RULES,
     CONTEXT_SEED,
@@ -43,12 +42,12 @@ from plurel_ray.pipeline.flags import (
     OUT,
     PROGRESS,
     SPLIT,
-    STORAGE,
     TASK,
     TASKS,
     TEXT_MODEL,
     VERBOSE,
     OneLineParser,
+    add_store_arguments,
 )
 from plurel_ray.pipeline.generate_args import NUM_DBS, add_generate_arguments, run_from_args
 from plurel_ray.pipeline.import_args import add_import_parsers
@@ -171,12 +170,7 @@ def _add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
     EVAL_MAX_ITEMS.add(ev, help="score the first N items of each task's split, in its fixed "
                                 "evaluation order (default: every item)")  # fmt: skip
     OUT.add(ev, help="where eval_<split>.csv and .md go (default: ./evaluations/<checkpoint>)")
-    STORAGE.add(ev, default="runs", help="where the datasets' node stores are kept: "
-                "DIR/<name>/stores/<name> (default: ./%(default)s)")  # fmt: skip
-    TEXT_MODEL.add(ev, help="the encoder that embeds stores made here (default: the one the "
-                            "checkpoint records)")  # fmt: skip
-    ALLOW_ENCODER_MISMATCH.add(ev)
-    PROGRESS.add(ev, default=True)
+    add_store_arguments(ev)
     ev.set_defaults(run=_evaluate)
 
 

@@ -228,6 +228,22 @@ def add_resource_arguments(parser: Any) -> None:
         flag.add(parser, default=spec.default)
 
 
+def add_store_arguments(parser: Any) -> None:
+    """Add what a command scoring a checkpoint on datasets needs for their stores:
+    --storage (where they are kept), --text-model (the encoder of stores it makes; default
+    the checkpoint's), --allow-encoder-mismatch and --progress.
+
+    Args:
+        parser: a parser or an argument group.
+    """
+    STORAGE.add(parser, default="runs", help="where the datasets' node stores are kept: "
+                "DIR/<name>/stores/<name> (default: ./%(default)s)")  # fmt: skip
+    TEXT_MODEL.add(parser, help="the encoder that embeds stores made here (default: the one "
+                                "the checkpoint records)")  # fmt: skip
+    ALLOW_ENCODER_MISMATCH.add(parser)
+    PROGRESS.add(parser, default=True)
+
+
 def add_recipe_arguments(parser: Any) -> None:
     """Add --recipe and --set.
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 
 from plurel_ray.pipeline.flags import (
-    ALLOW_ENCODER_MISMATCH,
     CHECKPOINT,
     CONTEXT_GRID,
     CONTEXT_SEED,
@@ -15,14 +14,12 @@ from plurel_ray.pipeline.flags import (
     ENSEMBLE,
     MAX_BFS_WIDTH,
     OUT,
-    PROGRESS,
     ROWS,
     SPLIT,
-    STORAGE,
     SUBMISSION_DIR,
     TASK,
-    TEXT_MODEL,
     VERBOSE,
+    add_store_arguments,
 )
 from plurel_ray.pipeline.generate_args import NUM_ACTORS
 
@@ -58,12 +55,7 @@ def add_predict_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
     CONTEXT_SEED.add(pred, default=0)
     CONTEXT_GRID.add(pred)
     ENSEMBLE.add(pred, default=1)
-    STORAGE.add(pred, default="runs", help="where the dataset's node store is kept: "
-                "DIR/<name>/stores/<name> (default: ./%(default)s)")  # fmt: skip
-    TEXT_MODEL.add(pred, help="the encoder that embeds a store made here (default: the one "
-                              "the checkpoint records)")  # fmt: skip
-    ALLOW_ENCODER_MISMATCH.add(pred)
-    PROGRESS.add(pred, default=True)
+    add_store_arguments(pred)
     VERBOSE.add(pred)
     pred.set_defaults(run=run_predict)
     return pred
