@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING
 from plurel_ray.errors import ConfigError
 from plurel_ray.pipeline.flags import DEFAULT_EVAL_SPLIT
 from plurel_ray.pipeline.pretrain_data import local_folder
-from plurel_ray.store.meta import DEFAULT_TEXT_MODEL, META_FILE
 
 if TYPE_CHECKING:
     from plurel_ray.predict.pretrained import Pretrained
@@ -108,7 +107,7 @@ def evaluate_checkpoint(
         load_tasks_suite,
         real_datasets,
     )
-    from plurel_ray.pipeline.prepare import dataset_store, prepare_datasets
+    from plurel_ray.pipeline.prepare import checkpoint_stores
     from plurel_ray.predict.pretrained import from_pretrained
 
     if request.max_items is not None and request.max_items < 1:
@@ -117,15 +116,9 @@ def evaluate_checkpoint(
     suite = load_tasks_suite(request.tasks)
     storage = local_folder(request.storage, "--storage")
     pretrained = from_pretrained(request.checkpoint, "checkpoint")
-    checkpoint, d_text = str(pretrained.path), pretrained.d_text
-    # Built when absent; one already there must come from this folder as it is now.
-    stores = {name: dataset_store(name, folder, storage) for name, folder in folders.items()}
-    _check_inputs(checkpoint, d_text, stores.values(), request)
-    missing = {name: folders[name] for name, store in stores.items() if not _embedded(store)}
-    if missing:
-        encoder = request.text_model or pretrained.text_encoder or DEFAULT_TEXT_MODEL
-        prepare_datasets(missing, storage, request.progress, text_model=encoder)
-        _check_inputs(checkpoint, d_text, stores.values(), request)
+    stores = checkpoint_stores(folders, storage, pretrained, text_model=request.text_model,
+                               allow_encoder_mismatch=request.allow_encoder_mismatch,
+                               progress=request.progress)  # fmt: skip
     # A suite's entries are checked against the stores here, before any item is scored.
     sources = cell_task_sources(stores, list(stores), split=request.split, suite=suite,
                                 max_tasks=None)  # fmt: skip
@@ -135,21 +128,6 @@ def evaluate_checkpoint(
     for line in write_reports(rows, out, request.split, request.checkpoint):
         say(line)
     return rows
-
-
-def _embedded(store: Path) -> bool:
-    from plurel_ray.store.meta import read_meta
-
-    return (store / META_FILE).is_file() and bool(read_meta(store).get("embedding"))
-
-
-def _check_inputs(checkpoint: str, d_text: int, stores, request: EvaluationRequest) -> None:
-    """The checks of `train.expectations` on the stores built so far."""
-    from plurel_ray.train.expectations import check_text_encoder, check_text_width
-
-    built = [store for store in stores if _embedded(store)]
-    check_text_width(checkpoint, d_text, built)
-    check_text_encoder(checkpoint, built, allow_mismatch=request.allow_encoder_mismatch)
 
 
 def score_tasks(

@@ -146,25 +146,18 @@ def prepare(request: PredictRequest) -> Prepared:
     """Resolve checkpoint, dataset, store, task and rows, failing in one line before any
     actor starts (the store is built first when the dataset has none)."""
     from plurel_ray.pipeline.data_selection import real_datasets
-    from plurel_ray.pipeline.evaluate_checkpoint import EvaluationRequest, _check_inputs, _embedded
-    from plurel_ray.pipeline.prepare import dataset_store, prepare_datasets
+    from plurel_ray.pipeline.prepare import checkpoint_stores
     from plurel_ray.pipeline.pretrain_data import local_folder
     from plurel_ray.predict.items import task_items
     from plurel_ray.predict.pretrained import from_pretrained
     from plurel_ray.store.item_sampler import ItemSampler
-    from plurel_ray.store.meta import DEFAULT_TEXT_MODEL
 
     ((name, folder),) = real_datasets([request.dataset]).items()
     pretrained = from_pretrained(request.checkpoint, "checkpoint")
     storage = local_folder(request.storage, "--storage")
-    store = dataset_store(name, folder, storage)  # built, or checked to be this folder's
-    checks = EvaluationRequest(request.checkpoint, [],
-                               allow_encoder_mismatch=request.allow_encoder_mismatch)  # fmt: skip
-    _check_inputs(str(pretrained.path), pretrained.d_text, [store], checks)
-    if not _embedded(store):
-        encoder = request.text_model or pretrained.text_encoder or DEFAULT_TEXT_MODEL
-        prepare_datasets({name: folder}, storage, request.progress, text_model=encoder)
-        _check_inputs(str(pretrained.path), pretrained.d_text, [store], checks)
+    store = checkpoint_stores({name: folder}, storage, pretrained, text_model=request.text_model,
+                              allow_encoder_mismatch=request.allow_encoder_mismatch,
+                              progress=request.progress)[name]  # fmt: skip
     source = task_source(store, request.task, request.split)
     items = task_items(ItemSampler([source], batch_size=1))
     wanted = np.arange(len(items), dtype=np.int64)

@@ -31,6 +31,7 @@ from plurel_ray.store.meta import (
 
 if TYPE_CHECKING:
     from plurel_ray.pipeline.index import RunSummary
+    from plurel_ray.predict.pretrained import Pretrained
 
 
 @dataclass(frozen=True)
@@ -202,3 +203,53 @@ def dataset_store(name: str, folder: Path, storage: Path) -> Path:
                          f"changed, or under other context rules; delete {store} to rebuild "
                          "it") from None  # fmt: skip
     return store
+
+
+def checkpoint_stores(
+    datasets: dict[str, Path],
+    storage: Path,
+    pretrained: Pretrained,
+    *,
+    text_model: str | None = None,
+    allow_encoder_mismatch: bool = False,
+    progress: bool = True,
+) -> dict[str, Path]:
+    """The stores of `datasets` ready for a checkpoint to read (`plurel-ray evaluate`,
+    `plurel-ray predict`): built when absent (`dataset_store`), embedded when not yet —
+    with `text_model`, else the encoder the checkpoint records — and checked to hold text
+    of the checkpoint's width and encoder. Stores embedded already are checked before
+    anything is embedded, and never re-embedded.
+
+    Args:
+        datasets: dataset name → its folder.
+        storage: the folder of the stores.
+        pretrained: the checkpoint (`predict.pretrained.from_pretrained`).
+        text_model: the encoder of stores embedded here (None: the checkpoint's).
+        allow_encoder_mismatch: accept stores of another encoder (not another width).
+        progress: the embedding progress bar.
+
+    Raises:
+        StoreError: a store of another folder or of changed files (`dataset_store`).
+        EncoderMismatchError: stores of another text width, or another encoder.
+    """
+    from plurel_ray.store import embed
+    from plurel_ray.train.expectations import check_text_encoder, check_text_width
+
+    stores = {name: dataset_store(name, folder, storage) for name, folder in datasets.items()}
+
+    def check() -> None:
+        built = [store for store in stores.values() if _embedded(store)]
+        check_text_width(str(pretrained.path), pretrained.d_text, built)
+        check_text_encoder(str(pretrained.path), built, allow_mismatch=allow_encoder_mismatch)
+
+    check()
+    missing = [store for store in stores.values() if not _embedded(store)]
+    if missing:
+        encoder = text_model or pretrained.text_encoder or DEFAULT_TEXT_MODEL
+        embed(missing, model=encoder, progress=progress)
+        check()
+    return stores
+
+
+def _embedded(store: Path) -> bool:
+    return bool(read_meta(store).get("embedding"))
