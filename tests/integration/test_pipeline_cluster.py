@@ -29,7 +29,9 @@ def three_nodes():
 def test_databases_come_from_several_nodes_and_match_one_process(
     three_nodes, tmp_path, tiny_config
 ):
-    seeds = [0, 1, 2, 3, 4, 5]
+    # Twelve seeds, so that a second actor that starts late still gets some: one actor
+    # alone finished all six tiny databases once before the other was ready.
+    seeds = list(range(12))
     request = GenerationRequest(seeds=seeds, out=str(tmp_path / "out"), config=tiny_config,
                                 num_actors=2, no_progress_timeout_s=120)  # fmt: skip
     summary = run_generation(request, progress=False)
