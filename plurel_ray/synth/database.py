@@ -22,7 +22,6 @@ from plurel_ray.synth.random_schema import sample_schema
 from plurel_ray.synth.rng import derive_rng
 from plurel_ray.synth.schema import DatabaseSchema, TableSpec
 from plurel_ray.synth.scm import ForeignTable, TableSCM
-from plurel_ray.synth.sql_schema import load_sql_schema
 
 # Bump whenever a change alters any generated value: it is part of every database's
 # identity (plurel.json) and of the cache key.
@@ -100,6 +99,9 @@ def sample_timeline(config: Config, rng: np.random.Generator) -> Timeline:
 def load_schema(config: Config, seed: int) -> DatabaseSchema:
     """The schema from `config.schema_file`, or a random one drawn for `seed`."""
     if config.schema_file is not None:
+        # sqlglot (~60 ms to import) only for SQL schemas, not in every generator process.
+        from plurel_ray.synth.sql_schema import load_sql_schema
+
         return load_sql_schema(os.path.expanduser(config.schema_file))
     return sample_schema(config, derive_rng(seed, "schema"))
 
