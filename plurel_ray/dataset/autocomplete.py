@@ -4,7 +4,9 @@ What they are: docs/prior.md#autocomplete-tasks.
 
 Every feature column of every table is a task whose target is the column's value in a
 row; a row whose target is null is not an item. Labels are always written as
-`{train,val,test}.parquet`, and `load_task(name)` reads them. RelBench 3 regenerates
+`{train,val,test}.parquet` when a folder is written with `write_tasks=True`, and
+`load_task(name)` reads them; by default only `task_descriptions` is recorded (in
+plurel.json) and the store derives the same items from the tables. RelBench 3 regenerates
 (`load_task(name, regenerate=True)`) exactly these labels for a table with a time column;
 its `AutoCompleteTask` splits by the entity table's time column only, so for a table
 without one it has no split rule and fails inside DuckDB (`column named "None"`). No
@@ -27,15 +29,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from relbench.base.task_base import TaskType, sort_labels
-from relbench.manifest import KIND_AUTOCOMPLETE, TaskManifest
 
 from plurel_ray.synth.schema import TableSpec
 
+if TYPE_CHECKING:
+    from relbench.manifest import TaskManifest
+
 SPLITS = ("train", "val", "test")
+# RelBench's TaskType values, spelled out: importing relbench pulls in scikit-learn
+# (~0.7 s), which only the write_tasks path needs.
+REGRESSION = "regression"
+BINARY_CLASSIFICATION = "binary_classification"
+MULTICLASS_CLASSIFICATION = "multiclass_classification"
+TASK_TYPES = (REGRESSION, BINARY_CLASSIFICATION, MULTICLASS_CLASSIFICATION)
 # What RelBench's AutoCompleteTask names the row-position key of a table without one.
 POSITION_KEY = "primary_key"
 
@@ -53,14 +63,14 @@ class AutocompleteTask:
     labels: dict[str, pd.DataFrame]
 
 
-def task_type_of(column: pd.Series) -> TaskType:
+def task_type_of(column: pd.Series) -> str:
     """Boolean → binary classification, numeric → regression, anything else (strings) →
-    multiclass classification."""
+    multiclass classification, as RelBench's TaskType value."""
     if pd.api.types.is_bool_dtype(column):
-        return TaskType.BINARY_CLASSIFICATION
+        return BINARY_CLASSIFICATION
     if pd.api.types.is_numeric_dtype(column):
-        return TaskType.REGRESSION
-    return TaskType.MULTICLASS_CLASSIFICATION
+        return REGRESSION
+    return MULTICLASS_CLASSIFICATION
 
 
 def feature_columns(spec: TableSpec, df: pd.DataFrame) -> list[str]:
@@ -110,6 +120,39 @@ def _description(spec: TableSpec, column: str, val_split: float, test_split: flo
     )
 
 
+def split_rule(val_split: float, test_split: float) -> str:
+    """The one-line rule that splits every autocomplete task's items (plurel.json's
+    `autocomplete_split`).
+
+    Args:
+        val_split: the config's fraction of rows in train (tables without a time column).
+        test_split: the config's fraction of rows in train + val.
+    """
+    return (
+        "a table with a time column by time t against manifest.yaml's timestamps: train "
+        "t <= val_timestamp, val val_timestamp < t <= test_timestamp, test t > "
+        "test_timestamp; a table without one by row position of its n rows: train "
+        f"[0, floor(n*{val_split:g})), val [floor(n*{val_split:g}), floor(n*{test_split:g})),"
+        " test the rest; rows whose target is null are no items"
+    )
+
+
+def task_descriptions(schema_tables: list[TableSpec], tables: dict[str, pd.DataFrame]) -> list:
+    """One `{"name", "table", "column", "task_type"}` per feature column, in table then
+    column order: what plurel.json records so that a reader can derive the tasks.
+
+    Args:
+        schema_tables: the tables' keys and time columns, in schema order.
+        tables: table name -> generated frame.
+    """
+    return [
+        {"name": f"{spec.name}-{column}", "table": spec.name, "column": column,
+         "task_type": task_type_of(tables[spec.name][column])}
+        for spec in schema_tables
+        for column in feature_columns(spec, tables[spec.name])
+    ]  # fmt: skip
+
+
 def table_tasks(
     spec: TableSpec,
     df: pd.DataFrame,
@@ -118,7 +161,8 @@ def table_tasks(
     val_split: float,
     test_split: float,
 ) -> list[AutocompleteTask]:
-    """The autocomplete tasks of one table, named `<table>-<column>`.
+    """The autocomplete tasks of one table, named `<table>-<column>`, with their labels
+    (the write_tasks path: it imports relbench, and so scikit-learn).
 
     Args:
         spec: the table's keys and time column.
@@ -128,6 +172,9 @@ def table_tasks(
         val_split: fraction of rows in train, for a table without a time column.
         test_split: fraction of rows in train + val, for a table without a time column.
     """
+    from relbench.base.task_base import sort_labels
+    from relbench.manifest import KIND_AUTOCOMPLETE, TaskManifest
+
     entity_col = spec.pkey or POSITION_KEY
     keys = pd.DataFrame(
         {entity_col: df[spec.pkey] if spec.pkey else np.arange(len(df), dtype=np.int64)}
@@ -147,7 +194,7 @@ def table_tasks(
         manifest = TaskManifest(
             name=f"{spec.name}-{column}",
             kind=KIND_AUTOCOMPLETE,
-            task_type=task_type_of(df[column]).value,
+            task_type=task_type_of(df[column]),
             description=_description(spec, column, val_split, test_split),
             entity_table=spec.name,
             target_col=column,

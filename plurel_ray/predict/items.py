@@ -190,9 +190,9 @@ def task_items(sampler: ItemSampler) -> TaskItems:
 def _task_file(dataset: Path, task: str, split: str) -> Path:
     """The label file of a task split: tasks/<folder>/<split>.parquet, the folder being
     the one whose manifest names the task."""
-    from plurel_ray.store.preprocessing import _task_manifests
+    from plurel_ray.store.dataset_tasks import task_manifests
 
-    _, folder = _task_manifests(dataset)[task]
+    _, folder = task_manifests(dataset)[task]
     return folder / f"{split}.parquet"
 
 

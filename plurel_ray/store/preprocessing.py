@@ -9,6 +9,9 @@ table per split of every selected task that has its own labels — which the nat
 and renamed into place, so the target is absent, the previous store, or complete.
 
 Autocomplete tasks get no task table: their items are rows of the database table itself.
+A generated folder written without task folders lists its autocomplete tasks in
+plurel.json, and they are derived from there: the store is the one its task folders
+would give (task folders, where present, win for the names they define).
 """
 
 from __future__ import annotations
@@ -18,17 +21,15 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-import yaml
 from relbench.manifest import KIND_AUTOCOMPLETE, DatasetManifest, TaskManifest
 
 from plurel_ray import __version__, _native
 from plurel_ray.dataset.relbench_io import INFO_FILE, read_dataset_info, verify_content_hash
 from plurel_ray.errors import ConfigError, DatasetError, StoreError, is_native_panic
-from plurel_ray.limits import DOCUMENT_BYTES, check_document
 from plurel_ray.names import check_name, path_inside
+from plurel_ray.store.dataset_tasks import dataset_tasks, load_yaml_mapping, select_tasks
 from plurel_ray.store.meta import (
     CONTEXT_RULES,
     DEFAULT_CONTEXT_RULES,
@@ -42,57 +43,6 @@ from plurel_ray.util.atomic_dir import move_into_place, remove, temporary_siblin
 SPLITS = ("train", "val", "test")
 # The plurel.json fields a store records as its provenance, when the dataset has them.
 _PROVENANCE = ("content_hash", "seed", "config_hash")
-# libyaml's loader reads the ~100 task manifests of a synthetic database ~10x faster.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_SHOWN_TASKS = 20
-
-
-def _load_yaml(path: Path) -> tuple[dict, bytes]:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(DOCUMENT_BYTES.value + 1)
-    except FileNotFoundError:
-        raise DatasetError(f"{path.parent}: not a RelBench-3 folder (no {path.name})") from None
-    except OSError as err:
-        raise DatasetError(f"{path}: cannot read: {err}") from err
-    if len(data) > DOCUMENT_BYTES.value:
-        raise DatasetError(f"{path}: more than {DOCUMENT_BYTES.value:,} bytes, not a manifest")
-    try:
-        content = yaml.load(data, Loader=_YAML_LOADER)
-    # ValueError: an integer of more than 4300 digits; RecursionError: deep nesting.
-    except (yaml.YAMLError, ValueError, RecursionError) as err:
-        raise DatasetError(f"{path}: invalid YAML: {' '.join(str(err).split())}") from None
-    check_document(content, str(path), DatasetError)
-    if not isinstance(content, dict):
-        raise DatasetError(f"{path}: expected a mapping, got {type(content).__name__}")
-    return content, data
-
-
-def _task_manifests(root: Path) -> dict[str, tuple[TaskManifest, Path]]:
-    """Every task of the dataset by name, with its folder, in folder-name order."""
-    tasks = {}
-    for path in sorted((root / "tasks").glob("*/manifest.yaml")):
-        content, _ = _load_yaml(path)
-        try:
-            task = TaskManifest.from_dict(content)
-        except (KeyError, TypeError, AttributeError, ValueError) as err:  # fields missing
-            raise DatasetError(f"{path}: not a task manifest: {err!r}") from None
-        tasks[check_name("task", task.name, DatasetError, f"{path}: ")] = (task, path.parent)
-    return tasks
-
-
-def _select(available: dict[str, Any], wanted: list[str] | None) -> list[str]:
-    if wanted is None:
-        return list(available)
-    unknown = [name for name in wanted if name not in available]
-    if unknown:
-        names = list(available)
-        shown = ", ".join(names[:_SHOWN_TASKS])
-        more = f", … ({len(names)} in all)" if len(names) > _SHOWN_TASKS else ""
-        raise DatasetError(
-            f"unknown task(s) {', '.join(map(repr, unknown))}; available: {shown or 'none'}{more}"
-        )
-    return list(dict.fromkeys(wanted))
 
 
 def _seconds(timestamp: str, source: Path) -> int:
@@ -139,6 +89,7 @@ def _plan(
         add(table, table, "db", path, spec.pkey, spec.time_col, list(spec.fkeys.items()),
             None, None, None)  # fmt: skip
     for task, folder in tasks:
+        source = root / INFO_FILE if folder is None else folder / "manifest.yaml"
         entry = {
             "name": task.name, "kind": task.kind, "task_type": task.task_type,
             "entity_table": task.entity_table, "target_col": task.target_col,
@@ -149,7 +100,7 @@ def _plan(
         if task.kind == KIND_AUTOCOMPLETE:
             if task.entity_table not in manifest.tables:  # e.g. a truncated manifest
                 raise DatasetError(
-                    f"{folder / 'manifest.yaml'}: autocomplete task {task.name!r} has "
+                    f"{source}: autocomplete task {task.name!r} has "
                     f"entity_table {task.entity_table!r}, not a table of the dataset; "
                     "name one of its tables"
                 )
@@ -196,8 +147,10 @@ def _target_warnings(tasks: list[dict], columns: list[dict]) -> list[str]:
 
 def _input_sha256(root: Path, manifest_bytes: bytes, plan: dict, tasks: list) -> str:
     """SHA-256 over every file the store is built from, in plan order: the dataset and
-    task manifests, plurel.json (its split fractions cut autocomplete tasks) and each
-    table's Parquet file, each fed as '<path>\\n<byte length>\\n' and its bytes."""
+    task manifests, plurel.json (its split fractions cut autocomplete tasks, and it lists
+    the derived ones) and each table's Parquet file, each fed as
+    '<path>\\n<byte length>\\n' and its bytes; then the names of the selected derived
+    tasks, which no file of their own identifies."""
     h = hashlib.sha256()
 
     def feed(label: str, data: bytes) -> None:
@@ -205,7 +158,7 @@ def _input_sha256(root: Path, manifest_bytes: bytes, plan: dict, tasks: list) ->
         h.update(data)
 
     feed("manifest.yaml", manifest_bytes)
-    files = [folder / "manifest.yaml" for _, folder in tasks]
+    files = [folder / "manifest.yaml" for _, folder in tasks if folder is not None]
     files += [root / INFO_FILE] if (root / INFO_FILE).is_file() else []
     files += [Path(table["path"]) for table in plan["tables"]]
     for file in files:
@@ -213,6 +166,9 @@ def _input_sha256(root: Path, manifest_bytes: bytes, plan: dict, tasks: list) ->
             feed(str(file.relative_to(root)), file.read_bytes())
         except OSError as err:
             raise DatasetError(f"{root}: incomplete dataset folder: {err}") from None
+    derived = [task.name for task, folder in tasks if folder is None]
+    if derived:
+        feed(f"{INFO_FILE}#autocomplete_tasks", "\n".join(derived).encode())
     return h.hexdigest()
 
 
@@ -334,7 +290,8 @@ def preprocess(
     recorded as `source.input_sha256` in its meta.json) is returned as it is.
 
     Args:
-        dataset_dir: the folder holding `manifest.yaml`, `db/` and `tasks/`.
+        dataset_dir: the folder holding `manifest.yaml`, `db/` and `tasks/` (or, for a
+            generated folder, plurel.json listing its autocomplete tasks).
         out_dir: the store goes to `<out_dir>/<name>`; created if needed.
         tasks: names of the tasks to include; None for all of them.
         overwrite: rebuild the store even when it exists (the old one is removed once the
@@ -362,7 +319,7 @@ def preprocess(
             "(docs/contexts.md)"
         )
     root = Path(dataset_dir).expanduser().resolve()
-    content, manifest_bytes = _load_yaml(root / "manifest.yaml")
+    content, manifest_bytes = load_yaml_mapping(root / "manifest.yaml")
     try:
         manifest = DatasetManifest.from_dict(content)
     except (KeyError, TypeError, AttributeError) as err:
@@ -372,8 +329,8 @@ def preprocess(
     # A generated folder's tables must be the bytes it was written with: one flipped byte
     # can decode as other values and would reach the store unnoticed.
     verify_content_hash(root, manifest.tables)
-    available = _task_manifests(root)
-    selected = [available[t] for t in _select(available, tasks)]
+    available = dataset_tasks(root, manifest.tables)
+    selected = [available[t] for t in select_tasks(available, tasks)]
     plan, meta_tables, meta_tasks, warnings = _plan(root, manifest, selected)
 
     store_name = check_name("store name", name or manifest.name, DatasetError, f"{root}: ")

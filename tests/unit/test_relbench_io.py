@@ -1,4 +1,7 @@
-"""RelBench-3 dataset folders: round trip through relbench, tasks, atomic writes, provenance."""
+"""RelBench-3 dataset folders: round trip through relbench, tasks, atomic writes, provenance.
+
+The `folder` fixture is written with write_tasks=True, so that RelBench's `load_task`
+reads its tasks; tests/unit/test_derived_tasks.py covers the default (derived tasks)."""
 
 from __future__ import annotations
 
@@ -42,7 +45,8 @@ def db(small_config):
 
 @pytest.fixture(scope="module")
 def folder(db, small_config, tmp_path_factory) -> Path:
-    return write_dataset(db, tmp_path_factory.mktemp("ds") / "plurel-0", small_config)
+    out = tmp_path_factory.mktemp("ds") / "plurel-0"
+    return write_dataset(db, out, small_config, write_tasks=True)
 
 
 def _feature_columns(db) -> dict[str, str]:
@@ -130,7 +134,7 @@ def test_string_columns_are_multiclass_and_keyless_tables_use_row_positions(tmp_
         },
     })  # fmt: skip
     db = generate_database(1, config)
-    folder = write_dataset(db, tmp_path / "shop", config)
+    folder = write_dataset(db, tmp_path / "shop", config, write_tasks=True)
     ds = relbench.load_dataset(folder)
     assert read_dataset_info(folder)["schema_source"] == str(sql)
     status = ds.load_task("customers-status")
@@ -275,7 +279,7 @@ def test_every_task_loads_from_files_and_timed_tasks_regenerate_the_written_labe
     db = generate_database(seed, LOAD_CONFIG)
     specs = {s.name: s for s in db.schema.tables}
     assert any(s.time_col is None and s.fkeys for s in specs.values())
-    ds = relbench.load_dataset(write_dataset(db, tmp_path / "ds", LOAD_CONFIG))
+    ds = relbench.load_dataset(write_dataset(db, tmp_path / "ds", LOAD_CONFIG, write_tasks=True))
     for name in ds.get_task_names():
         hosted = ds.load_task(name)
         labels = {
