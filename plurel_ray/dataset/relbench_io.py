@@ -225,12 +225,12 @@ def _write_contents(
     db: GeneratedDatabase, root: Path, config: Config, name: str, write_tasks: bool
 ) -> None:
     """Everything `write_dataset` writes, into `root` (which must not exist)."""
+    for table in db.tables:  # names from users' schemas become file names
+        check_name("table", table, DatasetError)
     tasks = _checked_tasks(db)
     root.mkdir()
     files = {t: parquet_bytes(df) for t, df in db.tables.items()}
     for table, data in files.items():
-        # Table and column names come from users' schemas and become file names.
-        check_name("table", table, DatasetError)
         _write_bytes(path_inside(root, "db", f"{table}.parquet"), data)
     (root / "manifest.yaml").write_text(_dataset_manifest(db, name))
     if write_tasks:

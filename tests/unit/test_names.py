@@ -5,6 +5,7 @@ written outside the output."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -170,10 +171,22 @@ def test_preprocess_refuses_dataset_folders_with_path_names(
     assert files_under(tmp_path) == before
 
 
-def test_preprocess_refuses_a_task_named_like_a_path(dataset, tmp_path):
-    task = next(p.parent.name for p in (dataset / "tasks").glob("*/manifest.yaml"))
-    copy = _edited_copy(dataset, tmp_path, f"tasks/{task}/manifest.yaml",
+def test_preprocess_refuses_a_task_named_like_a_path(dataset, tmp_path, small_config):
+    written = write_dataset(generate_database(1, small_config), tmp_path / "written",
+                            small_config, write_tasks=True)  # fmt: skip
+    task = next(p.parent.name for p in (written / "tasks").glob("*/manifest.yaml"))
+    copy = _edited_copy(written, tmp_path, f"tasks/{task}/manifest.yaml",
                         lambda c: c.update(name="../x"))  # fmt: skip
     with pytest.raises(DatasetError, match=r"task '\.\./x' contains '/'"):
+        preprocess(copy, tmp_path / "stores")
+    assert not (tmp_path / "stores").exists()
+
+
+def test_preprocess_refuses_a_derived_task_named_like_a_path(dataset, tmp_path):
+    copy = _edited_copy(dataset, tmp_path, "manifest.yaml", lambda c: None)
+    info = json.loads((copy / "plurel.json").read_text())
+    info["autocomplete_tasks"][0]["name"] = "../x"
+    (copy / "plurel.json").write_text(json.dumps(info))
+    with pytest.raises(DatasetError, match=r"autocomplete_tasks\[0\]: task '\.\./x' contains '/'"):
         preprocess(copy, tmp_path / "stores")
     assert not (tmp_path / "stores").exists()

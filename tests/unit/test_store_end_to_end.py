@@ -22,7 +22,9 @@ NO_TIME = np.iinfo(np.int64).min
 @pytest.fixture(scope="module")
 def generated(small_config, tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    folder = write_dataset(generate_database(5, small_config), root / "plurel-5", small_config)
+    # With task folders, whose label files say which rows each split must sample.
+    folder = write_dataset(generate_database(5, small_config), root / "plurel-5", small_config,
+                           write_tasks=True)  # fmt: skip
     return folder, preprocess(folder, root / "stores")
 
 

@@ -81,12 +81,22 @@ def test_bad_utf8_in_plurel_json_is_one_line(folder, tmp_path, capsys):
     assert str(folder / INFO_FILE) in line
 
 
-def test_a_truncated_task_manifest_is_one_line(folder, tmp_path, capsys):
+def test_a_truncated_task_manifest_is_one_line(tmp_path, capsys):
+    folder = write_dataset(generate_database(0, CONFIG), tmp_path / "plurel-0", CONFIG,
+                           write_tasks=True)  # fmt: skip
     manifest = sorted((folder / "tasks").glob("*/manifest.yaml"))[0]
     lines = manifest.read_text().splitlines(keepends=True)
     manifest.write_text("".join(lines[:3]))  # name, kind, task_type: no entity table
     line = _preprocess_error(folder, tmp_path / "stores", capsys)
     assert str(manifest) in line
+
+
+def test_a_truncated_task_list_in_plurel_json_is_one_line(folder, tmp_path, capsys):
+    info = json.loads((folder / INFO_FILE).read_text())
+    del info["autocomplete_tasks"][0]["table"]  # derived tasks need their entity table
+    (folder / INFO_FILE).write_text(json.dumps(info))
+    line = _preprocess_error(folder, tmp_path / "stores", capsys)
+    assert f"{folder / INFO_FILE}: autocomplete_tasks[0]" in line
 
 
 def test_a_damaged_database_is_a_failed_seed_and_leaves_no_temporary(generated, tmp_path):
