@@ -7,6 +7,7 @@
     plurel-ray preprocess data/rel-f1 --out stores/ --context-rules strict --embed
     plurel-ray embed stores/* --text-model sentence-transformers/all-MiniLM-L12-v2
     plurel-ray hub download org/plurel-rt --revision <sha> --out ckpt/
+    plurel-ray runs verify data/ --repair         # hashes of every shard and database
     plurel-ray evaluate org/plurel-rt@<sha> --datasets data/rel-f1 --eval-split test
     plurel-ray import shop.sqlite --out data/shop              # a SQL database → a dataset
     plurel-ray tasks add data/shop shop-tasks.yaml             # its tasks, defined in YAML
@@ -52,6 +53,7 @@ from plurel_ray.pipeline.flags import (
 from plurel_ray.pipeline.generate_args import NUM_DBS, add_generate_arguments, run_from_args
 from plurel_ray.pipeline.import_args import add_import_parsers
 from plurel_ray.pipeline.predict_args import add_predict_parser
+from plurel_ray.pipeline.runs_args import add_runs_parser
 from plurel_ray.store.meta import DEFAULT_CONTEXT_RULES, DEFAULT_TEXT_MODEL
 
 PROG = "plurel-ray"
@@ -131,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_show_context_parser(commands)
     add_import_parsers(commands)
     add_predict_parser(commands)
+    add_runs_parser(commands)
     demo = commands.add_parser(
         "demo",
         help="generate, pretrain, evaluate and report end to end",

@@ -9,8 +9,10 @@ by default; pool size from the cluster's CPUs). An actor generates a database, w
 as a RelBench-3 folder in local scratch, preprocesses it there when asked (reading the
 local copy beats fetching it back from object storage, and needs no second pool), and
 publishes both; it returns one index row per seed. With `embed`, a second actor pool —
-GPUs when the cluster has them — embeds each new store's vocabulary. The driver streams
-the index rows into `_index.parquet`, so its memory does not grow with the seed count.
+GPUs when the cluster has them — embeds each new store's vocabulary. In the packed layout
+an actor makes a whole shard from a list of seeds instead (`packed.py`). The driver reads
+the index once to leave out the seeds already done, and writes the rows it gets as index
+parts while the run goes (`index.py`), so its memory does not grow with the seed count.
 """
 
 from __future__ import annotations
@@ -24,14 +26,20 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 from plurel_ray.config import Config
 from plurel_ray.errors import ConfigError, DatasetError
-from plurel_ray.pipeline.index import IndexSink, RunSummary
+from plurel_ray.pipeline import packed, run_record
+from plurel_ray.pipeline.index import IndexSink, done_seeds, read_all
 from plurel_ray.pipeline.lease import OutputLease
 from plurel_ray.pipeline.output import OutputRoot
+from plurel_ray.pipeline.run_summary import RunSummary
 from plurel_ray.pipeline.seed_worker import STATUS_GENERATED, SeedWorker, StoreEmbedder
 from plurel_ray.pipeline.seeds import Seeds
 from plurel_ray.store.meta import CONTEXT_RULES, DEFAULT_CONTEXT_RULES, DEFAULT_TEXT_MODEL
+
+LAYOUTS = ("folders", "packed")
 
 
 @dataclass(frozen=True)
@@ -50,9 +58,12 @@ class GenerationRequest:
         cpus_per_actor: logical CPUs per generator actor.
         node_resource: a custom resource that marks the nodes generator actors may use
             (cluster.yaml gives its generation nodes `gen`); None: any node.
-        hub_repo: a Hugging Face dataset repo that every newly generated database is
-            pushed to as it completes (in the background, retried), RelBench-3 layout.
+        hub_repo: a Hugging Face dataset repo that every newly generated database (or
+            shard, packed) is pushed to as it completes (in the background, retried).
         no_progress_timeout_s: Ray Data gives up when no operator progresses this long.
+        layout: "folders" (a folder per database) or "packed" (shards, docs/operations.md).
+        dbs_per_shard: packed: databases per shard (default: `packed.shard_sizes`).
+        write_tasks: also write each autocomplete task as a RelBench task folder.
     """
 
     seeds: Sequence[int]
@@ -67,12 +78,22 @@ class GenerationRequest:
     node_resource: str | None = None
     hub_repo: str | None = None
     no_progress_timeout_s: float = 600.0
+    layout: str = "folders"
+    dbs_per_shard: int | None = None
+    write_tasks: bool = False
 
     def __post_init__(self) -> None:
         # Non-empty, non-negative, distinct, bounded: checked on ranges, never expanded.
         object.__setattr__(self, "seeds", Seeds.of(self.seeds))
         if self.num_actors is not None and self.num_actors < 1:
             raise DatasetError(f"num_actors must be ≥ 1, got {self.num_actors}")
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.layout == "packed" and self.embed:
+            raise ConfigError("--embed does not apply to --layout packed: a packed run's "
+                              "stores are embedded where a training job unpacks them")  # fmt: skip
+        if self.dbs_per_shard is not None and self.dbs_per_shard < 1:
+            raise DatasetError(f"dbs_per_shard must be ≥ 1, got {self.dbs_per_shard}")
         if self.context_rules not in CONTEXT_RULES:
             raise ConfigError(f"context_rules must be one of {CONTEXT_RULES}, got "
                               f"{self.context_rules!r}")  # fmt: skip
@@ -102,29 +123,65 @@ def run_generation(
     with OutputLease(root) as lease:
         for notice in lease.notices:
             print(f"note: {notice}", file=sys.stderr)
+        run_record.check_or_write(root, request)
         sink = IndexSink(root, lease.run_id)
+        todo = _seeds_to_do(request, root, sink.notices)
         uploader = None
         if request.hub_repo is not None:
             from plurel_ray.hub.uploader import HubUploader
 
-            uploader = HubUploader(request.hub_repo, push=partial(_push_database, root=root))
+            push = _push_shard if request.layout == "packed" else _push_database
+            uploader = HubUploader(request.hub_repo, push=partial(push, root=root))
         start = time.perf_counter()
-        if use_ray:  # actors run elsewhere: they get the root as an absolute path or URI
-            rows = _ray_rows(request, root.location, lease.run_id, progress)
+        if todo is None:
+            rows: Iterator[list[dict]] = iter(())
+        elif use_ray:  # actors run elsewhere: they get the root as an absolute path or URI
+            rows = _ray_rows(request, todo, root.location, lease.run_id, progress)
         else:
-            rows = _local_rows(request, root, lease.run_id, progress)
+            rows = _local_rows(request, todo, root, lease.run_id, progress)
         for batch in rows:
             lease.raise_if_lost()
-            sink.add(batch)
-            for row in batch:
-                if uploader is not None and row["status"] == STATUS_GENERATED:
-                    uploader.submit(row["db_name"])
+            sink.add(batch, commit=request.layout == "packed")
+            if uploader is not None:
+                for pushed in _new_pushes(batch, request.layout):
+                    uploader.submit(pushed)
         index_path = sink.publish()
         hub_failures = 0
         if uploader is not None:
             uploader.close()
             hub_failures = len(uploader.failures)
-    return RunSummary.of(sink, time.perf_counter() - start, index_path, hub_failures)
+    already = len(request.seeds) - (0 if todo is None else len(todo))
+    return RunSummary.of(sink, time.perf_counter() - start, index_path,
+                         already_done=already, hub_failures=hub_failures)  # fmt: skip
+
+
+def _seeds_to_do(request: GenerationRequest, root: OutputRoot, notices: list[str]) -> Seeds | None:
+    """The seeds of `request` that the index does not list as done (None: none), read
+    once; in the packed layout, shards no index row names are removed first."""
+    index = read_all(root, notices)
+    if request.layout == "packed":
+        shards = set(index["shard"].drop_null().to_pylist())
+        removed = packed.remove_orphans(root, shards)
+        if removed:
+            notices.append(f"removed {removed} shard(s) of killed runs that were never indexed")
+    embedded = request.text_model if request.embed else None
+    done = done_seeds(index, store=request.preprocess, embedded=embedded)
+    del index
+    ranges = []
+    for seeds in request.seeds.ranges:
+        lo, hi = np.searchsorted(done, [seeds.start, seeds.stop])
+        inner = (np.repeat(done[lo:hi], 2) + np.tile([0, 1], hi - lo)).tolist()
+        cuts = [seeds.start, *inner, seeds.stop]
+        ranges += [range(a, b) for a, b in zip(cuts[::2], cuts[1::2], strict=True) if b > a]
+    return Seeds(ranges) if ranges else None
+
+
+def _new_pushes(rows: list[dict], layout: str) -> list[str]:
+    """What to push to the Hub for these rows: new database folders, or new shards."""
+    made = [row for row in rows if row["status"] == STATUS_GENERATED]
+    if layout == "packed":
+        return sorted({row["shard"] for row in made})
+    return [row["db_name"] for row in made]
 
 
 def _push_database(name, repo_id: str, *, root: OutputRoot, **options) -> str:
@@ -139,32 +196,68 @@ def _push_database(name, repo_id: str, *, root: OutputRoot, **options) -> str:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _push_shard(shard, repo_id: str, *, root: OutputRoot, **options) -> str:
+    """Push the published shard `shard` (`shards/<id>.tar`) and its manifest."""
+    from plurel_ray.hub.push import push_shard
+
+    return push_shard(root, str(shard), repo_id, **options)
+
+
+def _worker(request: GenerationRequest, root: OutputRoot | str, run_id: str, node=None):
+    return SeedWorker(request.config, root, node=node, preprocess=request.preprocess,
+                      run_id=run_id, context_rules=request.context_rules,
+                      write_tasks=request.write_tasks)  # fmt: skip
+
+
+def shard_plan(request: GenerationRequest, seeds: Seeds, run_id: str, actors: int):
+    """(shard id, seeds) of every shard of a packed run, in seed order."""
+    size = packed.shard_sizes(len(seeds), actors, request.dbs_per_shard)
+    chunk: list[int] = []
+    number = 0
+    for seed in seeds:
+        chunk.append(int(seed))
+        if len(chunk) == size:
+            yield f"{run_id}-{number:06d}", chunk
+            chunk, number = [], number + 1
+    if chunk:
+        yield f"{run_id}-{number:06d}", chunk
+
+
 def _local_rows(
-    request: GenerationRequest, root: OutputRoot, run_id: str, progress: bool
+    request: GenerationRequest, seeds: Seeds, root: OutputRoot, run_id: str, progress: bool
 ) -> Iterator[list[dict]]:
     from tqdm import tqdm
 
-    worker = SeedWorker(request.config, root, preprocess=request.preprocess, run_id=run_id,
-                        context_rules=request.context_rules)  # fmt: skip
+    worker = _worker(request, root, run_id)
     embedder = StoreEmbedder(root, text_model=request.text_model) if request.embed else None
-    for seed in tqdm(request.seeds, desc="databases", unit="db", file=sys.stderr,
-                     disable=None if progress else True):  # fmt: skip
-        row = worker.run(int(seed))
-        if embedder is not None and row["store"] is not None:
-            embedder.embed(row["db_name"])
-        yield [row]
+    with tqdm(total=len(seeds), desc="databases", unit="db", file=sys.stderr,
+              disable=None if progress else True) as bar:  # fmt: skip
+        if request.layout == "packed":
+            shards = packed.ShardWorker(worker)
+            for shard_id, chunk in shard_plan(request, seeds, run_id, actors=1):
+                rows = shards.run(shard_id, chunk)
+                bar.update(len(rows))
+                yield rows
+            return
+        for seed in seeds:
+            row = worker.run(int(seed))
+            if embedder is not None and row["store"] is not None:
+                embedder.embed(row["db_name"])
+                row["embedded"] = request.text_model
+            bar.update(1)
+            yield [row]
 
 
 def _ray_rows(
-    request: GenerationRequest, out: str, run_id: str, progress: bool
+    request: GenerationRequest, seeds: Seeds, out: str, run_id: str, progress: bool
 ) -> Iterator[list[dict]]:
     from tqdm import tqdm
 
     from plurel_ray.pipeline.ray_stages import generation_dataset
 
-    dataset = generation_dataset(request, out=out, run_id=run_id, progress=progress)
+    dataset = generation_dataset(request, seeds, out=out, run_id=run_id, progress=progress)
     # The same bar as in-process runs; Ray Data's own progress lines need --verbose.
-    with tqdm(total=len(request.seeds), desc="databases", unit="db", file=sys.stderr,
+    with tqdm(total=len(seeds), desc="databases", unit="db", file=sys.stderr,
               disable=None if progress else True) as bar:  # fmt: skip
         for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
             rows = batch.to_pylist()

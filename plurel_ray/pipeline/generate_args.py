@@ -82,6 +82,15 @@ def add_generate_arguments(parser: argparse.ArgumentParser, *, ray_by_default: b
             "gs://bucket/dir: plurel-<seed>/ per database and _index.parquet")  # fmt: skip
     CONFIG.add(what)
     what.add_argument("--schema", metavar="FILE.sql", help="SQL DDL fixing the tables")
+    what.add_argument("--layout", choices=("folders", "packed"),
+                      help="folders: OUT/plurel-<seed>/ each; packed: shards of whole folders "
+                      "under OUT/shards/ (default: packed for s3://, gs:// and --hub-repo "
+                      "outputs, else folders)")  # fmt: skip
+    what.add_argument("--dbs-per-shard", type=_positive, metavar="N",
+                      help="packed: databases per shard (default: up to 256)")  # fmt: skip
+    what.add_argument("--write-tasks", action="store_true",
+                      help="also write every autocomplete task as a RelBench task folder "
+                      "(by default plurel.json describes them and stores derive them)")  # fmt: skip
     what.add_argument("--preprocess", action="store_true",
                       help="also write a node store per database under OUT/stores/")  # fmt: skip
     what.add_argument("--embed", action="store_true",
@@ -112,7 +121,9 @@ def request_from_args(args: argparse.Namespace):
     if config.schema_file is not None:
         load_sql_schema(config.schema_file)  # a bad schema fails here, not in every actor
     seeds = args.seeds or Seeds.of(range(args.seed_offset, args.seed_offset + args.num_dbs))
-    OutputRoot(args.out).check_writable()
+    root = OutputRoot(args.out)
+    root.check_writable()
+    layout = args.layout or ("packed" if args.hub_repo or not root.is_local else "folders")
     embed = args.embed or args.text_model is not None
     return GenerationRequest(
         seeds=seeds,
@@ -125,6 +136,9 @@ def request_from_args(args: argparse.Namespace):
         num_actors=args.num_actors,
         node_resource=args.node_resource,
         hub_repo=args.hub_repo,
+        layout=layout,
+        dbs_per_shard=args.dbs_per_shard,
+        write_tasks=args.write_tasks,
     )
 
 

@@ -1,34 +1,39 @@
-"""The output's index: one row per database of every run into it, `<out>/_index.parquet`.
+"""The run index: one row per database of every run into an output; the source of truth
+for what is done.
 
-Each run streams its rows into its run folder and, at the end, merges them into the
-published index: rows are keyed by database name and this run's rows replace earlier
-ones of the same seed, so the index lists every database of every run into the output.
-An existing index that cannot be read is kept aside as `_index.corrupt-<run id>.parquet`
-and its rows are rebuilt from the complete database folders' `plurel.json` (as status
-`skipped`; failures of earlier runs, which left no folder, are not recovered), with a
-one-line notice in the run summary.
+    <out>/_index.parquet         every row, merged at the end of each run
+    <out>/_index/<part>.parquet  rows appended while a run goes: one part per shard
+                                 (packed layout) or per ROW_GROUP rows / FLUSH_S seconds
+
+A part is written once, whole (renamed into place on a local root; one object on an
+object store), so a killed run leaves every part it wrote readable. A run reads the index
+once, at its start (`read_all`: `_index.parquet` plus the parts), to decide which seeds
+are done, without looking at any database; at its end it merges everything into
+`_index.parquet` and deletes the parts it merged. A database's row is the latest row of
+its seed: parts are named by the driver's clock, and `_index.parquet` is older than any
+part. An `_index.parquet` that cannot be read is kept aside as
+`_index.corrupt-<run id>.parquet` and rebuilt from what is on disk (`rebuild_index`),
+with a one-line notice.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import os
+import time
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from plurel_ray.pipeline.output import INDEX_FILE, RUNS_DIR, OutputRoot, one_line
-from plurel_ray.pipeline.seed_worker import (
-    STATUS_FAILED,
-    STATUS_GENERATED,
-    STATUS_SKIPPED,
-    STORE_MARKER,
-    STORES_DIR,
-)
+from plurel_ray.pipeline.output import INDEX_FILE, OutputRoot, one_line
+from plurel_ray.pipeline.rebuild import rebuild_index
+from plurel_ray.pipeline.seed_worker import STATUS_FAILED, STATUS_GENERATED, STATUS_SKIPPED
 
-SHOWN_FAILURES = 5  # the summary names this many failed seeds; the index has them all
-ROW_GROUP = 4096  # rows buffered before they are written: one seed a row group was slow
+INDEX_PARTS = "_index"
+ROW_GROUP = 4096  # rows buffered before a part is written (folders layout)
+FLUSH_S = 30.0  # ... or this long since the last part, so a kill loses little
 
 INDEX_SCHEMA = pa.schema(
     [
@@ -42,111 +47,26 @@ INDEX_SCHEMA = pa.schema(
         ("seconds", pa.float64()),
         ("node", pa.string()),
         ("error", pa.string()),
-        ("store", pa.string()),  # node store folder when --preprocess ran, else null
+        ("store", pa.string()),  # node store: folder, or its member in the shard; else null
+        ("embedded", pa.string()),  # the encoder its store is embedded with, else null
+        ("shard", pa.string()),  # packed layout: the shard file under the root, else null
+        ("offset", pa.int64()),  # packed layout: the database's span in its shard ...
+        ("length", pa.int64()),
+        ("sha256", pa.string()),  # ... and the span's sha256
     ]
 )
+COMPLETE = (STATUS_GENERATED, STATUS_SKIPPED)
 
 
 def index_table(rows: list[dict]) -> pa.Table:
-    """Index rows (dicts with INDEX_SCHEMA's fields) as a table of that schema."""
+    """Index rows (dicts with INDEX_SCHEMA's fields; missing ones null) as a table."""
     return pa.Table.from_pylist(
         [{name: row.get(name) for name in INDEX_SCHEMA.names} for row in rows],
         schema=INDEX_SCHEMA,
     )
 
 
-class IndexSink:
-    """Streams this run's index rows into its run folder, then merges them into the
-    output's index.
-
-    Rows arrive in completion order and are written in groups of `ROW_GROUP`, so the
-    driver's memory does not grow with the number of seeds; counters feed the run summary.
-
-    Args:
-        root: the output root the index is published into.
-        run_id: the run (whose lease is held): its rows go to `<root>/.runs/<run_id>/`.
-    """
-
-    def __init__(self, root: OutputRoot, run_id: str) -> None:
-        self.root = root
-        self.run_id = run_id
-        self._path = root.join(RUNS_DIR, run_id, "index.parquet")
-        root.fs.create_dir(root.join(RUNS_DIR, run_id), recursive=True)
-        self._stream = root.fs.open_output_stream(self._path)
-        self._writer = pq.ParquetWriter(self._stream, INDEX_SCHEMA)
-        self._pending: list[dict] = []
-        self.counts = {STATUS_GENERATED: 0, STATUS_SKIPPED: 0, STATUS_FAILED: 0}
-        self.generated_cells = 0
-        self.failures: list[tuple[int, str]] = []
-        self.notices: list[str] = []
-        self.indexed = 0  # rows of the published index, every run's
-
-    def add(self, rows: list[dict]) -> None:
-        self._pending.extend(rows)
-        if len(self._pending) >= ROW_GROUP:
-            self._flush()
-        for row in rows:
-            self.counts[row["status"]] += 1
-            if row["status"] == STATUS_GENERATED:
-                self.generated_cells += row["cells"]
-            elif row["status"] == STATUS_FAILED:
-                self.failures.append((row["seed"], row["error"]))
-
-    def _flush(self) -> None:
-        if self._pending:
-            self._writer.write_table(index_table(self._pending))
-            self._pending = []
-
-    def publish(self) -> str:
-        """Merge this run's rows into `<root>/_index.parquet` and replace it atomically
-        (a rename on a local root; one object written on an object store)."""
-        self._flush()
-        self._writer.close()
-        self._stream.close()
-        with self.root.fs.open_input_file(self._path) as src:
-            rows = pq.read_table(src)
-        earlier = self._earlier_rows()
-        if earlier is not None:
-            keep = pc.invert(pc.is_in(earlier["db_name"], value_set=rows["db_name"]))
-            rows = pa.concat_tables([earlier.filter(keep), rows])
-        rows = rows.sort_by("seed")
-        merged = self.root.join(RUNS_DIR, self.run_id, INDEX_FILE)
-        with self.root.fs.open_output_stream(merged) as out:
-            pq.write_table(rows, out)
-        self.root.fs.move(merged, self.root.join(INDEX_FILE))
-        self.indexed = rows.num_rows
-        return self.root.join(INDEX_FILE)
-
-    def _earlier_rows(self) -> pa.Table | None:
-        """The published index's rows, or rebuilt ones when it is unreadable; None if none."""
-        path = self.root.join(INDEX_FILE)
-        if self.root.fs.get_file_info(path).type == pafs.FileType.NotFound:
-            return None
-        try:
-            with self.root.fs.open_input_file(path) as src:
-                return _conform(pq.read_table(src))
-        except (pa.ArrowException, OSError, ValueError) as err:
-            aside = f"_index.corrupt-{self.run_id}.parquet"
-            self.root.fs.move(path, self.root.join(aside))
-            rebuilt = rebuild_index(self.root)
-            self.notices.append(
-                f"index {path} was unreadable ({one_line(err)}); kept as {aside}, "
-                f"rebuilt from {rebuilt.num_rows} database folders' plurel.json"
-            )
-            return rebuilt
-
-
-def read_index(root: OutputRoot) -> pa.Table:
-    """The published index of an output, sorted by seed.
-
-    Args:
-        root: the output root.
-    """
-    with root.fs.open_input_file(root.join(INDEX_FILE)) as src:
-        return pq.read_table(src).sort_by("seed")
-
-
-def _conform(table: pa.Table) -> pa.Table:
+def conform(table: pa.Table) -> pa.Table:
     """`table` with INDEX_SCHEMA's columns (an index of an older version lacks some).
 
     Raises:
@@ -162,87 +82,158 @@ def _conform(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=INDEX_SCHEMA)
 
 
-def rebuild_index(root: OutputRoot) -> pa.Table:
-    """Index rows for every complete database folder under `root`, from its plurel.json.
+def latest_per_seed(tables: list[pa.Table]) -> pa.Table:
+    """One row per seed, the one of the latest table (`tables` oldest first), by seed."""
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return INDEX_SCHEMA.empty_table()
+    merged = pa.concat_tables(tables)
+    age = np.concatenate([np.full(t.num_rows, i) for i, t in enumerate(tables)])
+    seeds = merged["seed"].to_numpy()
+    order = np.lexsort((-age, seeds))  # by seed, the newest first
+    first = np.unique(seeds[order], return_index=True)[1]
+    return merged.take(pa.array(order[first]))
+
+
+def part_names(root: OutputRoot) -> list[str]:
+    """The index parts under `root`, oldest first (their names start with the time)."""
+    selector = pafs.FileSelector(root.join(INDEX_PARTS), allow_not_found=True)
+    return sorted(
+        info.base_name for info in root.fs.get_file_info(selector)
+        if info.type == pafs.FileType.File and info.base_name.endswith(".parquet")
+        and not info.base_name.startswith(".")
+    )  # fmt: skip
+
+
+def _read(root: OutputRoot, path: str) -> pa.Table:
+    with root.fs.open_input_file(path) as src:
+        return conform(pq.read_table(src))
+
+
+def read_all(root: OutputRoot, notices: list[str] | None = None, run_id: str = "") -> pa.Table:
+    """Every database's latest row: `_index.parquet` and the parts, one row per seed.
+
+    Args:
+        root: the output root.
+        notices: where to say that an unreadable `_index.parquet` was rebuilt (and
+            written in its place: only a lease holder may pass them); None raises instead.
+        run_id: names the corrupt index kept aside.
+
+    Raises:
+        DatasetError: a part cannot be read (parts are written whole: one that cannot be
+            read was damaged after the fact; `plurel-ray runs verify` names it).
+    """
+    from plurel_ray.errors import DatasetError
+
+    tables = []
+    path = root.join(INDEX_FILE)
+    if root.fs.get_file_info(path).type != pafs.FileType.NotFound:
+        try:
+            tables.append(_read(root, path))
+        except (pa.ArrowException, OSError, ValueError) as err:
+            if notices is None:
+                raise DatasetError(f"{path}: unreadable index ({one_line(err)})") from None
+            aside = f"_index.corrupt-{run_id or time.time_ns()}.parquet"
+            root.fs.move(path, root.join(aside))
+            rebuilt = conform(rebuild_index(root))
+            root.write_bytes(INDEX_FILE, table_bytes(rebuilt))  # the run holds the lease
+            notices.append(
+                f"index {path} was unreadable ({one_line(err)}); kept as {aside}, "
+                f"rebuilt from {rebuilt.num_rows} databases on disk"
+            )
+            tables.append(rebuilt)
+    for name in part_names(root):
+        part = root.join(INDEX_PARTS, name)
+        try:
+            tables.append(_read(root, part))
+        except (pa.ArrowException, OSError, ValueError) as err:
+            raise DatasetError(f"{part}: unreadable index part ({one_line(err)}); delete it "
+                               "and rerun (its seeds are redone)") from None  # fmt: skip
+    return latest_per_seed(tables)
+
+
+def read_index(root: OutputRoot) -> pa.Table:
+    """The index of an output (merged and parts), sorted by seed.
 
     Args:
         root: the output root.
     """
-    selector = pafs.FileSelector(root.path, allow_not_found=True)
-    names = sorted(
-        info.base_name for info in root.fs.get_file_info(selector)
-        if info.type == pafs.FileType.Directory and info.base_name.startswith("plurel-")
-    )  # fmt: skip
-    rows = []
-    for name in names:
-        info = root.read_info(name)
-        if info is None or not isinstance(info.get("seed"), int):
-            continue
-        tables = info.get("rows", {})
-        store = f"{STORES_DIR}/{name}"
-        rows.append({
-            "db_name": name, "seed": info["seed"], "status": STATUS_SKIPPED,
-            "tables": len(tables), "rows": sum(tables.values()),
-            "cells": info.get("num_cells", 0), "bytes": root.folder_bytes(name),
-            "seconds": 0.0,
-            "store": root.join(store) if root.is_complete(store, STORE_MARKER) else None,
-        })  # fmt: skip
-    return index_table(rows)
+    return read_all(root)
 
 
-@dataclass(frozen=True)
-class RunSummary:
-    """What a generation run did, for the console and the exit status."""
+def done_seeds(index: pa.Table, *, store: bool = False, embedded: str | None = None) -> np.ndarray:
+    """The sorted seeds whose database is complete (with a store, embedded with
+    `embedded`, when asked)."""
+    mask = np.isin(index["status"].to_numpy(zero_copy_only=False), COMPLETE)
+    if store:
+        mask &= ~index["store"].is_null().to_numpy(zero_copy_only=False)
+    if embedded is not None:
+        mask &= index["embedded"].to_numpy(zero_copy_only=False) == embedded
+    return np.sort(index["seed"].to_numpy()[mask])
 
-    databases: int
-    generated: int
-    skipped: int
-    failed: int
-    cells: int
-    seconds: float
-    index_path: str
-    out: str
-    first_failures: tuple[tuple[int, str], ...] = ()
-    hub_failures: int = 0
-    indexed: int = 0  # databases the index lists, every run's
-    notices: tuple[str, ...] = ()  # one line each: a lease taken over, an index rebuilt
 
-    @classmethod
-    def of(
-        cls,
-        sink: IndexSink,
-        seconds: float,
-        index_path: str,
-        hub_failures: int = 0,
-        notices: tuple[str, ...] = (),
-    ) -> RunSummary:
-        counts = sink.counts
-        return cls(
-            databases=sum(counts.values()),
-            generated=counts[STATUS_GENERATED],
-            skipped=counts[STATUS_SKIPPED],
-            failed=counts[STATUS_FAILED],
-            cells=sink.generated_cells,
-            seconds=seconds,
-            index_path=index_path,
-            out=sink.root.uri,
-            first_failures=tuple(sorted(sink.failures)[:SHOWN_FAILURES]),
-            hub_failures=hub_failures,
-            indexed=sink.indexed,
-            notices=(*notices, *sink.notices),
-        )
+class IndexSink:
+    """Writes this run's index rows as parts while it goes, then merges every row into
+    `_index.parquet`.
 
-    def lines(self) -> list[str]:
-        rate = self.generated / self.seconds if self.seconds > 0 else 0.0
-        cell_rate = self.cells / self.seconds if self.seconds > 0 else 0.0
-        return [
-            f"databases: {self.databases} ({self.generated} generated, {self.skipped} "
-            f"already complete, {self.failed} failed) in {self.seconds:.1f} s",
-            f"throughput: {rate:.2f} databases/s, {cell_rate:,.0f} cells/s",
-            f"output: {self.out}  (index: {self.index_path}, {self.indexed} databases "
-            "of every run)",
-            *(f"note: {notice}" for notice in self.notices),
-            *(f"failed: seed {seed}: {error}" for seed, error in self.first_failures),
-            *([f"hub: {self.hub_failures} database push(es) failed (see the log)"]
-              if self.hub_failures else []),
-        ]  # fmt: skip
+    Args:
+        root: the output root.
+        run_id: the run holding the lease (its parts carry its id).
+    """
+
+    def __init__(self, root: OutputRoot, run_id: str) -> None:
+        self.root = root
+        self.run_id = run_id
+        self._pending: list[dict] = []
+        self._last_flush = time.monotonic()
+        self._parts = 0
+        self.counts = {STATUS_GENERATED: 0, STATUS_SKIPPED: 0, STATUS_FAILED: 0}
+        self.generated_cells = 0
+        self.failures: list[tuple[int, str]] = []
+        self.notices: list[str] = []
+        self.indexed = 0  # rows of the published index, every run's
+
+    def add(self, rows: list[dict], *, commit: bool = False) -> None:
+        """Take rows in completion order; `commit` writes them at once (a shard's rows)."""
+        self._pending.extend(rows)
+        for row in rows:
+            self.counts[row["status"]] += 1
+            if row["status"] == STATUS_GENERATED:
+                self.generated_cells += row["cells"]
+            elif row["status"] == STATUS_FAILED:
+                self.failures.append((row["seed"], row["error"]))
+        due = time.monotonic() - self._last_flush >= FLUSH_S
+        if commit or due or len(self._pending) >= ROW_GROUP:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending rows as one part (named by the clock, so later sorts later)."""
+        if not self._pending:
+            return
+        name = f"{time.time_ns():020d}-{self.run_id}-{self._parts:06d}.parquet"
+        self.root.write_bytes(f"{INDEX_PARTS}/{name}", table_bytes(index_table(self._pending)))
+        self._parts += 1
+        self._pending = []
+        self._last_flush = time.monotonic()
+
+    def publish(self) -> str:
+        """Merge `_index.parquet` and every part into `_index.parquet`, then delete the
+        merged parts; returns its path."""
+        self.flush()
+        parts = part_names(self.root)
+        rows = read_all(self.root, self.notices, self.run_id).sort_by("seed")
+        self.root.write_bytes(INDEX_FILE, table_bytes(rows))
+        for name in parts:  # merged: a crash before this only leaves duplicates
+            self.root.fs.delete_file(self.root.join(INDEX_PARTS, name))
+        if self.root.is_local:  # an empty part folder is no news; object stores have none
+            with contextlib.suppress(OSError):
+                os.rmdir(self.root.join(INDEX_PARTS))
+        self.indexed = rows.num_rows
+        return self.root.join(INDEX_FILE)
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    """`table` as zstd Parquet bytes."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()

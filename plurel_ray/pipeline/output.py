@@ -28,6 +28,7 @@ from plurel_ray.errors import DatasetError
 
 INDEX_FILE = "_index.parquet"
 RUNS_DIR = ".runs"  # <root>/.runs/<run id>/: the temporaries of one run
+SHARDS_DIR = "shards"  # packed layout: <root>/shards/<shard id>.tar and .json
 DATABASE_FILES = ("manifest.yaml", "db", INFO_FILE)  # what a database folder must hold
 # S3: seconds before a connection attempt or a request gives up, and attempts per
 # request, so an unreachable endpoint is an error within seconds, not a hang.
@@ -178,6 +179,42 @@ class OutputRoot:
             self.fs.create_dir(dest.rsplit("/", 1)[0], recursive=True)
             pafs.copy_files(str(file), dest, destination_filesystem=self.fs)
         shutil.rmtree(local_dir, ignore_errors=True)
+
+    def publish_file(self, local_file: Path, name: str) -> None:
+        """Move a finished local file to `<root>/<name>` (a rename where local: the file
+        is staged in the root's run folder; else one upload), replacing any file there."""
+        target = self.join(name)
+        self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        if self.is_local:
+            os.replace(local_file, target)
+            return
+        pafs.copy_files(str(local_file), target, destination_filesystem=self.fs)
+        local_file.unlink(missing_ok=True)
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Write `<root>/<name>` whole: a reader sees the old file or the new one, never a
+        part (renamed into place where local; one object PUT on an object store)."""
+        target = self.join(name)
+        folder = target.rsplit("/", 1)[0]
+        self.fs.create_dir(folder, recursive=True)
+        if not self.is_local:
+            with self.fs.open_output_stream(target) as out:
+                out.write(data)
+            return
+        tmp = f"{folder}/.{target.rsplit('/', 1)[1]}.tmp-{uuid.uuid4().hex}"
+        try:
+            with open(tmp, "wb") as out:
+                out.write(data)
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def read_range(self, name: str, offset: int, length: int) -> bytes:
+        """`length` bytes of `<root>/<name>` from `offset` (one ranged read on an object
+        store); fewer when the file is shorter."""
+        with self.fs.open_input_file(self.join(name)) as src:
+            return src.read_at(length, offset)
 
     def upload(self, local_dir: Path, name: str, files: list[str]) -> None:
         """Copy `files` (relative to `local_dir`) into folder `name`, in the given order."""

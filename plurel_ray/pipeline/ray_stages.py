@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pyarrow as pa
@@ -9,11 +10,10 @@ import ray
 import ray.data
 from ray.data import ActorPoolStrategy, DataContext
 
-from plurel_ray.config import Config
 from plurel_ray.errors import ConfigError
 from plurel_ray.pipeline import quiet
 from plurel_ray.pipeline.index import index_table
-from plurel_ray.pipeline.seed_worker import SeedWorker, StoreEmbedder
+from plurel_ray.pipeline.seed_worker import StoreEmbedder
 
 # The embedding stage is light (a few hundred mostly cached strings per database), so its
 # one actor takes a fraction of a CPU instead of a whole one, and, on a cluster with GPUs,
@@ -67,18 +67,32 @@ def ensure_ray(num_cpus: int | None = None, *, verbose: bool | None = None) -> N
 
 
 class GeneratorActor:
-    """Holds one `SeedWorker`; a Ray Data actor-pool UDF from seeds to index rows."""
+    """Holds one `SeedWorker`; a Ray Data actor-pool UDF from seeds to index rows (folders
+    layout), or from shards' seed lists to their rows (packed layout).
 
-    def __init__(
-        self, config: dict, out: str, preprocess: bool, run_id: str, context_rules: str
-    ) -> None:
+    Args:
+        request: the run's `GenerationRequest` (without its seeds: they come as rows).
+        out: the output root as every node opens it.
+        run_id: the run holding the output's lease.
+    """
+
+    def __init__(self, request, out: str, run_id: str) -> None:
+        from plurel_ray.pipeline.generate import _worker
+        from plurel_ray.pipeline.packed import ShardWorker
+
         node = ray.get_runtime_context().get_node_id()
-        self.worker = SeedWorker(Config.from_dict(config), out, node=node, preprocess=preprocess,
-                                 run_id=run_id, context_rules=context_rules)  # fmt: skip
+        self.worker = _worker(request, out, run_id, node=node)
+        self.shards = ShardWorker(self.worker)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = [self.worker.run(int(seed)) for seed in batch.column("seed").to_pylist()]
-        return index_table(rows)
+        if "shard" in batch.column_names:
+            rows = []
+            for shard_id, seeds in zip(batch.column("shard").to_pylist(),
+                                       batch.column("seeds").to_pylist(), strict=True):  # fmt: skip
+                rows += self.shards.run(shard_id, seeds)
+            return index_table(rows)
+        seeds = batch.column("seed").to_pylist()
+        return index_table([self.worker.run(int(seed)) for seed in seeds])
 
 
 class EmbedActor:
@@ -94,37 +108,43 @@ class EmbedActor:
 
     def __init__(self, out: str, device: str, text_model: str) -> None:
         self.embedder = StoreEmbedder(out, device=device, text_model=text_model)
+        self.text_model = text_model
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = batch.select(["db_name", "store"]).to_pylist()
+        rows = batch.to_pylist()
         for row in rows:
             if row["store"] is not None:
                 self.embedder.embed(row["db_name"])
-        return batch
+                row["embedded"] = self.text_model
+        return index_table(rows)
 
 
-def _pool_size(request, reserved_cpus: float) -> int:
+def _pool_size(request, units: int, reserved_cpus: float) -> int:
     """Generator actors: as asked, else as many as the cluster's CPUs fit; never more
-    than seeds (the extra ones would idle, and Ray Data warns about them)."""
+    than work units, seeds or shards (the extra ones would idle, and Ray Data warns)."""
     if request.num_actors is not None:
         wanted = request.num_actors
     else:
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
         wanted = max(1, int((cpus - reserved_cpus) // request.cpus_per_actor))
-    return min(wanted, len(request.seeds))
+    return min(wanted, units)
 
 
 def generation_dataset(
-    request, *, out: str, run_id: str, progress: bool = True
+    request, seeds, *, out: str, run_id: str, progress: bool = True
 ) -> ray.data.Dataset:
-    """The streaming Dataset of index rows for `request` (a `GenerationRequest`).
+    """The streaming Dataset of index rows for `seeds` of `request` (a `GenerationRequest`).
 
     Args:
         request: what to produce.
+        seeds: the seeds to produce (`Seeds`: those not done yet).
         out: the output root as every node opens it (an absolute path or a URI).
         run_id: the run holding the output's lease.
         progress: show progress bars.
     """
+    from plurel_ray.pipeline.generate import shard_plan
+    from plurel_ray.pipeline.seeds import Seeds
+
     ensure_ray()
     context = DataContext.get_current()
     context.execution_no_progress_timeout_s = request.no_progress_timeout_s
@@ -132,17 +152,24 @@ def generation_dataset(
     context.enable_progress_bars = progress and quiet.verbose()
     embed_cpus = EMBED_CPUS if request.embed else 0.0
     embed_gpus = EMBED_GPUS if ray.cluster_resources().get("GPU", 0.0) > 0 else 0.0
-    seeds = [{"seed": int(s)} for s in request.seeds]
-    config = request.config.to_dict()
+    actors = _pool_size(request, len(seeds), embed_cpus)
+    if request.layout == "packed":
+        items = [{"shard": shard, "seeds": chunk}
+                 for shard, chunk in shard_plan(request, seeds, run_id, actors)]  # fmt: skip
+        actors = min(actors, len(items))
+    else:
+        items = [{"seed": int(s)} for s in seeds]
+    # The actors get the run's settings; the seeds come as rows.
+    settings = dataclasses.replace(request, seeds=Seeds.of(range(1)))
     # from_items needs no read tasks, so the actor pool can take every CPU without
     # starving a reader (docs/operations.md).
-    dataset = ray.data.from_items(seeds, override_num_blocks=min(len(seeds), MAX_BLOCKS))
+    dataset = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
     dataset = dataset.map_batches(
         GeneratorActor,
-        fn_constructor_args=(config, out, request.preprocess, run_id, request.context_rules),
+        fn_constructor_args=(settings, out, run_id),
         batch_size=1,
         batch_format="pyarrow",
-        compute=ActorPoolStrategy(size=_pool_size(request, embed_cpus)),
+        compute=ActorPoolStrategy(size=actors),
         num_cpus=request.cpus_per_actor,
         # A sliver of the marker resource pins actors to the generation node type.
         resources={request.node_resource: 0.001} if request.node_resource else None,

@@ -34,7 +34,7 @@ STATUS_SKIPPED = "skipped"  # complete from an earlier run
 STATUS_FAILED = "failed"
 
 
-def _row(seed: int, status: str, **fields) -> dict:
+def index_row(seed: int, status: str, **fields) -> dict:
     row = {
         "db_name": database_name(seed),
         "seed": seed,
@@ -75,8 +75,10 @@ class SeedWorker:
         preprocess: bool = False,
         run_id: str | None = None,
         context_rules: str = DEFAULT_CONTEXT_RULES,
+        write_tasks: bool = False,
     ) -> None:
         self.config = config
+        self.write_tasks = write_tasks
         self.root = out_uri if isinstance(out_uri, OutputRoot) else OutputRoot(out_uri)
         self.node = node or socket.gethostname()
         self.preprocess = preprocess
@@ -100,37 +102,46 @@ class SeedWorker:
             if info is not None:
                 store = self._ensure_store(name, None)
                 return self._skipped(seed, info, time.perf_counter() - start, store)
-            db = generate_database(seed, self.config, schema=self.schema)
             staging = self.root.staging_dir(name, self.scratch, self.run_id)
             try:
-                write_dataset(db, staging, self.config, name=name)
+                sizes = self.build(seed, staging)
                 store = self._ensure_store(name, staging)
-                self._ensure_lease()
+                self.ensure_lease()
                 self.root.publish(staging, name)
             finally:  # published: moved away; cut short: no temporary stays behind
                 shutil.rmtree(staging, ignore_errors=True)
-            return _row(
-                seed,
-                STATUS_GENERATED,
-                tables=len(db.tables),
-                rows=sum(len(df) for df in db.tables.values()),
-                cells=db.num_cells,
-                bytes=self.root.folder_bytes(name),
-                seconds=time.perf_counter() - start,
-                node=self.node,
-                store=store,
-            )
+            return index_row(seed, STATUS_GENERATED, **sizes, node=self.node, store=store,
+                             bytes=self.root.folder_bytes(name),
+                             seconds=time.perf_counter() - start)  # fmt: skip
         except BaseException as err:  # a failing seed is data for the index, not a crash
-            if not isinstance(err, Exception) and not is_native_panic(err):
-                raise  # KeyboardInterrupt, SystemExit
-            last = traceback.format_exception_only(err)[-1].strip()
-            return _row(
-                seed,
-                STATUS_FAILED,
-                seconds=time.perf_counter() - start,
-                node=self.node,
-                error=last,
-            )
+            return self.failed(seed, err, time.perf_counter() - start)
+
+    def failed(self, seed: int, err: BaseException, seconds: float) -> dict:
+        """The index row of a seed that raised `err` (re-raised unless an error: Ctrl-C)."""
+        if not isinstance(err, Exception) and not is_native_panic(err):
+            raise err  # KeyboardInterrupt, SystemExit
+        last = traceback.format_exception_only(err)[-1].strip()
+        return index_row(seed, STATUS_FAILED, seconds=seconds, node=self.node, error=last)
+
+    def build(self, seed: int, folder: Path) -> dict:
+        """Generate the database of `seed` and write it as a dataset folder at `folder`
+        (local, not yet existing); returns its sizes as index row fields."""
+        db = generate_database(seed, self.config, schema=self.schema)
+        write_dataset(db, folder, self.config, name=database_name(seed),
+                      write_tasks=self.write_tasks)  # fmt: skip
+        return {
+            "tables": len(db.tables),
+            "rows": sum(len(df) for df in db.tables.values()),
+            "cells": db.num_cells,
+        }
+
+    def build_store(self, dataset: Path, name: str, folder: Path) -> Path:
+        """Preprocess the local dataset folder `dataset` into the node store
+        `<folder>/<name>` (`folder` is created); returns the store."""
+        from plurel_ray.store.preprocessing import preprocess
+
+        folder.mkdir(parents=True)
+        return preprocess(dataset, folder, name=name, context_rules=self.context_rules)
 
     def _ensure_store(self, name: str, local_dataset: Path | None) -> str | None:
         """Publish the node store of database `name` unless it is complete already;
@@ -142,18 +153,15 @@ class SeedWorker:
         """
         if not self.preprocess:
             return None
-        from plurel_ray.store.preprocessing import preprocess
-
         store_name = f"{STORES_DIR}/{name}"
         if self.root.is_complete(store_name, STORE_MARKER):
             self._check_context_rules(store_name)
             return self.root.join(store_name)
         dataset = local_dataset or self.root.fetch(name, self.scratch)
         staging = self.root.staging_dir(store_name, self.scratch, self.run_id)
-        staging.mkdir(parents=True)
         try:
-            written = preprocess(dataset, staging, name=name, context_rules=self.context_rules)
-            self._ensure_lease()
+            written = self.build_store(dataset, name, staging)
+            self.ensure_lease()
             self.root.publish(written, store_name, marker=STORE_MARKER, required=STORE_FILES)
         finally:  # a failed seed leaves no temporary folder in the output
             shutil.rmtree(staging, ignore_errors=True)
@@ -172,7 +180,7 @@ class SeedWorker:
                 f"{self.context_rules!r}; write to another --out, or pass --context-rules {found}"
             )
 
-    def _ensure_lease(self) -> None:
+    def ensure_lease(self) -> None:
         """Raise unless this worker's run still holds the output (a run paused past the
         lease timeout and taken over must not publish over the new holder's work)."""
         if self.leased:
@@ -185,7 +193,7 @@ class SeedWorker:
                 f"not this run's {self.config_hash[:12]}; write to another --out"
             )
         rows = info.get("rows", {})
-        return _row(
+        return index_row(
             seed,
             STATUS_SKIPPED,
             tables=len(rows),

@@ -63,7 +63,9 @@ def test_generate_writes_one_loadable_folder_per_seed(tiny_config, tmp_path, cap
     code = main(["generate", "--seed-offset", "3", "--num-dbs", "2", "--config", str(tiny_config),
                  "--out", str(out), "--no-progress"])  # fmt: skip
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["_index.parquet", "plurel-3", "plurel-4"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "_generation.json", "_index.parquet", "plurel-3", "plurel-4"
+    ]  # fmt: skip
     for seed in (3, 4):
         db = relbench.load_dataset(out / f"plurel-{seed}").get_db(upto_test_timestamp=False)
         assert len(db.table_dict) == 3
@@ -103,16 +105,19 @@ def test_rerun_skips_complete_databases_and_redoes_partial_ones(tiny_config, tmp
     assert main(args) == 0
     first = (out / "plurel-0" / "db").iterdir()
     before = {p.name: p.read_bytes() for p in first}
-    # A folder without plurel.json is what a write killed half-way leaves on object stores.
-    (out / "plurel-1" / "plurel.json").unlink()
+    # A folder without plurel.json and without an index row is what a write killed
+    # half-way leaves on object stores.
+    (out / "plurel-2" / "db").mkdir(parents=True)
+    (out / "plurel-2" / "db" / "table_0.parquet").write_bytes(b"cut short")
     capsys.readouterr()
 
-    assert main(args) == 0
-    assert capsys.readouterr().out.startswith("databases: 2 (1 generated, 1 already complete")
+    assert main([*args[:4], "3", *args[5:]]) == 0
+    assert capsys.readouterr().out.startswith("databases: 3 (1 generated, 2 already complete")
     assert {p.name: p.read_bytes() for p in (out / "plurel-0" / "db").iterdir()} == before
-    relbench.load_dataset(out / "plurel-1")
+    relbench.load_dataset(out / "plurel-2")
+    # the index decides what is done: the first run's rows stay as they were
     statuses = pq.read_table(out / "_index.parquet").sort_by("seed").column("status")
-    assert statuses.to_pylist() == ["skipped", "generated"]
+    assert statuses.to_pylist() == ["generated", "generated", "generated"]
 
 
 @pytest.mark.parametrize(
@@ -187,4 +192,5 @@ def test_interrupt_exits_130_in_one_line(tiny_config, tmp_path, capsys, monkeypa
                  "--out", str(tmp_path / "out")])  # fmt: skip
     assert code == 130
     _assert_one_line_error(code, capsys.readouterr().err, "interrupted")
-    assert list((tmp_path / "out").iterdir()) == []  # no half-written folder, no index
+    # no half-written folder, no index: only the record of the run's settings
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["_generation.json"]

@@ -118,7 +118,9 @@ def test_relative_home_spaced_and_file_uri_outputs_work(
     assert summary.generated == 1
     read_tables(tmp_path / where / "plurel-3", verify=True)
     assert (tmp_path / where / "_index.parquet").is_file()
-    assert sorted(p.name for p in (tmp_path / where).iterdir()) == ["_index.parquet", "plurel-3"]
+    assert sorted(p.name for p in (tmp_path / where).iterdir()) == [
+        "_generation.json", "_index.parquet", "plurel-3"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("parent", ["a-file", "/proc/plurel-ray-test"])
@@ -170,9 +172,9 @@ def test_a_second_run_adds_its_databases_to_the_index(tmp_path, small_config):
     summary = _generate(tmp_path, [1, 2], small_config)
     index = read_index(OutputRoot(tmp_path))
     assert index.column("db_name").to_pylist() == ["plurel-0", "plurel-1", "plurel-2"]
-    # this run's row replaces the earlier one of the same seed
-    assert index.column("status").to_pylist() == ["generated", "skipped", "generated"]
-    assert summary.indexed == 3 and summary.databases == 2
+    # seed 1 was done by the first run (the index says so): its row stays that run's
+    assert index.column("status").to_pylist() == ["generated", "generated", "generated"]
+    assert summary.indexed == 3 and summary.databases == 2 and summary.skipped == 1
 
 
 def test_an_unreadable_index_is_rebuilt_from_the_databases_and_said(tmp_path, small_config):
@@ -181,8 +183,8 @@ def test_an_unreadable_index_is_rebuilt_from_the_databases_and_said(tmp_path, sm
     (tmp_path / "_index.parquet").write_bytes(b"PAR1 not really")
     summary = _generate(tmp_path, [6], small_config)
     (notice,) = summary.notices
-    # the folders of both runs are read; this run's rows then replace its own
-    assert "_index.parquet was unreadable" in notice and "rebuilt from 3" in notice
+    # rebuilt from the folders on disk before this run decided what to do
+    assert "_index.parquet was unreadable" in notice and "rebuilt from 2" in notice
     assert any(line.startswith("note: ") for line in summary.lines())
     index = read_index(OutputRoot(tmp_path))
     assert index.column("seed").to_pylist() == [4, 5, 6]
