@@ -18,6 +18,15 @@ it includes two actors sharing the machine. run_overhead_frac is the whole-run v
 (ray wall × actors) / single wall − 1, which also holds the actors' start-up and the
 tail where one actor is idle — fixed costs that a longer run amortises.
 Targets on a 2-core machine: speedup ≥ 1.7, overhead_frac < 0.05.
+
+A run's fixed start-up, measured on the same Ray after the timed run:
+- actor_import_s: a fresh Ray worker importing the module that defines the generator
+  actors (plurel_ray.pipeline.ray_stages, with the generator and writer it pulls in);
+  heavy_imports lists what of scikit-learn, torch and the like it pulled in besides;
+- actor_start_s: a one-seed, one-actor run's wall time minus the time its database took
+  (from its index): Ray Data's start, the actor's worker and imports, the index write.
+load_before/load_after are the 1-minute load averages around the whole benchmark: other
+processes on the machine slow the actors (Ray runs them at nice 15) more than the driver.
 """
 
 from __future__ import annotations
@@ -43,7 +52,10 @@ from plurel_ray.pipeline.generate import GenerationRequest, run_generation  # no
 TARGET_SPEEDUP = 1.7
 TARGET_OVERHEAD = 0.05
 ACTORS = 2
-
+# What a generator actor should not import (they serve other paths: tasks' metrics, the
+# store's text encoder, the Hub, plots).
+HEAVY_MODULES = ("sklearn", "torch", "transformers", "sentence_transformers",
+                 "huggingface_hub", "matplotlib")  # fmt: skip
 
 
 def _mean_seconds(out: Path) -> float:
@@ -51,6 +63,40 @@ def _mean_seconds(out: Path) -> float:
     import pyarrow.parquet as pq
 
     return float(pq.read_table(out / "_index.parquet").column("seconds").to_numpy().mean())
+
+
+def _import_actor_module() -> dict:
+    """Seconds a fresh Ray worker takes to import the generator actors' module, and
+    which HEAVY_MODULES that pulled in (runs as a one-call Ray task)."""
+    import importlib
+    import sys
+
+    fresh = "plurel_ray.pipeline.ray_stages" not in sys.modules
+    start = time.perf_counter()
+    importlib.import_module("plurel_ray.pipeline.ray_stages")
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "fresh": fresh,
+            "heavy": [name for name in HEAVY_MODULES if name in sys.modules]}  # fmt: skip
+
+
+def measure_start_up(config: Config, work: Path) -> dict:
+    """A run's fixed start-up on the running Ray: a fresh worker's import of the actor
+    module, and a one-seed run's wall time beyond its database's own time."""
+    import ray
+
+    probe = ray.remote(num_cpus=1, max_calls=1)(_import_actor_module)  # a fresh worker
+    imported = ray.get(probe.remote())
+    out = work / "ray-start"
+    request = GenerationRequest(seeds=range(1), out=str(out), config=config, num_actors=1)
+    start = time.perf_counter()
+    summary = run_generation(request, progress=False)
+    one_seed_s = time.perf_counter() - start
+    assert summary.generated == 1, summary
+    return {
+        "actor_import_s": round(imported["seconds"], 2) if imported["fresh"] else None,
+        "heavy_imports": imported["heavy"],
+        "actor_start_s": round(one_seed_s - _mean_seconds(out), 2),
+    }
 
 
 def measure(num_dbs: int, config: Config, work: Path) -> dict:
@@ -73,6 +119,7 @@ def measure(num_dbs: int, config: Config, work: Path) -> dict:
         start = time.perf_counter()
         summary = run_generation(request, progress=False)
         ray_s = time.perf_counter() - start
+        start_up = measure_start_up(config, work)
     finally:
         ray.shutdown()
     assert summary.generated == num_dbs, summary
@@ -91,6 +138,7 @@ def measure(num_dbs: int, config: Config, work: Path) -> dict:
         "run_overhead_frac": round((ray_s * ACTORS) / single_s - 1, 3),
         "single_s_per_db": round(per_db["single"], 3),
         "ray_s_per_db": round(per_db["ray"], 3),
+        **start_up,
         "actors": ACTORS,
         "cpu": cpu_model(),
         "cpus": os.cpu_count(),
@@ -102,8 +150,10 @@ def main() -> None:
     parser.add_argument("--num-dbs", type=int, default=48, help="databases per run")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as work:
         figures = measure(args.num_dbs, Config(), Path(work))
+    figures["load_before"], figures["load_after"] = load_before, os.getloadavg()[0]
     if args.json:
         print(json.dumps(figures))
         return
@@ -117,6 +167,10 @@ def main() -> None:
     print(f"time per database: {alone} s alone, {in_actor} s in an actor: "
           f"{figures['overhead_frac']:+.1%} (target < {TARGET_OVERHEAD:.0%})")  # fmt: skip
     print(f"whole-run overhead (start-up, idle tail): {figures['run_overhead_frac']:+.1%}")
+    heavy = ", ".join(figures["heavy_imports"]) or "none of " + ", ".join(HEAVY_MODULES)
+    print(f"actor start-up: {figures['actor_start_s']} s beyond its first database; "
+          f"its imports {figures['actor_import_s']} s in a fresh worker ({heavy})")  # fmt: skip
+    print(f"load average: {figures['load_before']:.2f} before, {figures['load_after']:.2f} after")
 
 
 if __name__ == "__main__":

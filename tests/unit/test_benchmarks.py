@@ -45,6 +45,7 @@ def test_bench_pipeline_prints_speedup_and_overhead():
     figures = run_json("bench_pipeline.py", "--num-dbs", "2")
     assert {"single_dbs_per_s", "ray_dbs_per_s", "speedup", "overhead_frac"} <= figures.keys()
     assert figures["single_dbs_per_s"] > 0 and figures["ray_dbs_per_s"] > 0
+    assert figures["actor_start_s"] is not None and figures["heavy_imports"] == []
 
 
 @pytest.mark.slow  # builds stores, then samples: an end-to-end run
