@@ -108,14 +108,18 @@ class SyntheticDataset(Dataset):
             }
         )
 
-    def write(self, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    def write(
+        self, out_dir: str | os.PathLike, overwrite: bool = False, *, write_tasks: bool = False
+    ) -> Path:
         """Write the database as a RelBench-3 dataset folder (see `write_dataset`).
 
         Args:
             out_dir: the folder to create.
             overwrite: replace an existing folder.
+            write_tasks: also write every autocomplete task's folder (for `load_task`).
         """
-        return write_dataset(self.generate(), out_dir, self.config, overwrite=overwrite)
+        return write_dataset(self.generate(), out_dir, self.config, overwrite=overwrite,
+                             write_tasks=write_tasks)  # fmt: skip
 
     def _from_cache(self) -> GeneratedDatabase | None:
         folder = self.cache_path

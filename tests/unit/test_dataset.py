@@ -86,8 +86,11 @@ def test_bad_seed_is_a_config_error():
 
 def test_write_makes_a_relbench_folder(small_config, tmp_path):
     path = SyntheticDataset(seed=2, config=small_config).write(tmp_path / "ds")
-    assert relbench.load_dataset(path).get_task_names()
+    assert relbench.load_dataset(path).get_db()
     assert read_dataset_info(path)["seed"] == 2
+    assert read_dataset_info(path)["autocomplete_tasks"] and not (path / "tasks").exists()
+    tasks = SyntheticDataset(seed=2, config=small_config).write(tmp_path / "t", write_tasks=True)
+    assert relbench.load_dataset(tasks).get_task_names()
 
 
 def test_cache_is_written_once_and_read_by_a_new_instance(small_config, tmp_path, monkeypatch):
