@@ -3,14 +3,31 @@
     python benchmarks/bench_generate.py                 # seeds 0-29, a table + summary
     python benchmarks/bench_generate.py --json          # one JSON object
     python benchmarks/bench_generate.py --seeds 0-2 --write /tmp/bench-out
+    python benchmarks/bench_generate.py --write /tmp/bench-out \
+        --reference-python /tmp/plurel-ref/bin/python     # side by side with PluRel 1.1.0
 
 Times `generate_database(seed, Config())` per seed with `time.perf_counter`. Cells are
 rows × columns summed over tables, keys and time column included (`num_cells`);
 cells_per_s = total cells / total generation seconds. Peak RSS is the process's high-water
-mark (`ru_maxrss`). With --write each database is also written as a RelBench-3 folder; that
-time is reported separately (write_s_total) and not part of cells_per_s.
+mark (`ru_maxrss`). With --write each database is also written as a RelBench-3 folder
+(`write_dataset`: tables, manifest, plurel.json describing the autocomplete tasks, README;
+with --write-tasks also every task folder), timed separately: write_s_total, and
+generate_and_write_s = generation + write seconds summed over seeds.
 
-Targets: >= 500,000 cells/s and <= 400 MB peak RSS.
+--reference-python runs benchmarks/plurel_reference.py under that interpreter (one with
+`plurel` installed), after our side, on the same seeds and CPU: PluRel's default Config,
+its generation (make_db + reindex) and its write (Database.save) timed apart. Both sides
+count cells the same way, each of its own databases (same seeds, other random draws).
+Speed-ups, ours over PluRel's:
+- generation, median: median over seeds of cells / generation s, ours ÷ PluRel's;
+- generation, total: PluRel's total generation s ÷ ours;
+- generation + write, median: median over seeds of cells / (generation + write s), ours
+  ÷ PluRel's;
+- generation + write, total: PluRel's total (generation + write) s ÷ ours.
+The 1-minute load average is recorded before, between and after the two sides.
+
+Targets: >= 500,000 cells/s and <= 400 MB peak RSS; generation + write (median) >= 15×
+PluRel 1.1.0.
 """
 
 from __future__ import annotations
@@ -28,6 +45,7 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -40,6 +58,8 @@ from plurel_ray.synth.database import generate_database  # noqa: E402
 
 TARGET_CELLS_PER_S = 500_000
 TARGET_PEAK_RSS_MB = 400.0
+TARGET_SPEEDUP_WITH_WRITE = 15.0
+REFERENCE_DRIVER = Path(__file__).with_name("plurel_reference.py")
 
 
 def _seed_range(text: str) -> range:
@@ -53,20 +73,26 @@ def _seed_range(text: str) -> range:
     return range(first, last + 1)
 
 
-
 def _peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
+def _median_rate(per_seed: list[dict], with_write: bool) -> float:
+    """Median over seeds of cells per second of generation (and write)."""
+    return statistics.median(
+        e["cells"] / (e["seconds"] + (e["write_s"] if with_write else 0.0)) for e in per_seed
+    )
 
-def run(seeds: range, write_dir: Path | None) -> dict:
+
+def run(seeds: range, write_dir: Path | None, write_tasks: bool = False) -> dict:
     """Generate every seed once and return the figures (see the module docstring).
 
     Args:
         seeds: the seeds to generate, in order, in this process.
         write_dir: where to also write each database as a dataset folder, or None.
+        write_tasks: write every autocomplete task's folder too (`--write-tasks`).
     """
     config = Config()
     pinned = pin_to_one_cpu()
@@ -87,7 +113,8 @@ def run(seeds: range, write_dir: Path | None) -> dict:
         }
         if write_dataset is not None:
             t0 = time.perf_counter()
-            write_dataset(db, write_dir / f"seed-{seed:06d}", config, overwrite=True)
+            write_dataset(db, write_dir / f"seed-{seed:06d}", config, overwrite=True,
+                          write_tasks=write_tasks)  # fmt: skip
             entry["write_s"] = time.perf_counter() - t0
             write_total += entry["write_s"]
         per_seed.append(entry)
@@ -98,6 +125,7 @@ def run(seeds: range, write_dir: Path | None) -> dict:
         "median_s": statistics.median(times),
         "max_s": max(times),
         "cells_per_s": total_cells / total_s,
+        "median_cells_per_s": _median_rate(per_seed, with_write=False),
         "peak_rss_mb": _peak_rss_mb(),
         "total_cells": total_cells,
         "total_s": total_s,
@@ -117,7 +145,52 @@ def run(seeds: range, write_dir: Path | None) -> dict:
     }
     if write_dir is not None:
         result["write_s_total"] = write_total
+        result["write_tasks"] = write_tasks
+        result["generate_and_write_s"] = total_s + write_total
+        result["median_cells_per_s_with_write"] = _median_rate(per_seed, with_write=True)
     return result
+
+
+def run_reference(python: str, seeds: range, out: Path) -> dict:
+    """PluRel's figures from `plurel_reference.py` under `python`, with the same totals
+    and medians as `run` reports for ours.
+
+    Args:
+        python: an interpreter that has `plurel` installed.
+        seeds: the seeds to generate.
+        out: where PluRel writes the databases.
+    """
+    done = subprocess.run(
+        [python, str(REFERENCE_DRIVER), "--seeds", f"{seeds.start}-{seeds.stop - 1}",
+         "--out", str(out)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        sys.exit(f"{REFERENCE_DRIVER.name} failed under {python}: {done.stderr.strip()[-2000:]}")
+    ref = json.loads(done.stdout.splitlines()[-1])
+    per_seed = ref["per_seed"]
+    total_s = sum(e["seconds"] for e in per_seed)
+    write_total = sum(e["write_s"] for e in per_seed)
+    return {**ref, "total_cells": sum(e["cells"] for e in per_seed), "total_s": total_s,
+            "write_s_total": write_total, "generate_and_write_s": total_s + write_total,
+            "median_cells_per_s": _median_rate(per_seed, with_write=False),
+            "median_cells_per_s_with_write": _median_rate(per_seed, with_write=True)}  # fmt: skip
+
+
+def speedups(ours: dict, ref: dict) -> dict:
+    """Ours over PluRel's, as the module docstring defines them.
+
+    Args:
+        ours: `run`'s result (with a write directory).
+        ref: `run_reference`'s result.
+    """
+    return {
+        "generation_median": ours["median_cells_per_s"] / ref["median_cells_per_s"],
+        "generation_total": ref["total_s"] / ours["total_s"],
+        "with_write_median": ours["median_cells_per_s_with_write"]
+        / ref["median_cells_per_s_with_write"],
+        "with_write_total": ref["generate_and_write_s"] / ours["generate_and_write_s"],
+    }
 
 
 def _report(r: dict) -> str:
@@ -142,12 +215,44 @@ def _report(r: dict) -> str:
         f"{'met' if met['peak_rss_mb'] else 'NOT met'}",
     ]
     if writes:
-        lines.append(f"writing folders: {r['write_s_total']:.2f} s total (not in cells/s)")
+        tasks = "task folders written" if r["write_tasks"] else "tasks derived"
+        lines += [
+            f"write        {r['write_s_total']:>12.2f} s total ({tasks}; not in cells/s)",
+            f"gen + write  {r['generate_and_write_s']:>12.2f} s total, median "
+            f"{r['median_cells_per_s_with_write']:,.0f} cells/s",
+        ]
+    if "reference" in r:
+        lines += _reference_lines(r)
     lines.append(
         f"machine: {m['cpu']} (pinned to cpu {m['pinned_cpu']}), python {m['python']}, "
         f"numpy {m['numpy']}"
     )
     return "\n".join(lines)
+
+
+def _reference_lines(r: dict) -> list[str]:
+    ref, up, load = r["reference"], r["speedups"], r["load_average"]
+    v = ref["versions"]
+    rows = [("generation s, total", r["total_s"], ref["total_s"], up["generation_total"]),
+            ("generation cells/s, median", r["median_cells_per_s"], ref["median_cells_per_s"],
+             up["generation_median"]),
+            ("write s, total", r["write_s_total"], ref["write_s_total"], None),
+            ("gen + write s, total", r["generate_and_write_s"], ref["generate_and_write_s"],
+             up["with_write_total"]),
+            ("gen + write cells/s, median", r["median_cells_per_s_with_write"],
+             ref["median_cells_per_s_with_write"], up["with_write_median"])]  # fmt: skip
+    lines = ["", f"side by side with PluRel {v['plurel']} (relbench {v['relbench']}, torch "
+             f"{v['torch']}, python {v['python']}), same seeds, one core:",
+             f"{'':<28} {'plurel-ray':>12} {'PluRel':>12} {'speed-up':>9}"]  # fmt: skip
+    for label, ours, theirs, ratio in rows:
+        shown = "" if ratio is None else f"{ratio:>8.1f}x"
+        lines.append(f"{label:<28} {ours:>12,.2f} {theirs:>12,.2f} {shown:>9}")
+    met = up["with_write_median"] >= TARGET_SPEEDUP_WITH_WRITE
+    lines += [f"gen + write speed-up (median) target >= {TARGET_SPEEDUP_WITH_WRITE:g}x: "
+              f"{'met' if met else 'NOT met'}",
+              "load average (1 min) before / between / after: "
+              + " / ".join(f"{x:.2f}" for x in load)]  # fmt: skip
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,9 +266,27 @@ def main(argv: list[str] | None = None) -> int:
         "--write", type=Path, metavar="DIR",
         help="also write DIR/seed-<seed:06d> (replacing it; timed separately)",
     )  # fmt: skip
+    parser.add_argument(
+        "--write-tasks",
+        action="store_true",
+        help="with --write: write every autocomplete task's folder too",
+    )
+    parser.add_argument(
+        "--reference-python", metavar="PYTHON",
+        help="also run PluRel (plurel_reference.py) under this interpreter and compare; "
+        "needs --write (PluRel writes to DIR/plurel-reference)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if (args.write_tasks or args.reference_python) and args.write is None:
+        parser.error("--write-tasks and --reference-python need --write DIR")
     write_dir = None if args.write is None else args.write.expanduser()
-    result = run(args.seeds, write_dir)
+    load = [os.getloadavg()[0]]
+    result = run(args.seeds, write_dir, args.write_tasks)
+    if args.reference_python:
+        load.append(os.getloadavg()[0])
+        ref = run_reference(args.reference_python, args.seeds, write_dir / "plurel-reference")
+        load.append(os.getloadavg()[0])
+        result.update(reference=ref, speedups=speedups(result, ref), load_average=load)
     print(json.dumps(result) if args.json else _report(result))
     return 0
 

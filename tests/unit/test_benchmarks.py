@@ -34,6 +34,16 @@ def test_bench_generate_prints_the_four_required_figures():
     assert figures["total_cells"] > 0 and figures["cells_per_s"] > 0
 
 
+@pytest.mark.parametrize("write_tasks", [False, True])
+def test_bench_generate_times_generation_and_write_apart(write_tasks, tmp_path):
+    args = ["--seeds", "13-13", "--write", str(tmp_path)] + ["--write-tasks"] * write_tasks
+    figures = run_json("bench_generate.py", *args)
+    assert figures["write_s_total"] > 0 and figures["write_tasks"] is write_tasks
+    assert figures["generate_and_write_s"] == figures["total_s"] + figures["write_s_total"]
+    assert 0 < figures["median_cells_per_s_with_write"] < figures["median_cells_per_s"]
+    assert (tmp_path / "seed-000013" / "tasks").is_dir() is write_tasks
+
+
 def test_bench_native_mlp_compares_kernel_and_numpy_for_every_case():
     rows = run_json("bench_native_mlp.py", "--n", "64", "--repeats", "1")
     assert any(key.startswith("accumulate/mixed") for key in rows)
