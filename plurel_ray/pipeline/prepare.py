@@ -8,7 +8,9 @@ The one place the jobs (`jobs/pretrain.py`, `continue_pretrain.py`, `baseline_pr
 `scaling_law.py`) and the demo get their data from. Synthetic stores that already exist
 are read as they are, without starting Ray; only when one is missing does the generation
 pipeline run (on Ray: generate, preprocess and embed every seed, skipping complete
-databases), so a rerun never pays for what an earlier run wrote.
+databases), so a rerun never pays for what an earlier run wrote. A packed run (a local
+folder or `s3://…`) is read directly: the stores asked for are unpacked to a local cache
+and embedded there (`packed_stores.py`); seeds it lacks are generated into it first.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from plurel_ray.store.meta import (
 
 if TYPE_CHECKING:
     from plurel_ray.pipeline.index import RunSummary
+    from plurel_ray.pipeline.output import OutputRoot
     from plurel_ray.predict.pretrained import Pretrained
 
 
@@ -51,7 +54,7 @@ class PreparedData:
 
 
 def prepare_synthetic(
-    data: Path,
+    data: Path | str,
     seeds: Sequence[int] | None,
     holdout: int | None,
     config: Config | None = None,
@@ -66,8 +69,11 @@ def prepare_synthetic(
     and embedding them when any is missing; the last `holdout` are held out.
 
     Args:
-        data: the data root (`generate --out`); stores in `data/stores/`.
-        seeds: the databases' seeds; None takes every store already under `data`.
+        data: the data root (`generate --out`); stores in `data/stores/`. A packed run
+            (a local folder or a URI) has its stores unpacked to a local cache instead
+            (`packed_stores.cache_dir()`), and its missing seeds generated into it.
+        seeds: the databases' seeds; None takes every store already under `data` (of a
+            packed run: every complete database of its index).
         holdout: stores held out of training (None: 1 when there are ≥ 2, else 0).
         config: the generator config of missing databases (default: the prior's).
         progress: progress bars of the generation run.
@@ -85,6 +91,12 @@ def prepare_synthetic(
         DatasetError: a seed failed (rerun to retry it), or no stores without `seeds`.
         StoreError: a store is unreadable or has no text embeddings.
     """
+    packed = _packed_root(data)
+    if packed is not None:
+        return _prepare_packed(packed, seeds, holdout, config, progress=progress, say=say,
+                               before_generating=before_generating,
+                               context_rules=context_rules, text_model=text_model)  # fmt: skip
+    data = Path(data)
     if seeds is None:
         stores = _matching(synthetic_stores(data), context_rules, text_model)
         return PreparedData(*split_holdout(stores, holdout))
@@ -113,6 +125,84 @@ def prepare_synthetic(
         raise DatasetError(f"{summary.failed} seed(s) failed (errors in {summary.index_path}); "
                            "rerun to retry them")  # fmt: skip
     return PreparedData(*split_holdout(synthetic_stores(data, names), holdout), summary)
+
+
+def _packed_root(data: Path | str) -> OutputRoot | None:
+    """The root of `data` when it is a packed run (or a URI holding no run yet, which a
+    generation makes packed), else None.
+
+    Raises:
+        ConfigError: a URI of a folders run (the sampler reads local files only).
+    """
+    from plurel_ray.pipeline.output import OutputRoot
+    from plurel_ray.pipeline.packed_stores import is_packed, read_record
+
+    uri = "://" in str(data)
+    if not uri and not Path(data).is_dir():
+        return None
+    root = OutputRoot(data)
+    if is_packed(root):
+        return root
+    if uri and read_record(root) is not None:
+        raise ConfigError(f"--data {root.uri}: a folders run can be read from local or "
+                          "shared disk only; copy it there, or generate the run with "
+                          "--layout packed")  # fmt: skip
+    return root if uri else None
+
+
+def _prepare_packed(
+    root: OutputRoot,
+    seeds: Sequence[int] | None,
+    holdout: int | None,
+    config: Config | None,
+    *,
+    progress: bool,
+    say: Callable[[str], None],
+    before_generating: Callable[[], None] | None,
+    context_rules: str | None,
+    text_model: str | None,
+) -> PreparedData:
+    """`prepare_synthetic` of a packed run: generate the seeds it lacks into it (packed,
+    with stores when the run has them; embedding happens at unpacking), then unpack and
+    embed the stores asked for (`packed_stores.unpack_stores`)."""
+    from plurel_ray.pipeline.output import database_name
+    from plurel_ray.pipeline.packed_stores import complete_rows, read_record, unpack_stores
+
+    record = read_record(root) or {}
+    made_under = record.get("context_rules")
+    if context_rules is not None and made_under is not None and made_under != context_rules:
+        raise ConfigError(f"{root.uri}: its stores were made under context rules "
+                          f"{made_under!r}, not --context-rules {context_rules}; pass "
+                          f"--context-rules {made_under} or another --data")  # fmt: skip
+    names = None if seeds is None else [database_name(seed) for seed in seeds]
+    rows = complete_rows(root, names)
+    summary = None
+    if names is not None and len(rows) < len(names):
+        if before_generating is not None:
+            before_generating()
+        from plurel_ray.pipeline.generate import GenerationRequest, run_generation
+
+        rules = context_rules or DEFAULT_CONTEXT_RULES
+        request = GenerationRequest(seeds=seeds, out=root.location, config=config or Config(),
+                                    layout="packed", preprocess=record.get("preprocess", True),
+                                    context_rules=rules)  # fmt: skip
+        summary = run_generation(request, progress=progress)
+        for line in summary.lines():
+            say(line)
+        if summary.failed:
+            raise DatasetError(f"{summary.failed} seed(s) failed (errors in "
+                               f"{summary.index_path}); rerun to retry them")  # fmt: skip
+        rows = complete_rows(root, names)
+    if not rows:
+        raise DatasetError(f"{root.uri}: no complete database in its index; generate some "
+                           f"(`python jobs/generate.py --out {root.uri} --layout packed "
+                           "--preprocess --num-dbs N`)")  # fmt: skip
+    stores, _ = unpack_stores(root, list(rows.values()),
+                              context_rules=context_rules or DEFAULT_CONTEXT_RULES,
+                              text_model=text_model or DEFAULT_TEXT_MODEL, progress=progress,
+                              say=say)  # fmt: skip
+    stores = _matching(stores, context_rules, text_model)
+    return PreparedData(*split_holdout(stores, holdout), summary)
 
 
 def _matching(stores: list[Path], context_rules: str | None, text_model: str | None) -> list[Path]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from plurel_ray.config import Config
 from plurel_ray.errors import ConfigError, PlurelError
 from plurel_ray.model.config import ModelConfig
-from plurel_ray.pipeline.pretrain_data import local_folder
+from plurel_ray.pipeline.pretrain_data import data_root, local_folder
 from plurel_ray.pipeline.resources import RunResources
 from plurel_ray.pipeline.train_run import TrainRun, run_name
 from plurel_ray.train.config import Recipe, recipe
@@ -148,7 +148,7 @@ def synthetic_data(args: argparse.Namespace) -> PreparedData:
     """
     from plurel_ray.pipeline.prepare import prepare_synthetic
 
-    data = local_folder(args.data, "--data")
+    data = data_root(args.data)
     seeds = None
     if args.num_dbs is not None:
         seeds = range(args.seed_offset, args.seed_offset + args.num_dbs)

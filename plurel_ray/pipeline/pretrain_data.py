@@ -148,6 +148,13 @@ def local_folder(text: str, flag: str) -> Path:
     return Path(text).expanduser().resolve()
 
 
+def data_root(text: str) -> Path | str:
+    """`--data` as a local folder (resolved), or a URI as given: a packed run is read
+    from object storage too, its stores unpacked to local disk (`prepare_synthetic`
+    refuses a URI of any other run)."""
+    return text if "://" in text else Path(text).expanduser().resolve()
+
+
 def synthetic_stores(data: Path, names: Sequence[str] | None = None) -> list[Path]:
     """The embedded node stores under `data/stores/`, in natural name order.
 
