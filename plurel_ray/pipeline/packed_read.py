@@ -56,9 +56,8 @@ def _member(root: OutputRoot, row: dict, kind: str) -> tuple[str, ShardMember]:
     if member is None:
         raise DatasetError(f"{root.join(shard)}: its manifest has no {name}; "
                            "run `plurel-ray runs verify` on the output")  # fmt: skip
-    if kind == "database" and (member.offset, member.length, member.sha256) != (
-        row["offset"], row["length"], row["sha256"]
-    ):
+    recorded = (row["offset"], row["length"], row["sha256"])
+    if kind == "database" and (member.offset, member.length, member.sha256) != recorded:
         raise DatasetError(f"{root.join(shard)}: {name} in its manifest differs from the "
                            "index; run `plurel-ray runs verify` on the output")  # fmt: skip
     return shard, member
@@ -139,4 +138,3 @@ def _dest(dest: str | Path | None) -> Path:
     folder = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="plurel-ray-db-"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-

@@ -220,4 +220,3 @@ def _repair(root: OutputRoot, report: VerifyReport, *, use_ray: bool, progress: 
                                     write_tasks=bool(record.get("write_tasks")))  # fmt: skip
         summary = run_generation(request, use_ray=use_ray, progress=progress)
         report.redone = summary.generated
-
