@@ -7,6 +7,7 @@
     plurel-ray preprocess data/rel-f1 --out stores/ --context-rules strict --embed
     plurel-ray embed stores/* --text-model sentence-transformers/all-MiniLM-L12-v2
     plurel-ray hub download org/plurel-rt --revision <sha> --out ckpt/
+    plurel-ray hub download org/run --repo-type dataset --database plurel-7 --out dbs/
     plurel-ray runs verify data/ --repair         # hashes of every shard and database
     plurel-ray evaluate org/plurel-rt@<sha> --datasets data/rel-f1 --eval-split test
     plurel-ray import shop.sqlite --out data/shop              # a SQL database → a dataset
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from plurel_ray import __version__
-from plurel_ray.errors import PlurelError
+from plurel_ray.errors import ConfigError, PlurelError
 from plurel_ray.pipeline.flags import (
     CHECKPOINT,
     CONTEXT_RULES,
@@ -116,17 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
     hub_commands = hub.add_subparsers(dest="hub_command", required=True, metavar="HUB_COMMAND")
     down = hub_commands.add_parser(
         "download",
-        help="download a checkpoint or dataset repo",
-        description="Download every file of a Hugging Face Hub repo at a revision into DIR. "
-        "The Hub is HF_ENDPOINT (default huggingface.co); the token is HF_TOKEN or the "
-        "login of `hf auth login`.",
+        help="download a checkpoint or dataset repo, or databases of a packed run",
+        description="Download every file of a Hugging Face Hub repo at a revision into DIR; "
+        "with --database, only those databases of a packed run's dataset repo (one range "
+        "request each, sha256 checked) into DIR/<name>. The Hub is HF_ENDPOINT (default "
+        "huggingface.co); the token is HF_TOKEN or the login of `hf auth login`.",
     )
     down.add_argument("repo", metavar="REPO", help="the repo id, org/name")
     down.add_argument("--revision", metavar="R", help="branch, tag or commit sha (default: main)")
     OUT.add(down, required=True, help="folder to download into")
     down.add_argument(
-        "--repo-type", choices=("model", "dataset"), default="model",
-        help="model (checkpoints, the default) or dataset (databases)",
+        "--repo-type", choices=("model", "dataset"), default=None,
+        help="model (checkpoints, the default) or dataset (databases; implied by --database)",
+    )  # fmt: skip
+    down.add_argument(
+        "--database", action="append", metavar="NAME", dest="databases",
+        help="a database of a packed run, plurel-<seed> (repeat for more)",
     )  # fmt: skip
     down.set_defaults(run=_hub_download)
     _add_evaluate_parser(commands)
@@ -265,10 +271,18 @@ def _embed(args: argparse.Namespace) -> int:
 
 
 def _hub_download(args: argparse.Namespace) -> int:
-    from plurel_ray.hub.download import download
+    from plurel_ray.hub.download import download, download_databases
 
+    if args.databases and args.repo_type == "model":
+        raise ConfigError("--database reads a packed run's dataset repo: pass --repo-type "
+                          "dataset, or leave --database out to download a model repo")  # fmt: skip
+    if args.databases:
+        folders = download_databases(args.repo, args.databases, args.out, revision=args.revision)
+        for name, folder in zip(args.databases, folders, strict=True):
+            print(f"{args.repo}@{args.revision or 'main'}  {name} -> {folder}")
+        return 0
     path = download(args.repo, revision=args.revision, local_dir=args.out,
-                    repo_type=args.repo_type)  # fmt: skip
+                    repo_type=args.repo_type or "model")  # fmt: skip
     print(f"{args.repo}@{args.revision or 'main'}  -> {path}")
     return 0
 

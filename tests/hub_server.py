@@ -2,7 +2,8 @@
 
 It answers exactly the routes huggingface_hub 2.4 calls for create_repo, create_commit
 (inline files only: preupload always answers "regular"), repo_info, list_repo_tree,
-get_paths_info, hf_hub_download and snapshot_download (docs/operations.md). Each repo keeps
+get_paths_info, hf_hub_download and snapshot_download, and byte ranges of a file
+(`Range: bytes=a-b`, docs/operations.md). Each repo keeps
 its whole commit history, so any commit sha or branch can be read back.
 
     with HubServer(tokens={"hf_test_…"}) as hub:
@@ -20,6 +21,7 @@ import base64
 import hashlib
 import itertools
 import json
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -234,6 +236,20 @@ def _entries(files: dict[str, bytes]) -> dict[str, dict]:
     return entries
 
 
+def _ranged(data: bytes, header: str | None, headers: dict) -> tuple[int, bytes, dict]:
+    """A file's answer to a GET or HEAD: whole (200), or the bytes of one `Range:
+    bytes=a-b` (206 with Content-Range), as the Hub and its CDN answer ranged reads."""
+    match = re.fullmatch(r"bytes=(\d+)-(\d*)", header or "")
+    if match is None:
+        return 200, data, headers
+    start = int(match[1])
+    end = min(int(match[2]) if match[2] else len(data) - 1, len(data) - 1)
+    if start > end:
+        raise HttpError(416, f"range {header} is outside the file's {len(data)} bytes")
+    content_range = f"bytes {start}-{end}/{len(data)}"
+    return 206, data[start : end + 1], {**headers, "Content-Range": content_range}
+
+
 def _front_matter_errors(content: str) -> list[dict]:
     if not content.startswith("---\n"):
         return []
@@ -308,7 +324,7 @@ def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                     raise HttpError(404, f"{path} does not exist", "EntryNotFound")
                 data = commit.files[path]
                 headers = {"X-Repo-Commit": commit.oid, "ETag": f'"{git_blob_oid(data)}"'}
-                self._reply(200, data, headers)
+                self._reply(*_ranged(data, self.headers.get("Range"), headers))
                 return
             repo_type, repo_id, rest = TYPES[parts[1]], "/".join(parts[2:4]), parts[4:]
             repo = hub._repo(repo_type, repo_id, token)

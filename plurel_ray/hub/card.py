@@ -108,12 +108,16 @@ def _format(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) for v in value):
-        return _int_ranges(value)
+        return int_ranges(value)
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _int_ranges(values: list[int] | tuple[int, ...]) -> str:
-    """`0-9, 12, 20-29`: a hundred seeds stay readable in a card."""
+def int_ranges(values: list[int] | tuple[int, ...]) -> str:
+    """`0-9, 12, 20-29`: a hundred seeds stay readable in a card.
+
+    Args:
+        values: integers, in any order.
+    """
     ordered = sorted(set(values))
     runs: list[list[int]] = []
     for v in ordered:

@@ -33,7 +33,7 @@ from plurel_ray.errors import ConfigError, DatasetError
 from plurel_ray.pipeline import packed, run_record
 from plurel_ray.pipeline.index import IndexSink, done_seeds, read_all
 from plurel_ray.pipeline.lease import OutputLease
-from plurel_ray.pipeline.output import OutputRoot
+from plurel_ray.pipeline.output import INDEX_FILE, OutputRoot
 from plurel_ray.pipeline.run_summary import RunSummary
 from plurel_ray.pipeline.seed_worker import STATUS_GENERATED, SeedWorker, StoreEmbedder
 from plurel_ray.pipeline.seeds import Seeds
@@ -146,6 +146,8 @@ def run_generation(
                 for pushed in _new_pushes(batch, request.layout):
                     uploader.submit(pushed)
         index_path = sink.publish()
+        if uploader is not None and request.layout == "packed":
+            uploader.submit(INDEX_FILE)  # after its shards: the index, record and card
         hub_failures = 0
         if uploader is not None:
             uploader.close()
@@ -197,9 +199,12 @@ def _push_database(name, repo_id: str, *, root: OutputRoot, **options) -> str:
 
 
 def _push_shard(shard, repo_id: str, *, root: OutputRoot, **options) -> str:
-    """Push the published shard `shard` (`shards/<id>.tar`) and its manifest."""
-    from plurel_ray.hub.push import push_shard
+    """Push the published shard `shard` (`shards/<id>.tar`) and its manifest; or, given
+    the index (`_index.parquet`) at the end of the run, the index, record and card."""
+    from plurel_ray.hub.push import push_run_index, push_shard
 
+    if str(shard) == INDEX_FILE:
+        return push_run_index(root, repo_id, **options)
     return push_shard(root, str(shard), repo_id, **options)
 
 
