@@ -10,6 +10,7 @@ its whole commit history, so any commit sha or branch can be read back.
         HfApi(endpoint=hub.endpoint, token="hf_test_…").create_repo("org/x")
         hub.fail_next("commit", times=2, status=503)     # the next 2 commits answer 503
         hub.requests                                     # every request, headers and body
+        hub.serve_ranges = False                         # answer Range requests whole (200)
 
 Writes (create, preupload, commit) need a token from `tokens` as `Authorization: Bearer …`;
 a private repo is invisible (404 RepoNotFound) without one, as on the Hub.
@@ -87,6 +88,7 @@ class HubServer:
         self.tokens = set(tokens)
         self.repos: dict[tuple[str, str], Repo] = {}
         self.requests: list[Request] = []
+        self.serve_ranges = True  # False: a ranged GET gets the whole file, as from some mirrors
         self._failures: dict[str, list[tuple[int, str]]] = {}
         self._lock = threading.Lock()
         self._counter = itertools.count()
@@ -324,7 +326,8 @@ def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                     raise HttpError(404, f"{path} does not exist", "EntryNotFound")
                 data = commit.files[path]
                 headers = {"X-Repo-Commit": commit.oid, "ETag": f'"{git_blob_oid(data)}"'}
-                self._reply(*_ranged(data, self.headers.get("Range"), headers))
+                asked = self.headers.get("Range") if hub.serve_ranges else None
+                self._reply(*_ranged(data, asked, headers))
                 return
             repo_type, repo_id, rest = TYPES[parts[1]], "/".join(parts[2:4]), parts[4:]
             repo = hub._repo(repo_type, repo_id, token)

@@ -15,7 +15,7 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from plurel_ray.cli import main
 from plurel_ray.dataset.relbench_io import read_dataset_info, read_tables
 from plurel_ray.dataset.shards import ShardManifest
-from plurel_ray.errors import DatasetError
+from plurel_ray.errors import DatasetError, HubError
 from plurel_ray.hub import packed_card
 from plurel_ray.hub.download import download_database
 from plurel_ray.hub.push import push_run_index
@@ -173,3 +173,14 @@ def test_a_repo_of_database_folders_is_not_a_packed_run(hub, tmp_path):
         download_database("org/folders", "plurel-0", tmp_path)
     with pytest.raises(DatasetError, match="expected plurel-<seed>"):
         download_database("org/folders", "../etc", tmp_path)
+
+
+def test_a_hub_that_ignores_the_range_is_one_line_and_nothing_is_written(run, hub, tmp_path):
+    hub.serve_ranges = False
+    try:
+        with pytest.raises(HubError, match="HTTP 200 to a byte-range request") as err:
+            download_database(REPO, "plurel-2", tmp_path / "dbs")
+    finally:
+        hub.serve_ranges = True
+    assert "\n" not in str(err.value) and TOKEN not in str(err.value)
+    assert list((tmp_path / "dbs").iterdir()) == []
