@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from plurel_ray.dataset.shards import ShardManifest
 from plurel_ray.errors import DatasetError
 from plurel_ray.limits import DOCUMENT_BYTES
 from plurel_ray.pipeline.output import SHARDS_DIR, OutputRoot
@@ -126,7 +127,9 @@ def unpack_stores(
 
     cache = cache_dir() if cache is None else cache
     model = text_model_name(text_model)
-    targets = [cache / _key(root, row, context_rules, model) / row["db_name"] for row in rows]
+    manifests: dict[str, ShardManifest] = {}  # each shard's manifest is read once
+    targets = [cache / _key(root, row, context_rules, model, manifests) / row["db_name"]
+               for row in rows]  # fmt: skip
     missing = [(row, target) for row, target in zip(rows, targets, strict=True)
                if not (target / META_FILE).is_file()]  # fmt: skip
     if missing:
@@ -139,14 +142,20 @@ def unpack_stores(
     return targets, len(missing)
 
 
-def _key(root: OutputRoot, row: dict, context_rules: str, model: str) -> str:
+def _key(
+    root: OutputRoot, row: dict, context_rules: str, model: str, manifests: dict[str, ShardManifest]
+) -> str:
     """The cache key of a row's store: its shard member's sha256 (the store's, or the
     database's when the run has no stores) with the encoder, and the rules of a store
-    made here."""
+    made here. The same on every machine, so each node that unpacks a store by itself
+    puts it at the same path."""
     if row["store"] is None:
         made_here = f"{row['sha256']}\n{context_rules}"
     else:
-        manifest = read_manifest(root, row["shard"].rsplit("/", 1)[-1])
+        shard = row["shard"].rsplit("/", 1)[-1]
+        if shard not in manifests:
+            manifests[shard] = read_manifest(root, shard)
+        manifest = manifests[shard]
         member = manifest.member(f"{STORES_DIR}/{row['db_name']}")
         if member is None:
             raise DatasetError(f"{root.join(row['shard'])}: its manifest has no "
