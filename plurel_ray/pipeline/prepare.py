@@ -87,8 +87,10 @@ def prepare_synthetic(
 
     Raises:
         ConfigError: `holdout` out of range (checked before anything is generated), or
-            stores already there have other context rules or another encoder than asked.
-        DatasetError: a seed failed (rerun to retry it), or no stores without `seeds`.
+            stores already there have other context rules or another encoder than asked,
+            or `data` is a URI of a folders run.
+        DatasetError: a seed failed (rerun to retry it), no stores without `seeds`, or
+            a packed run's shard is truncated or corrupt (the local cache is left as it was).
         StoreError: a store is unreadable or has no text embeddings.
     """
     packed = _packed_root(data)
