@@ -47,6 +47,16 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process `pid` so far (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _indexed(out: Path) -> int:
     """Databases the output's index parts list so far (what a kill cannot take back)."""
     import pyarrow.parquet as pq
@@ -65,9 +75,10 @@ def _driver(command: list[str], out: Path, kill_at: int | None, cpus: int) -> di
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)  # fmt: skip
-    peak, killed = 0.0, False
+    peak, killed, cpu = 0.0, False, 0.0
     while proc.poll() is None:
         peak = max(peak, _rss_mb(proc.pid))
+        cpu = _cpu_s(proc.pid) or cpu
         if kill_at is not None and _indexed(out) >= kill_at:
             os.killpg(proc.pid, signal.SIGKILL)
             killed = True
@@ -75,6 +86,7 @@ def _driver(command: list[str], out: Path, kill_at: int | None, cpus: int) -> di
         time.sleep(SAMPLE_S)
     stdout, stderr = proc.communicate()
     return {"seconds": time.perf_counter() - start, "peak_rss_mb": peak, "killed": killed,
+            "cpu_s": cpu,
             "returncode": proc.returncode, "stdout": stdout, "stderr": stderr[-2000:]}  # fmt: skip
 
 
@@ -139,6 +151,10 @@ def run(num_dbs: int, actors: int, kill_fraction: float, work: Path,
         "dbs_per_s": num_dbs / wall,
         "s_per_db_per_actor": wall * actors / num_dbs,
         "driver_peak_rss_mb": {"killed": first["peak_rss_mb"], "resume": second["peak_rss_mb"]},
+        # the drivers' own CPU (start-up, Ray client, index): what one driver spends per
+        # database, the figure a projection to many nodes divides by
+        "driver_cpu_s": first["cpu_s"] + second["cpu_s"],
+        "driver_cpu_ms_per_db": 1000 * (first["cpu_s"] + second["cpu_s"]) / num_dbs,
         "machine": cpu_info(),
         "load_avg": os.getloadavg(),
     }
@@ -162,7 +178,8 @@ def _report(r: dict) -> str:
         f"{r['dbs_per_s']:,.1f} databases/s, {r['s_per_db_per_actor'] * 1000:.1f} ms per "
         "database per actor (both drivers, Ray start-up included)",
         f"driver peak RSS: {r['driver_peak_rss_mb']['killed']:.0f} MB (killed run), "
-        f"{r['driver_peak_rss_mb']['resume']:.0f} MB (resume)",
+        f"{r['driver_peak_rss_mb']['resume']:.0f} MB (resume); driver CPU "
+        f"{r['driver_cpu_s']:.1f} s = {r['driver_cpu_ms_per_db']:.2f} ms per database",
         f"verify: {r['verify_s']:.1f} s, ok={r['verify_ok']}; every seed once="
         f"{r['every_seed_once']}, no temporaries={r['no_temporaries']}, "
         f"no orphans={r['no_orphans']}",

@@ -87,7 +87,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser, *, ray_by_default: b
                       "under OUT/shards/ (default: packed for s3://, gs:// and --hub-repo "
                       "outputs, else folders)")  # fmt: skip
     what.add_argument("--dbs-per-shard", type=_positive, metavar="N",
-                      help="packed: databases per shard (default: up to 256)")  # fmt: skip
+                      help="packed: databases per shard (default: up to 512)")  # fmt: skip
     what.add_argument("--write-tasks", action="store_true",
                       help="also write every autocomplete task as a RelBench task folder "
                       "(by default plurel.json describes them and stores derive them)")  # fmt: skip

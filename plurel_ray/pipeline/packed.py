@@ -25,9 +25,9 @@ from plurel_ray.dataset.shards import ShardManifest, ShardWriter
 from plurel_ray.pipeline.output import SHARDS_DIR, OutputRoot, database_name
 from plurel_ray.pipeline.seed_worker import STATUS_GENERATED, STORES_DIR, SeedWorker, index_row
 
-# Databases per shard unless a run asks otherwise: a default-config database is ~1-4 MB,
-# so a shard is a few hundred MB, and a 1,024-database run is four shards.
-DBS_PER_SHARD = 256
+# Databases per shard unless a run asks otherwise: a default-config database is ~0.7 MB
+# (its node store about as much again), so a full shard is ~350-700 MB.
+DBS_PER_SHARD = 512
 # A run cuts its seeds into at least this many shards per actor, so that every actor
 # stays busy to the end and progress moves in steps of at most 1/(2 × actors).
 SHARDS_PER_ACTOR = 2
