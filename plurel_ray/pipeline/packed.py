@@ -66,11 +66,15 @@ def read_manifest(root: OutputRoot, shard: str) -> ShardManifest:
     from plurel_ray.limits import DOCUMENT_BYTES
 
     path = root.join(manifest_name(shard))
+    limit = DOCUMENT_BYTES.value  # ~5,000 members; a shard of 512 databases has ≤ 1,024
     try:
         with root.fs.open_input_stream(path) as src:
-            data = src.read(DOCUMENT_BYTES.value * 64 + 1)  # ~2,000 members at most
+            data = src.read(limit + 1)
     except FileNotFoundError:
         raise DatasetError(f"{path}: missing; its shard cannot be read") from None
+    if len(data) > limit:
+        raise DatasetError(f"{path}: larger than {limit:,} bytes; not a shard manifest"
+                           + DOCUMENT_BYTES.how_to_raise())  # fmt: skip
     return ShardManifest.from_json(data, path)
 
 
