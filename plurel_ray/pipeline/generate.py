@@ -31,7 +31,7 @@ import numpy as np
 from plurel_ray.config import Config
 from plurel_ray.errors import ConfigError, DatasetError
 from plurel_ray.pipeline import packed, run_record
-from plurel_ray.pipeline.index import IndexSink, done_seeds, read_all
+from plurel_ray.pipeline.index import FLUSH_PACKED_S, FLUSH_S, IndexSink, done_seeds, read_all
 from plurel_ray.pipeline.lease import OutputLease
 from plurel_ray.pipeline.output import INDEX_FILE, OutputRoot
 from plurel_ray.pipeline.run_summary import RunSummary
@@ -124,7 +124,8 @@ def run_generation(
         for notice in lease.notices:
             print(f"note: {notice}", file=sys.stderr)
         run_record.check_or_write(root, request)
-        sink = IndexSink(root, lease.run_id)
+        flush_s = FLUSH_PACKED_S if request.layout == "packed" else FLUSH_S
+        sink = IndexSink(root, lease.run_id, flush_s)
         todo = _seeds_to_do(request, root, sink.notices)
         uploader = None
         if request.hub_repo is not None:
@@ -139,12 +140,17 @@ def run_generation(
             rows = _ray_rows(request, todo, root.location, lease.run_id, progress)
         else:
             rows = _local_rows(request, todo, root, lease.run_id, progress)
-        for batch in rows:
-            lease.raise_if_lost()
-            sink.add(batch, commit=request.layout == "packed")
-            if uploader is not None:
-                for pushed in _new_pushes(batch, request.layout):
-                    uploader.submit(pushed)
+        try:
+            for batch in rows:
+                lease.raise_if_lost()
+                sink.add(batch)
+                if uploader is not None:
+                    for pushed in _new_pushes(batch, request.layout):
+                        uploader.submit(pushed)
+        except BaseException:
+            if lease.lost is None:  # Ctrl-C or an error: what is done is indexed, not redone
+                sink.flush()
+            raise
         index_path = sink.publish()
         if uploader is not None and request.layout == "packed":
             uploader.submit(INDEX_FILE)  # after its shards: the index, record and card
@@ -216,7 +222,8 @@ def _worker(request: GenerationRequest, root: OutputRoot | str, run_id: str, nod
 
 def shard_plan(request: GenerationRequest, seeds: Seeds, run_id: str, actors: int):
     """(shard id, seeds) of every shard of a packed run, in seed order."""
-    size = packed.shard_sizes(len(seeds), actors, request.dbs_per_shard)
+    size = packed.shard_sizes(len(seeds), actors, request.dbs_per_shard,
+                              for_hub=request.hub_repo is not None)  # fmt: skip
     chunk: list[int] = []
     number = 0
     for seed in seeds:

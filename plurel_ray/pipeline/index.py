@@ -2,8 +2,8 @@
 for what is done.
 
     <out>/_index.parquet         every row, merged at the end of each run
-    <out>/_index/<part>.parquet  rows appended while a run goes: one part per shard
-                                 (packed layout) or per ROW_GROUP rows / FLUSH_S seconds
+    <out>/_index/<part>.parquet  rows appended while a run goes: a part per ROW_GROUP
+                                 rows or `flush_s` seconds (1 s packed, 30 s folders)
 
 A part is written once, whole (renamed into place on a local root; one object on an
 object store), so a killed run leaves every part it wrote readable. A run reads the index
@@ -19,6 +19,7 @@ with a one-line notice.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 
@@ -32,8 +33,13 @@ from plurel_ray.pipeline.rebuild import rebuild_index
 from plurel_ray.pipeline.seed_worker import STATUS_FAILED, STATUS_GENERATED, STATUS_SKIPPED
 
 INDEX_PARTS = "_index"
-ROW_GROUP = 4096  # rows buffered before a part is written (folders layout)
-FLUSH_S = 30.0  # ... or this long since the last part, so a kill loses little
+ROW_GROUP = 4096  # rows buffered before a part is written ...
+# ... or this long since the last part. Folders: an unindexed database is found complete
+# by the next run (one read of its plurel.json). Packed: an unindexed shard is an orphan
+# that is made again, so a kill may cost about a second of shards, and a part per second
+# at most keeps the driver's work per shard small when thousands of actors finish shards.
+FLUSH_S = 30.0
+FLUSH_PACKED_S = 1.0
 
 INDEX_SCHEMA = pa.schema(
     [
@@ -179,13 +185,15 @@ class IndexSink:
     Args:
         root: the output root.
         run_id: the run holding the lease (its parts carry its id).
+        flush_s: rows wait at most this long (until the next rows come) for a part.
     """
 
-    def __init__(self, root: OutputRoot, run_id: str) -> None:
+    def __init__(self, root: OutputRoot, run_id: str, flush_s: float = FLUSH_S) -> None:
         self.root = root
         self.run_id = run_id
+        self.flush_s = flush_s
         self._pending: list[dict] = []
-        self._last_flush = time.monotonic()
+        self._last_flush = -math.inf  # the first rows go out at once
         self._parts = 0
         self.counts = {STATUS_GENERATED: 0, STATUS_SKIPPED: 0, STATUS_FAILED: 0}
         self.generated_cells = 0
@@ -193,8 +201,9 @@ class IndexSink:
         self.notices: list[str] = []
         self.indexed = 0  # rows of the published index, every run's
 
-    def add(self, rows: list[dict], *, commit: bool = False) -> None:
-        """Take rows in completion order; `commit` writes them at once (a shard's rows)."""
+    def add(self, rows: list[dict]) -> None:
+        """Take rows in completion order; write a part when `flush_s` has passed since the
+        last one or `ROW_GROUP` rows wait."""
         self._pending.extend(rows)
         for row in rows:
             self.counts[row["status"]] += 1
@@ -202,8 +211,8 @@ class IndexSink:
                 self.generated_cells += row["cells"]
             elif row["status"] == STATUS_FAILED:
                 self.failures.append((row["seed"], row["error"]))
-        due = time.monotonic() - self._last_flush >= FLUSH_S
-        if commit or due or len(self._pending) >= ROW_GROUP:
+        due = time.monotonic() - self._last_flush >= self.flush_s
+        if due or len(self._pending) >= ROW_GROUP:
             self.flush()
 
     def flush(self) -> None:

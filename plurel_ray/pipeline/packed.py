@@ -31,14 +31,21 @@ DBS_PER_SHARD = 512
 # A run cuts its seeds into at least this many shards per actor, so that every actor
 # stays busy to the end and progress moves in steps of at most 1/(2 × actors).
 SHARDS_PER_ACTOR = 2
+HUB_DBS_PER_SHARD = 256  # 10^6 databases: at most ~3,900 shards, ~7,800 files
 
 
-def shard_sizes(num_seeds: int, actors: int, dbs_per_shard: int | None) -> int:
+def shard_sizes(
+    num_seeds: int, actors: int, dbs_per_shard: int | None, *, for_hub: bool = False
+) -> int:
     """Databases per shard of a run: as asked, else `DBS_PER_SHARD`, fewer when the run
-    is small enough that the actors would otherwise wait on one shard."""
+    is small enough that the actors would otherwise wait on one shard — but, for a run
+    pushed to the Hub, at least `HUB_DBS_PER_SHARD` (a repo should hold < 10,000 files
+    per folder: 10^6 databases on 16,000 actors would otherwise be 32,000 shards)."""
     if dbs_per_shard is not None:
         return dbs_per_shard
     spread = -(-num_seeds // (actors * SHARDS_PER_ACTOR))
+    if for_hub:
+        spread = max(spread, HUB_DBS_PER_SHARD)
     return max(1, min(DBS_PER_SHARD, spread))
 
 

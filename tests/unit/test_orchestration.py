@@ -72,6 +72,7 @@ def test_data_is_prepared_and_runs_are_trained_by_one_module_each():
     assert _calls("run_generation") == {
         "plurel_ray/pipeline/prepare.py",  # the training commands and the demo
         "plurel_ray/pipeline/generate_args.py",  # `generate` itself
+        "plurel_ray/pipeline/verify.py",  # `runs verify --repair` makes bad seeds again
     }
     assert _calls("run_pretraining") == {"plurel_ray/pipeline/train_run.py"}
     assert _calls("evaluate_run") == {"plurel_ray/pipeline/train_run.py"}

@@ -122,7 +122,8 @@ def test_a_rerun_reads_the_index_and_makes_only_what_is_missing(
     with pytest.raises(KeyboardInterrupt):
         _packed(out, range(8), small_config)
     # shards of seeds 0-1 and 2-3 are indexed (parts); the one of 4-5 never was
-    assert len(list((out / "_index").iterdir())) == 2
+    parts = [pq.read_table(p) for p in (out / "_index").iterdir()]
+    assert sorted(s for part in parts for s in part["seed"].to_pylist()) == [0, 1, 2, 3]
     monkeypatch.setattr(seed_worker, "generate_database", real)
     summary = _packed(out, range(8), small_config)
     assert (summary.generated, summary.skipped) == (4, 4)
@@ -205,3 +206,13 @@ def test_an_unknown_database_name_is_one_line(tmp_path, small_config):
                        ("../../etc", "expected plurel-<seed>")):  # fmt: skip
         with pytest.raises(DatasetError, match=says):
             open_database(OutputRoot(str(out)), name, tmp_path / "back")
+
+
+def test_shards_spread_over_the_actors_but_stay_large_for_the_hub():
+    from plurel_ray.pipeline.packed import DBS_PER_SHARD, shard_sizes
+
+    assert shard_sizes(1024, actors=2, dbs_per_shard=None) == 256  # 2 shards per actor
+    assert shard_sizes(10**6, actors=2, dbs_per_shard=None) == DBS_PER_SHARD
+    assert shard_sizes(10**6, actors=16_000, dbs_per_shard=None) == 32
+    assert shard_sizes(10**6, actors=16_000, dbs_per_shard=None, for_hub=True) == 256
+    assert shard_sizes(10, actors=16_000, dbs_per_shard=7, for_hub=True) == 7  # as asked
