@@ -83,7 +83,9 @@ def _check_name(name: str) -> str:
     return name
 
 
-def open_database(root: str | OutputRoot, name: str, dest: str | Path | None = None) -> Path:
+def open_database(
+    root: str | OutputRoot, name: str, dest: str | Path | None = None, *, row: dict | None = None
+) -> Path:
     """The dataset folder of database `name` of the run at `root`, on local disk.
 
     Args:
@@ -91,13 +93,15 @@ def open_database(root: str | OutputRoot, name: str, dest: str | Path | None = N
         name: the database, `plurel-<seed>`.
         dest: the local folder to put it in (as `dest/<name>`); default: a local root's
             own folder for a folders run, else a fresh temporary folder.
+        row: its index row, when the caller has read the index already (`locate`).
 
     Raises:
         DatasetError: no complete database of that name, or its shard is truncated or
             does not match its recorded hash (nothing is written then).
     """
     root = _root(root)
-    (row,) = _rows(root, [_check_name(name)]).values()
+    row = row or _rows(root, [_check_name(name)])[name]
+    _check_name(row["db_name"])  # an index is input too: its names become paths
     if row["shard"] is None:  # folders layout
         if root.is_local and dest is None:
             return Path(root.join(name))
@@ -110,15 +114,19 @@ def open_database(root: str | OutputRoot, name: str, dest: str | Path | None = N
     return _unpack(root, shard, member, _dest(dest) / name)
 
 
-def open_store(root: str | OutputRoot, name: str, dest: str | Path) -> Path:
-    """The node store of database `name` of a packed run, unpacked to `dest/<name>`.
+def open_store(
+    root: str | OutputRoot, name: str, dest: str | Path, *, row: dict | None = None
+) -> Path:
+    """The node store of database `name` of a packed run, unpacked to `dest/<name>`;
+    `row` is its index row when the caller has read the index already (`locate`).
 
     Raises:
         DatasetError: the run made no store for it (generate with --preprocess), or its
             shard is truncated or corrupt.
     """
     root = _root(root)
-    (row,) = _rows(root, [_check_name(name)]).values()
+    row = row or _rows(root, [_check_name(name)])[name]
+    _check_name(row["db_name"])  # an index is input too: its names become paths
     if row["shard"] is None or row["store"] is None:
         raise DatasetError(f"{root.uri}: {name} has no store in a shard; generate the run "
                            "with --layout packed --preprocess")  # fmt: skip

@@ -211,10 +211,10 @@ def _unpack_one(root: OutputRoot, row: dict, dest: Path, context_rules: str) -> 
     """The store of `row` under `dest`: out of its shard, or made from its database."""
     name = row["db_name"]
     if row["store"] is not None:
-        return open_store(root, name, dest)
+        return open_store(root, name, dest, row=row)
     from plurel_ray.store.preprocessing import preprocess
 
-    database = open_database(root, name, dest / "database")
+    database = open_database(root, name, dest / "database", row=row)
     try:
         return preprocess(database, dest / STORES_DIR, name=name, context_rules=context_rules)
     finally:
