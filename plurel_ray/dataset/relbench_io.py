@@ -148,9 +148,8 @@ def _checked_tasks(db: GeneratedDatabase) -> list[dict]:
     return tasks
 
 
-def _info(
-    db: GeneratedDatabase, config: Config, name: str, digest: str, tasks: list, write_tasks: bool
-) -> dict:
+def _info(db: GeneratedDatabase, config: Config, name: str, digest: str, tasks: list,
+          write_tasks: bool) -> dict:  # fmt: skip
     return {
         "format_version": FORMAT_VERSION,
         "name": name,
@@ -223,9 +222,8 @@ def _write_task_folders(db: GeneratedDatabase, root: Path, config: Config) -> No
                 _write_bytes(task_dir / f"{split}.parquet", parquet_bytes(labels))
 
 
-def _write_contents(
-    db: GeneratedDatabase, root: Path, config: Config, name: str, write_tasks: bool
-) -> None:
+def _write_contents(db: GeneratedDatabase, root: Path, config: Config, name: str,
+                    write_tasks: bool) -> None:  # fmt: skip
     """Everything `write_dataset` writes, into `root` (which must not exist)."""
     for table in db.tables:  # names from users' schemas become file names
         check_name("table", table, DatasetError)
