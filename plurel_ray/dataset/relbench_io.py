@@ -48,8 +48,7 @@ INFO_FILE = "plurel.json"
 # Bump when the folder layout or a plurel.json field changes meaning. 2: tasks/ only with
 # write_tasks; plurel.json describes the autocomplete tasks (version 1 always wrote tasks/).
 FORMAT_VERSION = 2
-# The manifest_version of relbench.manifest.DatasetManifest, whose YAML we write ourselves.
-RELBENCH_MANIFEST_VERSION = 1
+RELBENCH_MANIFEST_VERSION = 1  # DatasetManifest's, whose YAML we write without relbench
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # libyaml's emitter: the same bytes as pyyaml's for the manifest, ~20x faster (~15 ms saved).
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
