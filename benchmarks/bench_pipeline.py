@@ -24,8 +24,8 @@ ray_s_per_db × num_dbs / actors): Ray Data's first start in this driver, the ac
 start-up, the hand-over between seeds and the idle tail.
 A run's fixed start-up, measured again on the same Ray after the timed run (warm: Ray
 Data already started once in this driver):
-- actor_import_s: a fresh Ray worker importing the module that defines the generator
-  actors (plurel_ray.pipeline.ray_stages, with the generator and writer it pulls in);
+- actor_import_s: a fresh Ray worker importing what a generator actor imports before
+  its first seed (ACTOR_MODULES, with the generator and writer they pull in);
   heavy_imports lists what of scikit-learn, torch and the like it pulled in besides;
 - actor_start_s: a one-seed, one-actor run's wall time minus the time its database took
   (from its index): Ray Data's start, the actor's worker and imports, the index write.
@@ -58,6 +58,9 @@ TARGET_OVERHEAD = 0.05
 ACTORS = 2
 # What a generator actor should not import (they serve other paths: tasks' metrics, the
 # store's text encoder, the Hub, plots).
+# The module that defines the generator actors, and those their constructor imports.
+ACTOR_MODULES = ("plurel_ray.pipeline.ray_stages", "plurel_ray.pipeline.generate",
+                 "plurel_ray.pipeline.packed")  # fmt: skip
 HEAVY_MODULES = ("sklearn", "torch", "transformers", "sentence_transformers",
                  "huggingface_hub", "matplotlib")  # fmt: skip
 
@@ -77,7 +80,8 @@ def _import_actor_module() -> dict:
 
     fresh = "plurel_ray.pipeline.ray_stages" not in sys.modules
     start = time.perf_counter()
-    importlib.import_module("plurel_ray.pipeline.ray_stages")
+    for module in ACTOR_MODULES:
+        importlib.import_module(module)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "fresh": fresh,
             "heavy": [name for name in HEAVY_MODULES if name in sys.modules]}  # fmt: skip
