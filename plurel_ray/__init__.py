@@ -92,6 +92,7 @@ _use_installed_native()
 if TYPE_CHECKING:
     from plurel_ray.dataset.relbench_io import write_dataset
     from plurel_ray.dataset.synthetic import SyntheticDataset
+    from plurel_ray.pipeline.packed_read import open_database
     from plurel_ray.predict.pretrained import from_pretrained
     from plurel_ray.synth.database import generate_database
 
@@ -99,6 +100,7 @@ _LAZY = {
     "SyntheticDataset": "plurel_ray.dataset.synthetic",
     "from_pretrained": "plurel_ray.predict.pretrained",
     "generate_database": "plurel_ray.synth.database",
+    "open_database": "plurel_ray.pipeline.packed_read",
     "write_dataset": "plurel_ray.dataset.relbench_io",
 }
 
@@ -114,6 +116,7 @@ __all__ = [
     "__version__",
     "from_pretrained",
     "generate_database",
+    "open_database",
     "write_dataset",
 ]
 

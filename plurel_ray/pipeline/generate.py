@@ -173,7 +173,8 @@ def _seeds_to_do(request: GenerationRequest, root: OutputRoot, notices: list[str
         if removed:
             notices.append(f"removed {removed} shard(s) of killed runs that were never indexed")
     embedded = request.text_model if request.embed else None
-    done = done_seeds(index, store=request.preprocess, embedded=embedded)
+    rules = request.context_rules if request.preprocess else None
+    done = done_seeds(index, store=rules, embedded=embedded)
     del index
     ranges = []
     for seeds in request.seeds.ranges:

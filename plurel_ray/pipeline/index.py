@@ -54,6 +54,7 @@ INDEX_SCHEMA = pa.schema(
         ("node", pa.string()),
         ("error", pa.string()),
         ("store", pa.string()),  # node store: folder, or its member in the shard; else null
+        ("context_rules", pa.string()),  # the store's context rules, else null
         ("embedded", pa.string()),  # the encoder its store is embedded with, else null
         ("shard", pa.string()),  # packed layout: the shard file under the root, else null
         ("offset", pa.int64()),  # packed layout: the database's span in its shard ...
@@ -167,12 +168,14 @@ def read_index(root: OutputRoot) -> pa.Table:
     return read_all(root)
 
 
-def done_seeds(index: pa.Table, *, store: bool = False, embedded: str | None = None) -> np.ndarray:
-    """The sorted seeds whose database is complete (with a store, embedded with
-    `embedded`, when asked)."""
+def done_seeds(
+    index: pa.Table, *, store: str | None = None, embedded: str | None = None
+) -> np.ndarray:
+    """The sorted seeds whose database is complete — with a store of the context rules
+    `store`, embedded with the encoder `embedded`, when they are given."""
     mask = np.isin(index["status"].to_numpy(zero_copy_only=False), COMPLETE)
-    if store:
-        mask &= ~index["store"].is_null().to_numpy(zero_copy_only=False)
+    if store is not None:  # a store of other rules is not done: its worker says so
+        mask &= index["context_rules"].to_numpy(zero_copy_only=False) == store
     if embedded is not None:
         mask &= index["embedded"].to_numpy(zero_copy_only=False) == embedded
     return np.sort(index["seed"].to_numpy()[mask])

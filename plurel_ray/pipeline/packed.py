@@ -147,9 +147,10 @@ class ShardWorker:
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
                 shutil.rmtree(stores, ignore_errors=True)
+            made = {"store": f"{STORES_DIR}/{name}", "context_rules": self.worker.context_rules}
             rows.append(index_row(seed, STATUS_GENERATED, **sizes, node=self.worker.node,
-                             seconds=time.perf_counter() - start,
-                             store=None if store is None else f"{STORES_DIR}/{name}"))  # fmt: skip
+                                  seconds=time.perf_counter() - start,
+                                  **(made if store is not None else {})))  # fmt: skip
         return self._publish(writer, shard_id, rows)
 
     def _publish(self, writer: ShardWriter, shard_id: str, rows: list[dict]) -> list[dict]:

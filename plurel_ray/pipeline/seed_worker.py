@@ -111,6 +111,7 @@ class SeedWorker:
             finally:  # published: moved away; cut short: no temporary stays behind
                 shutil.rmtree(staging, ignore_errors=True)
             return index_row(seed, STATUS_GENERATED, **sizes, node=self.node, store=store,
+                             context_rules=self.context_rules if store else None,
                              bytes=self.root.folder_bytes(name),
                              seconds=time.perf_counter() - start)  # fmt: skip
         except BaseException as err:  # a failing seed is data for the index, not a crash
@@ -203,6 +204,7 @@ class SeedWorker:
             seconds=seconds,
             node=self.node,
             store=store,
+            context_rules=self.context_rules if store else None,
         )
 
 
