@@ -12,44 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from relbench.manifest import KIND_AUTOCOMPLETE, TaskManifest
-
 from plurel_ray.dataset.autocomplete import TASK_TYPES
+from plurel_ray.dataset.manifests import KIND_AUTOCOMPLETE, TaskManifest, read_task_manifest
 from plurel_ray.dataset.relbench_io import INFO_FILE, read_dataset_info
 from plurel_ray.errors import DatasetError
-from plurel_ray.limits import DOCUMENT_BYTES, check_document
 from plurel_ray.names import check_name
 
-# libyaml's loader reads the ~100 task manifests of a synthetic database ~10x faster.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SHOWN_TASKS = 20
-
-
-def load_yaml_mapping(path: Path) -> tuple[dict, bytes]:
-    """A manifest file's mapping and its bytes, read bounded (`DOCUMENT_BYTES`).
-
-    Args:
-        path: the manifest.yaml to read.
-    """
-    try:
-        with open(path, "rb") as f:
-            data = f.read(DOCUMENT_BYTES.value + 1)
-    except FileNotFoundError:
-        raise DatasetError(f"{path.parent}: not a RelBench-3 folder (no {path.name})") from None
-    except OSError as err:
-        raise DatasetError(f"{path}: cannot read: {err}") from err
-    if len(data) > DOCUMENT_BYTES.value:
-        raise DatasetError(f"{path}: more than {DOCUMENT_BYTES.value:,} bytes, not a manifest")
-    try:
-        content = yaml.load(data, Loader=_YAML_LOADER)
-    # ValueError: an integer of more than 4300 digits; RecursionError: deep nesting.
-    except (yaml.YAMLError, ValueError, RecursionError) as err:
-        raise DatasetError(f"{path}: invalid YAML: {' '.join(str(err).split())}") from None
-    check_document(content, str(path), DatasetError)
-    if not isinstance(content, dict):
-        raise DatasetError(f"{path}: expected a mapping, got {type(content).__name__}")
-    return content, data
 
 
 def derived_tasks(root: Path, tables: dict) -> dict[str, tuple[TaskManifest, None]]:
@@ -112,11 +81,7 @@ def task_manifests(root: Path) -> dict[str, tuple[TaskManifest, Path]]:
     """
     tasks = {}
     for path in sorted((root / "tasks").glob("*/manifest.yaml")):
-        content, _ = load_yaml_mapping(path)
-        try:
-            task = TaskManifest.from_dict(content)
-        except (KeyError, TypeError, AttributeError, ValueError) as err:  # fields missing
-            raise DatasetError(f"{path}: not a task manifest: {err!r}") from None
+        task = read_task_manifest(path)
         tasks[check_name("task", task.name, DatasetError, f"{path}: ")] = (task, path.parent)
     return tasks
 

@@ -23,13 +23,18 @@ import os
 from pathlib import Path
 
 import pandas as pd
-from relbench.manifest import KIND_AUTOCOMPLETE, DatasetManifest, TaskManifest
 
 from plurel_ray import __version__, _native
+from plurel_ray.dataset.manifests import (
+    KIND_AUTOCOMPLETE,
+    DatasetManifest,
+    TaskManifest,
+    read_dataset_manifest,
+)
 from plurel_ray.dataset.relbench_io import INFO_FILE, read_dataset_info, verify_content_hash
 from plurel_ray.errors import ConfigError, DatasetError, StoreError, is_native_panic
 from plurel_ray.names import check_name, path_inside
-from plurel_ray.store.dataset_tasks import dataset_tasks, load_yaml_mapping, select_tasks
+from plurel_ray.store.dataset_tasks import dataset_tasks, select_tasks
 from plurel_ray.store.meta import (
     CONTEXT_RULES,
     DEFAULT_CONTEXT_RULES,
@@ -319,11 +324,7 @@ def preprocess(
             "(docs/contexts.md)"
         )
     root = Path(dataset_dir).expanduser().resolve()
-    content, manifest_bytes = load_yaml_mapping(root / "manifest.yaml")
-    try:
-        manifest = DatasetManifest.from_dict(content)
-    except (KeyError, TypeError, AttributeError) as err:
-        raise DatasetError(f"{root / 'manifest.yaml'}: not a dataset manifest: {err}") from err
+    manifest, manifest_bytes = read_dataset_manifest(root / "manifest.yaml")
     for table in manifest.tables:  # read from db/<table>.parquet
         check_name("table", table, DatasetError, f"{root / 'manifest.yaml'}: ")
     # A generated folder's tables must be the bytes it was written with: one flipped byte
