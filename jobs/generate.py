@@ -1,10 +1,11 @@
 """Generate synthetic relational databases on Ray: seeds in, RelBench-3 folders out.
 
-    ray job submit --working-dir . -- python jobs/generate.py --num-dbs 1000 --out s3://bucket/run1
+    ray job submit --working-dir . -- python jobs/generate.py --num-dbs 100000 --out s3://bucket/run1
     python jobs/generate.py --num-dbs 8 --out data/run1 --preprocess   # embedded local Ray
 
-Reruns skip complete databases; `OUT/_index.parquet` has one row per seed. Exits 1 when a
-seed failed (unless --allow-failures) and 2 on bad arguments.
+An object-store or --hub-repo output is packed (shards of whole folders) unless --layout
+folders. Reruns leave out the seeds `OUT/_index.parquet` lists as done; it has one row per
+seed. Exits 1 when a seed failed (unless --allow-failures) and 2 on bad arguments.
 """
 
 from __future__ import annotations

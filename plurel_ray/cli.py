@@ -77,10 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     gen = commands.add_parser(
         "generate",
-        help="generate databases and write one RelBench-3 folder per seed",
+        help="generate databases: a RelBench-3 folder per seed, or shards of them",
         description="Generate the databases of the given seeds into OUT/plurel-<seed>/ "
-        "(RelBench-3 dataset folders) and OUT/_index.parquet; complete databases of an "
-        "earlier run are skipped. Same pipeline as jobs/generate.py.",
+        "(RelBench-3 dataset folders; with --layout packed, shards of whole folders in "
+        "OUT/shards/) and OUT/_index.parquet; seeds the index lists as done are left out. "
+        "Same pipeline as jobs/generate.py.",
     )
     add_generate_arguments(gen, ray_by_default=False)
     gen.set_defaults(run=run_from_args)
