@@ -13,6 +13,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 # Needed only by other paths: the store's text encoder (torch, transformers,
 # sentence-transformers), the Hub (huggingface_hub), plots (matplotlib), the RelBench
 # task API's metrics (scikit-learn) and SQL schema files (sqlglot).
@@ -28,7 +30,8 @@ NOT_FOR_GENERATION = (
 
 # What a Ray worker runs to become a generator actor (ray_stages defines the actor class),
 # then the per-seed work it does, in both layouts, through the in-process driver that
-# runs the same workers: imports made on first use count too.
+# runs the same workers: imports made on first use count too. argv[3] "1" also builds
+# each database's node store (--preprocess, what pretraining's data preparation runs).
 ACTOR_SCRIPT = """
 import json, sys
 from plurel_ray.config import Choices, Config, DatabaseParams
@@ -44,19 +47,24 @@ config = Config(database_params=DatabaseParams(
 generated = {}
 for layout in ("folders", "packed"):
     request = GenerationRequest(seeds=range(2), out=f"{sys.argv[1]}/{layout}", config=config,
-                                layout=layout)
+                                layout=layout, preprocess=sys.argv[3] == "1")
     generated[layout] = run_generation(request, use_ray=False, progress=False).generated
 heavy = [name for name in json.loads(sys.argv[2]) if name in sys.modules]
 print(json.dumps({"generated": generated, "heavy": heavy}))
 """
 
 
-def test_generating_and_writing_a_database_imports_no_encoder_hub_plot_or_sklearn(tmp_path):
+@pytest.mark.parametrize("preprocess", [False, True], ids=["generate", "generate+preprocess"])
+def test_generating_and_writing_a_database_imports_no_encoder_hub_plot_or_sklearn(
+    tmp_path, preprocess
+):
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(ACTOR_SCRIPT), str(tmp_path / "out"),
-         json.dumps(NOT_FOR_GENERATION)],
+         json.dumps(NOT_FOR_GENERATION), str(int(preprocess))],
         capture_output=True, text=True, timeout=300, check=True,
     )  # fmt: skip
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["generated"] == {"folders": 2, "packed": 2}
+    if preprocess:
+        assert len(list((tmp_path / "out" / "folders" / "stores").glob("*/meta.json"))) == 2
     assert result["heavy"] == [], f"the generation path imports {result['heavy']}"
