@@ -302,11 +302,15 @@ class OutputLease:
                                f"({self.lost}); stopped")  # fmt: skip
 
     def release(self) -> None:
-        """Stop the heartbeat, remove this run's temporaries and the lease if still ours."""
+        """Stop the heartbeat, remove this run's temporaries and, if the lease is still
+        ours, those a killed run's actors made after this run took over (they outlive
+        their driver by seconds), then the lease."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.root.remove_run_dir(self.run_id)
         holder = _read_quietly(self.root.fs, self._path)
+        if holder is not None and holder.run_id == self.run_id:
+            self.root.remove_other_runs(self.run_id)
+        self.root.remove_run_dir(self.run_id)
         if holder is not None and holder.run_id == self.run_id:
             self.root.fs.delete_file(self._path)

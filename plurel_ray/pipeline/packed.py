@@ -112,17 +112,22 @@ class ShardWorker:
         """Generate `seeds` into the shard `shards/<shard_id>.tar` and publish it with its
         manifest; returns one index row per seed (a failing seed's row has its error and
         no shard). Never raises for failing seeds; a failing shard fails all its seeds."""
-        staging = self.root.staging_dir(f"{SHARDS_DIR}/{shard_id}", self.worker.scratch,
-                                        self.worker.run_id)  # fmt: skip
-        staging.mkdir(parents=True)
         start = time.perf_counter()
+        staging = None
         try:
+            # An actor of a killed driver may live on for seconds: once another run took
+            # the output over, it starts nothing more there.
+            self.worker.ensure_lease()
+            staging = self.root.staging_dir(f"{SHARDS_DIR}/{shard_id}", self.worker.scratch,
+                                            self.worker.run_id)  # fmt: skip
+            staging.mkdir(parents=True)
             rows = self._build(staging, shard_id, seeds)
         except BaseException as err:  # the shard file itself failed (disk full, lost lease)
             each = (time.perf_counter() - start) / len(seeds)
             return [self.worker.failed(seed, err, each) for seed in seeds]
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
         return rows
 
     def _build(self, staging: Path, shard_id: str, seeds: list[int]) -> list[dict]:
