@@ -32,18 +32,23 @@ DBS_PER_SHARD = 512
 # stays busy to the end and progress moves in steps of at most 1/(2 × actors).
 SHARDS_PER_ACTOR = 2
 HUB_DBS_PER_SHARD = 256  # 10^6 databases: at most ~3,900 shards, ~7,800 files
+# The driver spends ~7 ms of CPU per shard it receives (benchmarks/bench_scale.py with
+# 4 databases per shard), so a run of more shards than this is bound by its driver, not
+# its actors: 10^6 databases on 16,000 CPUs would be 31,250 shards, ~220 s of driver CPU
+# against ~40 s of generation (README, Performance).
+MAX_SHARDS = 10_000
 
 
 def shard_sizes(
     num_seeds: int, actors: int, dbs_per_shard: int | None, *, for_hub: bool = False
 ) -> int:
     """Databases per shard of a run: as asked, else `DBS_PER_SHARD`, fewer when the run
-    is small enough that the actors would otherwise wait on one shard — but, for a run
-    pushed to the Hub, at least `HUB_DBS_PER_SHARD` (a repo should hold < 10,000 files
+    is small enough that the actors would otherwise wait on one shard — but never more
+    than `MAX_SHARDS` shards, and, for a run pushed to the Hub, at least `HUB_DBS_PER_SHARD` (a repo should hold < 10,000 files
     per folder: 10^6 databases on 16,000 actors would otherwise be 32,000 shards)."""
     if dbs_per_shard is not None:
         return dbs_per_shard
-    spread = -(-num_seeds // (actors * SHARDS_PER_ACTOR))
+    spread = max(-(-num_seeds // (actors * SHARDS_PER_ACTOR)), -(-num_seeds // MAX_SHARDS))
     if for_hub:
         spread = max(spread, HUB_DBS_PER_SHARD)
     return max(1, min(DBS_PER_SHARD, spread))

@@ -213,6 +213,7 @@ def test_shards_spread_over_the_actors_but_stay_large_for_the_hub():
 
     assert shard_sizes(1024, actors=2, dbs_per_shard=None) == 256  # 2 shards per actor
     assert shard_sizes(10**6, actors=2, dbs_per_shard=None) == DBS_PER_SHARD
-    assert shard_sizes(10**6, actors=16_000, dbs_per_shard=None) == 32
+    assert shard_sizes(10**6, actors=16_000, dbs_per_shard=None) == 100  # ≤ MAX_SHARDS
+    assert shard_sizes(10**5, actors=16_000, dbs_per_shard=None) == 10
     assert shard_sizes(10**6, actors=16_000, dbs_per_shard=None, for_hub=True) == 256
     assert shard_sizes(10, actors=16_000, dbs_per_shard=7, for_hub=True) == 7  # as asked
