@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
 from plurel_ray.errors import DatasetError
+from plurel_ray.util.atomic_dir import remove, temporary_sibling
 
 SHARD_FORMAT = "plurel-ray-shard"
 SHARD_FORMAT_VERSION = 1
@@ -218,3 +219,22 @@ def extract_member(data: bytes, member: ShardMember, dest: Path, source: str) ->
     except tarfile.TarError as err:
         raise DatasetError(f"{source}: {member.name} is not a readable tar span ({err})") from None
     return dest / member.name
+
+
+def unpack_member(data: bytes, member: ShardMember, dest: Path, source: str) -> Path:
+    """`extract_member` into a hidden folder beside `dest`, then renamed to `dest` (an
+    older folder there is replaced): `dest` is the old folder or the whole new one.
+
+    Raises:
+        DatasetError: as `extract_member`; nothing is written then.
+    """
+    tmp = temporary_sibling(dest, hidden=True)
+    tmp.mkdir(parents=True)
+    try:
+        extract_member(data, member, tmp, source)
+        if dest.exists():
+            remove(dest)
+        (tmp / member.name).rename(dest)
+    finally:
+        remove(tmp)
+    return dest

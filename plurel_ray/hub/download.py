@@ -35,12 +35,11 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_stream_backoff
 
 from plurel_ray import __version__
-from plurel_ray.dataset.shards import ShardManifest, ShardMember, extract_member
+from plurel_ray.dataset.shards import ShardManifest, ShardMember, unpack_member
 from plurel_ray.errors import DatasetError, HubError
 from plurel_ray.hub.card import LIBRARY_NAME
 from plurel_ray.hub.client import endpoint_of, hub_api, hub_errors, token_of
 from plurel_ray.hub.packed_card import COMPLETE, INDEX_FILE, SHARDS_DIR, manifest_path
-from plurel_ray.util.atomic_dir import remove, temporary_sibling
 
 _DATABASE_NAME = re.compile(r"plurel-\d{1,19}")
 _SHARD_PATH = re.compile(rf"{SHARDS_DIR}/[A-Za-z0-9][A-Za-z0-9._-]*\.tar")
@@ -171,8 +170,8 @@ def download_databases(
         manifests = {shard: repo.manifest(shard) for shard in sorted({r["shard"] for r in rows})}
         spans = [(row["shard"], _member(manifests[row["shard"]], row, repo)) for row in rows]
         dest.mkdir(parents=True, exist_ok=True)
-        return [_unpack(repo.read_span(shard, member), member, dest / member.name,
-                        repo.source(shard)) for shard, member in spans]  # fmt: skip
+        return [unpack_member(repo.read_span(shard, member), member, dest / member.name,
+                              repo.source(shard)) for shard, member in spans]  # fmt: skip
 
 
 class _PinnedRepo:
@@ -261,20 +260,6 @@ def _member(manifest: ShardManifest, row: dict, repo: _PinnedRepo) -> ShardMembe
         raise DatasetError(f"{repo.source(row['shard'])}: {row['db_name']} in its manifest "
                            "differs from the index; the run was pushed inconsistently")  # fmt: skip
     return member
-
-
-def _unpack(data: bytes, member: ShardMember, dest: Path, source: str) -> Path:
-    """Check and unpack a span beside `dest`, then rename it into place."""
-    tmp = temporary_sibling(dest, hidden=True)
-    tmp.mkdir(parents=True)
-    try:
-        extract_member(data, member, tmp, source)
-        if dest.exists():
-            remove(dest)
-        (tmp / member.name).rename(dest)
-    finally:
-        remove(tmp)
-    return dest
 
 
 def cached_model(repo_id: str, *, endpoint: str | None = None, token: str | None = None) -> Path:

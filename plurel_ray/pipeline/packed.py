@@ -44,8 +44,8 @@ def shard_sizes(
 ) -> int:
     """Databases per shard of a run: as asked, else `DBS_PER_SHARD`, fewer when the run
     is small enough that the actors would otherwise wait on one shard — but never more
-    than `MAX_SHARDS` shards, and, for a run pushed to the Hub, at least `HUB_DBS_PER_SHARD` (a repo should hold < 10,000 files
-    per folder: 10^6 databases on 16,000 actors would otherwise be 32,000 shards)."""
+    than `MAX_SHARDS` shards, and, for a run pushed to the Hub, at least
+    `HUB_DBS_PER_SHARD` (a repo should hold < 10,000 files per folder)."""
     if dbs_per_shard is not None:
         return dbs_per_shard
     spread = max(-(-num_seeds // (actors * SHARDS_PER_ACTOR)), -(-num_seeds // MAX_SHARDS))

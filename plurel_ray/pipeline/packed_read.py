@@ -20,13 +20,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from plurel_ray.dataset.shards import ShardMember, extract_member
+from plurel_ray.dataset.shards import ShardMember, unpack_member
 from plurel_ray.errors import DatasetError
 from plurel_ray.pipeline.index import COMPLETE, read_all
 from plurel_ray.pipeline.output import OutputRoot
 from plurel_ray.pipeline.packed import read_manifest
 from plurel_ray.pipeline.seed_worker import STORES_DIR
-from plurel_ray.util.atomic_dir import remove, temporary_sibling
 
 _DATABASE_NAME = re.compile(r"plurel-\d{1,19}")
 
@@ -65,16 +64,7 @@ def _member(root: OutputRoot, row: dict, kind: str) -> tuple[str, ShardMember]:
 
 def _unpack(root: OutputRoot, shard: str, member: ShardMember, dest: Path) -> Path:
     data = root.read_range(shard, member.offset, member.length)
-    tmp = temporary_sibling(dest, hidden=True)
-    tmp.mkdir(parents=True)
-    try:
-        extract_member(data, member, tmp, root.join(shard))
-        if dest.exists():
-            remove(dest)
-        (tmp / member.name).rename(dest)
-    finally:
-        remove(tmp)
-    return dest
+    return unpack_member(data, member, dest, root.join(shard))
 
 
 def _check_name(name: str) -> str:
