@@ -25,6 +25,7 @@ import pyarrow.fs as pafs
 
 from plurel_ray.errors import DatasetError, PlurelError
 from plurel_ray.pipeline.index import COMPLETE, INDEX_PARTS, part_names, read_all, table_bytes
+from plurel_ray.pipeline.lease import OutputLease, read_holder
 from plurel_ray.pipeline.output import INDEX_FILE, SHARDS_DIR, OutputRoot, one_line
 from plurel_ray.pipeline.packed import manifest_name, read_manifest, shard_names
 from plurel_ray.pipeline.seed_worker import STATUS_FAILED
@@ -45,6 +46,7 @@ class VerifyReport:
     failed_seeds: set[int] = field(default_factory=set)
     orphans: list[str] = field(default_factory=list)
     redone: int = 0
+    writer: str | None = None  # a run holding the output's lease while it was checked
 
     @property
     def ok(self) -> bool:
@@ -55,6 +57,9 @@ class VerifyReport:
                  + (f"{self.shards} shards" if self.shards else "folders")
                  + f" checked; {len(self.problems)} problem(s), {len(self.bad_seeds)} bad or "
                  f"missing database(s), {len(self.failed_seeds)} failed seed(s)"]  # fmt: skip
+        if self.writer is not None:
+            lines.append(f"note: {self.writer} holds the output: shards it is publishing "
+                         "show as orphans until it indexes them")  # fmt: skip
         lines += [f"problem: {p}" for p in self.problems[:20]]
         if len(self.problems) > 20:
             lines.append(f"... and {len(self.problems) - 20} more")
@@ -173,6 +178,12 @@ def verify_run(root: str | OutputRoot, *, repair: bool = False, use_ray: bool = 
         raise DatasetError(f"{root.uri}: no {INDEX_FILE} or {INDEX_PARTS}/; not a generated run")
     index = read_all(root)
     report = VerifyReport(out=root.uri)
+    try:
+        holder = read_holder(root)
+    except ValueError:  # a lease being written: some run holds it
+        report.writer = "a run"
+    else:
+        report.writer = None if holder is None else f"run {holder.run_id} (host {holder.host})"
     status = index["status"].to_numpy(zero_copy_only=False)
     report.failed_seeds = set(index["seed"].to_numpy()[status == STATUS_FAILED].tolist())
     complete = index.filter(pc.is_in(index["status"], value_set=pa.array(COMPLETE))).to_pylist()
@@ -189,7 +200,6 @@ def verify_run(root: str | OutputRoot, *, repair: bool = False, use_ray: bool = 
 def _repair(root: OutputRoot, report: VerifyReport, *, use_ray: bool, progress: bool) -> None:
     from plurel_ray.config import Config
     from plurel_ray.pipeline.generate import GenerationRequest, run_generation
-    from plurel_ray.pipeline.lease import OutputLease
     from plurel_ray.pipeline.run_record import RECORD_FILE
 
     try:

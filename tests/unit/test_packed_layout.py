@@ -217,3 +217,15 @@ def test_shards_spread_over_the_actors_but_stay_large_for_the_hub():
     assert shard_sizes(10**5, actors=16_000, dbs_per_shard=None) == 10
     assert shard_sizes(10**6, actors=16_000, dbs_per_shard=None, for_hub=True) == 256
     assert shard_sizes(10, actors=16_000, dbs_per_shard=7, for_hub=True) == 7  # as asked
+
+
+def test_verify_says_when_a_run_holds_the_output(tmp_path, small_config):
+    from plurel_ray.pipeline.lease import OutputLease
+
+    out = tmp_path / "out"
+    _packed(out, range(2), small_config)
+    assert verify_run(str(out)).writer is None
+    with OutputLease(OutputRoot(str(out))) as lease:
+        report = verify_run(str(out))
+        assert report.ok and lease.run_id in report.writer
+        assert any("holds the output" in line for line in report.lines())
