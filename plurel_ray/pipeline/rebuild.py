@@ -15,6 +15,7 @@ import pyarrow.fs as pafs
 
 from plurel_ray.errors import DatasetError
 from plurel_ray.pipeline.output import SHARDS_DIR, OutputRoot
+from plurel_ray.pipeline.packed import read_manifest, shard_names
 from plurel_ray.pipeline.seed_worker import STATUS_SKIPPED, STORE_MARKER, STORES_DIR
 
 _DATABASE = re.compile(r"plurel-(\d+)")
@@ -55,8 +56,6 @@ def _folder_rows(root: OutputRoot) -> list[dict]:
 
 
 def _shard_rows(root: OutputRoot) -> list[dict]:
-    from plurel_ray.pipeline.packed import read_manifest, shard_names
-
     rows = []
     for shard in shard_names(root):
         try:

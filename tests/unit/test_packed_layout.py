@@ -229,3 +229,19 @@ def test_verify_says_when_a_run_holds_the_output(tmp_path, small_config):
         report = verify_run(str(out))
         assert report.ok and lease.run_id in report.writer
         assert any("holds the output" in line for line in report.lines())
+
+
+def test_an_unreadable_packed_index_is_rebuilt_from_the_shard_manifests(tmp_path, small_config):
+    out = tmp_path / "out"
+    _packed(out, range(3), small_config)
+    before = {r["seed"]: r for r in _index(out)}
+    (out / "_index.parquet").write_bytes(b"PAR1 not really")
+    summary = _packed(out, range(4), small_config)
+    assert any("rebuilt from 3 databases" in notice for notice in summary.notices)
+    assert (summary.generated, summary.skipped) == (1, 3)  # nothing made twice
+    rows = {r["seed"]: r for r in _index(out)}
+    for seed in range(3):  # the spans come back from the manifests
+        assert rows[seed]["status"] == "skipped"
+        keys = ("shard", "offset", "length", "sha256")
+        assert [rows[seed][k] for k in keys] == [before[seed][k] for k in keys]
+    assert verify_run(str(out)).ok
