@@ -26,10 +26,10 @@ def test_package_exports_the_public_api():
     assert set(plurel_ray.__all__) == {
         "SyntheticDataset", "Config", "DatabaseParams", "SCMParams", "DAGParams", "Choices",
         "generate_database", "write_dataset", "ConfigError", "SchemaError", "__version__",
-        "from_pretrained",
+        "from_pretrained", "open_database",
     }  # fmt: skip
     assert plurel_ray.SyntheticDataset is SyntheticDataset
-    assert callable(plurel_ray.from_pretrained)
+    assert callable(plurel_ray.from_pretrained) and callable(plurel_ray.open_database)
     assert plurel_ray.write_dataset is write_dataset
     assert isinstance(plurel_ray.__version__, str)
 

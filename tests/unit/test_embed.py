@@ -325,7 +325,8 @@ def test_embedding_stage_computes_on_a_gpu_only_where_it_reserves_one(
     ray.init(address="local", num_cpus=2, num_gpus=cluster_gpus, include_dashboard=False)
     try:
         request = GenerationRequest(seeds=[0], out=str(tmp_path), preprocess=True, embed=True)
-        dataset = generation_dataset(request, out=str(tmp_path), run_id="test", progress=False)
+        dataset = generation_dataset(request, request.seeds, out=str(tmp_path), run_id="test",
+                                     progress=False)  # fmt: skip
         # The plan is built, not run: its last operator is the embedding actor pool.
         embed_stage = dataset._logical_plan.dag
         assert embed_stage.name == "MapBatches(EmbedActor)"
