@@ -17,11 +17,13 @@ whole file's length and sha256.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import tarfile
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from plurel_ray.errors import DatasetError
@@ -92,8 +94,13 @@ class ShardManifest:
         except (ValueError, TypeError, KeyError, AttributeError) as err:
             raise DatasetError(f"{source}: not a readable shard manifest ({err})") from None
 
+    @cached_property
+    def _by_name(self) -> dict[str, ShardMember]:
+        return {m.name: m for m in self.members}
+
     def member(self, name: str) -> ShardMember | None:
-        return next((m for m in self.members if m.name == name), None)
+        """The member called `name` (`plurel-7`, `stores/plurel-7`), or None."""
+        return self._by_name.get(name)
 
 
 def _tar_info(name: str, size: int | None) -> tarfile.TarInfo:
@@ -142,6 +149,11 @@ class ShardWriter:
                     self._tar.addfile(_tar_info(inside, path.stat().st_size), src)
                 files += 1
         self._spans.append((name, kind, start, self._tar.offset, files))
+
+    def discard(self) -> None:
+        """Close the file after a failure (its folder is then removed by the caller)."""
+        with contextlib.suppress(OSError, tarfile.TarError):
+            self._tar.close()
 
     def close(self) -> ShardManifest:
         """Finish the tar file and return its manifest (one read of the file hashes it)."""

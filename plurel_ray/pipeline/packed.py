@@ -137,6 +137,15 @@ class ShardWorker:
 
     def _build(self, staging: Path, shard_id: str, seeds: list[int]) -> list[dict]:
         writer = ShardWriter(staging / f"{shard_id}.tar")
+        try:
+            rows = self._add_all(writer, staging, seeds)
+        except BaseException:
+            writer.discard()
+            raise
+        return self._publish(writer, shard_id, rows)
+
+    def _add_all(self, writer: ShardWriter, staging: Path, seeds: list[int]) -> list[dict]:
+        """Build each seed's database (and store) and append it to `writer`; its rows."""
         rows = []
         for seed in seeds:
             start = time.perf_counter()
@@ -161,7 +170,7 @@ class ShardWorker:
             rows.append(index_row(seed, STATUS_GENERATED, **sizes, node=self.worker.node,
                                   seconds=time.perf_counter() - start,
                                   **(made if store is not None else {})))  # fmt: skip
-        return self._publish(writer, shard_id, rows)
+        return rows
 
     def _publish(self, writer: ShardWriter, shard_id: str, rows: list[dict]) -> list[dict]:
         """Publish the shard, then its manifest; fill in the rows' spans. The time it
