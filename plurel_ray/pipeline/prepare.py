@@ -32,8 +32,8 @@ from plurel_ray.store.meta import (
 )
 
 if TYPE_CHECKING:
-    from plurel_ray.pipeline.index import RunSummary
     from plurel_ray.pipeline.output import OutputRoot
+    from plurel_ray.pipeline.run_summary import RunSummary
     from plurel_ray.predict.pretrained import Pretrained
 
 
@@ -115,8 +115,10 @@ def prepare_synthetic(
     if before_generating is not None:
         before_generating()
     from plurel_ray.pipeline.generate import GenerationRequest, run_generation
+    from plurel_ray.pipeline.output import OutputRoot
 
-    request = GenerationRequest(seeds=seeds, out=str(data), config=config or Config(),
+    request = GenerationRequest(seeds=seeds, out=str(data),
+                                config=config or _recorded_config(OutputRoot(str(data))),
                                 preprocess=True, embed=True,
                                 context_rules=context_rules or DEFAULT_CONTEXT_RULES,
                                 text_model=text_model or DEFAULT_TEXT_MODEL)  # fmt: skip
@@ -152,6 +154,16 @@ def _packed_root(data: Path | str) -> OutputRoot | None:
     return root if uri else None
 
 
+def _recorded_config(root: OutputRoot) -> Config:
+    """The generator config an output was made with (its `_generation.json`), so that
+    databases added to it without --config match the others; the prior's defaults for a
+    new output."""
+    from plurel_ray.pipeline.packed_stores import read_record
+
+    recorded = (read_record(root) or {}).get("config")
+    return Config.from_dict(recorded) if isinstance(recorded, dict) else Config()
+
+
 def _prepare_packed(
     root: OutputRoot,
     seeds: Sequence[int] | None,
@@ -185,7 +197,8 @@ def _prepare_packed(
         from plurel_ray.pipeline.generate import GenerationRequest, run_generation
 
         rules = context_rules or DEFAULT_CONTEXT_RULES
-        request = GenerationRequest(seeds=seeds, out=root.location, config=config or Config(),
+        request = GenerationRequest(seeds=seeds, out=root.location,
+                                    config=config or _recorded_config(root),
                                     layout="packed", preprocess=record.get("preprocess", True),
                                     context_rules=rules)  # fmt: skip
         summary = run_generation(request, progress=progress)

@@ -152,7 +152,8 @@ def synthetic_data(args: argparse.Namespace) -> PreparedData:
     seeds = None
     if args.num_dbs is not None:
         seeds = range(args.seed_offset, args.seed_offset + args.num_dbs)
-    config = Config.load(args.config) if args.config is not None else Config()
+    # None: databases added to an existing output take the config it was made with.
+    config = Config.load(args.config) if args.config is not None else None
     # A run the cluster cannot fit fails before anything is generated.
     return prepare_synthetic(data, seeds, args.holdout, config, progress=args.progress,
                              before_generating=lambda: check_cluster(args),

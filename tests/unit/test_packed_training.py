@@ -131,3 +131,24 @@ def test_stores_of_other_context_rules_are_refused_before_unpacking(runs, cache)
 def test_a_uri_of_a_folders_run_is_refused(runs):
     with pytest.raises(ConfigError, match="a folders run can be read from local or shared"):
         prepare_synthetic(f"file://{runs['folders']}", SEEDS, holdout=1)
+
+
+@pytest.mark.slow  # the missing seed is generated on an embedded Ray
+def test_seeds_added_without_a_config_take_the_runs_own(tmp_path, small_config, cache):
+    """A job given --num-dbs but no --config extends a run with the config it was made
+    with (`_generation.json`), not the prior's defaults, which the run would refuse."""
+    import ray
+
+    run = tmp_path / "run"
+    shutil.copytree(_generate(tmp_path / "made", small_config, layout="packed",
+                              preprocess=True), run)  # fmt: skip
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        data = prepare_synthetic(run, range(5), 1, None, progress=False, say=lambda _: None)
+    finally:
+        ray.shutdown()
+    assert [p.name for p in data.train + data.held_out] == [f"plurel-{s}" for s in range(5)]
+    added = complete_rows(OutputRoot(str(run)), ["plurel-4"])["plurel-4"]
+    assert added["status"] == "generated" and data.generation.generated == 1
+    meta = json.loads((data.held_out[0] / "meta.json").read_text())
+    assert meta["source"]["config_hash"] == small_config.content_hash()
