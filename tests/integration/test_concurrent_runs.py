@@ -25,7 +25,9 @@ from plurel_ray.pipeline.generate import GenerationRequest, run_generation
 from plurel_ray.pipeline.index import read_index
 from plurel_ray.pipeline.output import RUNS_DIR, OutputRoot
 
-SEEDS = 6
+# Enough databases that the run is still writing when the test looks: a small database
+# is staged for only milliseconds since task folders are no longer written.
+SEEDS = 24
 
 # One generation run, as `plurel-ray generate` does it: a typed error is one line and exit 2.
 RUN = """
@@ -55,7 +57,7 @@ def half_written(out: Path, run: subprocess.Popen) -> Path:
         if staged:
             return staged[0]
         assert run.poll() is None, run.communicate()
-        time.sleep(0.02)
+        time.sleep(0.002)
     raise AssertionError("the first run never started writing a database")
 
 
