@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -36,11 +35,10 @@ import pyarrow.fs as pafs
 
 from plurel_ray.dataset.shards import ShardManifest
 from plurel_ray.errors import DatasetError
-from plurel_ray.limits import DOCUMENT_BYTES
 from plurel_ray.pipeline.output import SHARDS_DIR, OutputRoot
 from plurel_ray.pipeline.packed import read_manifest
 from plurel_ray.pipeline.packed_read import locate, open_database, open_store
-from plurel_ray.pipeline.run_record import RECORD_FILE
+from plurel_ray.pipeline.run_record import read_record
 from plurel_ray.pipeline.seed_worker import STORES_DIR
 from plurel_ray.store.embedding import CACHE_DIR_ENV
 from plurel_ray.store.meta import DEFAULT_CONTEXT_RULES, DEFAULT_TEXT_MODEL, META_FILE
@@ -51,20 +49,13 @@ STORE_CACHE = "packed-stores"
 UNPACK_BATCH = 64
 
 
-def read_record(root: OutputRoot) -> dict | None:
-    """The run's `_generation.json` (None when absent or unreadable)."""
-    try:
-        with root.fs.open_input_stream(root.join(RECORD_FILE)) as src:
-            record = json.loads(src.read(DOCUMENT_BYTES.value))
-    except (FileNotFoundError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
 def is_packed(root: OutputRoot) -> bool:
     """Whether `root` holds a packed run: its `_generation.json` says so or, without a
     readable record, it has a `shards/` folder."""
-    record = read_record(root)
+    try:
+        record = read_record(root)
+    except DatasetError:  # unreadable: judged by its shards below
+        record = None
     if record is not None and "layout" in record:
         return record["layout"] == "packed"
     return root.fs.get_file_info(root.join(SHARDS_DIR)).type == pafs.FileType.Directory

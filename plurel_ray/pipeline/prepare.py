@@ -139,7 +139,8 @@ def _packed_root(data: Path | str) -> OutputRoot | None:
         ConfigError: a URI of a folders run (the sampler reads local files only).
     """
     from plurel_ray.pipeline.output import OutputRoot
-    from plurel_ray.pipeline.packed_stores import is_packed, read_record
+    from plurel_ray.pipeline.packed_stores import is_packed
+    from plurel_ray.pipeline.run_record import read_record
 
     uri = "://" in str(data)
     if not uri and not Path(data).is_dir():
@@ -158,7 +159,7 @@ def _recorded_config(root: OutputRoot) -> Config:
     """The generator config an output was made with (its `_generation.json`), so that
     databases added to it without --config match the others; the prior's defaults for a
     new output."""
-    from plurel_ray.pipeline.packed_stores import read_record
+    from plurel_ray.pipeline.run_record import read_record
 
     recorded = (read_record(root) or {}).get("config")
     return Config.from_dict(recorded) if isinstance(recorded, dict) else Config()
@@ -180,7 +181,8 @@ def _prepare_packed(
     with stores when the run has them; embedding happens at unpacking), then unpack and
     embed the stores asked for (`packed_stores.unpack_stores`)."""
     from plurel_ray.pipeline.output import database_name
-    from plurel_ray.pipeline.packed_stores import complete_rows, read_record, unpack_stores
+    from plurel_ray.pipeline.packed_stores import complete_rows, unpack_stores
+    from plurel_ray.pipeline.run_record import read_record
 
     record = read_record(root) or {}
     made_under = record.get("context_rules")

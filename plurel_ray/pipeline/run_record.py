@@ -34,6 +34,26 @@ def record_of(request) -> dict:
     return record
 
 
+def read_record(root: OutputRoot) -> dict | None:
+    """The `_generation.json` of `root` (read bounded); None when there is none.
+
+    Raises:
+        DatasetError: it is there but not a JSON object.
+    """
+    path = root.join(RECORD_FILE)
+    try:
+        with root.fs.open_input_stream(path) as src:
+            found = json.loads(src.read(DOCUMENT_BYTES.value))
+    except FileNotFoundError:
+        return None
+    except ValueError as err:
+        raise DatasetError(f"{path}: unreadable ({err}); it records how this output was "
+                           "written — restore it or write to another --out") from None  # fmt: skip
+    if not isinstance(found, dict):
+        raise DatasetError(f"{path}: not a JSON object; restore it or use another --out")
+    return found
+
+
 def check_or_write(root: OutputRoot, request) -> None:
     """Write the record of `request` at `root`, or check it against the one there.
 
@@ -46,20 +66,12 @@ def check_or_write(root: OutputRoot, request) -> None:
             store setting; the message names the first difference.
     """
     wanted = record_of(request)
-    path = root.join(RECORD_FILE)
-    try:
-        with root.fs.open_input_stream(path) as src:
-            found = json.loads(src.read(DOCUMENT_BYTES.value))
-    except FileNotFoundError:
+    found = read_record(root)
+    if found is None:
         # The whole config too: `plurel-ray runs verify --repair` makes seeds again with it.
         record = {**wanted, "config": request.config.to_dict()}
         root.write_bytes(RECORD_FILE, (json.dumps(record, indent=1) + "\n").encode())
         return
-    except ValueError as err:
-        raise DatasetError(f"{path}: unreadable ({err}); it records how this output was "
-                           "written — restore it or write to another --out") from None  # fmt: skip
-    if not isinstance(found, dict):
-        raise DatasetError(f"{path}: not a JSON object; restore it or use another --out")
     for key, value in wanted.items():
         if key != "record_version" and found.get(key) != value:
             shown = str(found.get(key))[:12] if key == "config_hash" else found.get(key)

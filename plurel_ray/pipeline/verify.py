@@ -16,7 +16,6 @@ or failed seed with the settings in `_generation.json`.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -200,13 +199,12 @@ def verify_run(root: str | OutputRoot, *, repair: bool = False, use_ray: bool = 
 def _repair(root: OutputRoot, report: VerifyReport, *, use_ray: bool, progress: bool) -> None:
     from plurel_ray.config import Config
     from plurel_ray.pipeline.generate import GenerationRequest, run_generation
-    from plurel_ray.pipeline.run_record import RECORD_FILE
+    from plurel_ray.pipeline.run_record import RECORD_FILE, read_record
 
     try:
-        with root.fs.open_input_stream(root.join(RECORD_FILE)) as src:
-            record = json.loads(src.read(1 << 20))
+        record = read_record(root)
         config = Config.from_dict(record["config"])
-    except (OSError, ValueError, KeyError, PlurelError) as err:
+    except (OSError, TypeError, KeyError, PlurelError) as err:  # TypeError: no record
         raise DatasetError(f"{root.uri}: cannot repair without a readable {RECORD_FILE} "
                            f"({one_line(err)})") from None  # fmt: skip
     redo = sorted(report.bad_seeds | report.failed_seeds)
