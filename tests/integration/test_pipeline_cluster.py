@@ -29,9 +29,10 @@ def three_nodes():
 def test_databases_come_from_several_nodes_and_match_one_process(
     three_nodes, tmp_path, tiny_config
 ):
-    # Twelve seeds, so that a second actor that starts late still gets some: one actor
-    # alone finished all six tiny databases once before the other was ready.
-    seeds = list(range(12))
+    # A tiny database takes ~25 ms and its hand-over as much: with 12 seeds one actor
+    # finished them all before the other was ready (seen in CI). 96 seeds keep one actor
+    # alone busy for ~5 s, several times the start-up gap between two actors.
+    seeds = list(range(96))
     request = GenerationRequest(seeds=seeds, out=str(tmp_path / "out"), config=tiny_config,
                                 num_actors=2, no_progress_timeout_s=120)  # fmt: skip
     summary = run_generation(request, progress=False)
