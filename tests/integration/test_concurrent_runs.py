@@ -49,16 +49,30 @@ def start_run(out: Path, config) -> subprocess.Popen:
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def half_written(out: Path, run: subprocess.Popen) -> Path:
-    """Wait until `run` is writing a database (a staged folder exists); return it."""
+def stopped_half_written(out: Path, run: subprocess.Popen) -> Path:
+    """Stop `run` (SIGSTOP) while it is writing a database; return the staged folder.
+
+    A staged folder can be published between the look and the stop, so the folder is
+    looked at again once the process is stopped, and the run resumed if it is gone."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         staged = [p for p in out.glob(f"{RUNS_DIR}/*/plurel-*") if p.is_dir()]
         if staged:
-            return staged[0]
+            os.kill(run.pid, signal.SIGSTOP)
+            _wait_stopped(run.pid)
+            if staged[0].is_dir():
+                return staged[0]
+            os.kill(run.pid, signal.SIGCONT)
         assert run.poll() is None, run.communicate()
         time.sleep(0.002)
     raise AssertionError("the first run never started writing a database")
+
+
+def _wait_stopped(pid: int) -> None:
+    """Wait until the kernel reports `pid` stopped (a signal is delivered asynchronously)."""
+    stat = Path(f"/proc/{pid}/stat")
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "T":
+        time.sleep(0.001)
 
 
 def assert_complete_and_intact(out: Path) -> None:
@@ -76,8 +90,7 @@ def assert_complete_and_intact(out: Path) -> None:
 def frozen_first_run(tmp_path, small_config):
     """A run stopped with a database half-written; it is resumed when the test ends."""
     run = start_run(tmp_path, small_config)
-    staged = half_written(tmp_path, run)
-    os.kill(run.pid, signal.SIGSTOP)
+    staged = stopped_half_written(tmp_path, run)
     yield run, staged
     os.kill(run.pid, signal.SIGCONT)
     run.wait(timeout=120)
@@ -102,8 +115,7 @@ def test_another_process_can_no_longer_corrupt_a_running_output(tmp_path, small_
     """The old failure: run B removed run A's staged folder and A then marked a database
     complete that had no db/ and no manifest. Now B refuses and A completes intact."""
     first = start_run(tmp_path, small_config)
-    half_written(tmp_path, first)
-    os.kill(first.pid, signal.SIGSTOP)
+    stopped_half_written(tmp_path, first)
     try:
         second = start_run(tmp_path, small_config)
         _, second_err = second.communicate(timeout=120)
@@ -118,7 +130,7 @@ def test_another_process_can_no_longer_corrupt_a_running_output(tmp_path, small_
 
 def test_a_killed_runs_lease_and_temporaries_are_taken_over(tmp_path, small_config, capfd):
     first = start_run(tmp_path, small_config)
-    staged = half_written(tmp_path, first)
+    staged = stopped_half_written(tmp_path, first)
     first.kill()
     first.wait()
     assert (tmp_path / "_lease.json").is_file() and staged.exists()
