@@ -51,10 +51,13 @@ def test_ray_job_submit_runs_the_job(head_node, tmp_path, tiny_config_file):
 
 
 def test_killed_driver_then_rerun_completes_every_database(head_node, tmp_path, tiny_config_file):
+    # A tiny database takes tens of milliseconds: 64 of them keep the run going for
+    # seconds after the third is published, so the kill lands mid-run.
+    num_dbs = 64
     out = tmp_path / "out"
     args = [
         sys.executable,
-        *_job_args(out, tiny_config_file, "--num-dbs", "16", "--num-actors", "2"),
+        *_job_args(out, tiny_config_file, "--num-dbs", str(num_dbs), "--num-actors", "2"),
     ]
     env = {**os.environ, "RAY_ADDRESS": head_node["address"]}
     driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -63,22 +66,22 @@ def test_killed_driver_then_rerun_completes_every_database(head_node, tmp_path, 
     while len(list(out.glob("plurel-*"))) < 3:
         assert driver.poll() is None, "the run finished before it could be interrupted"
         assert time.monotonic() < deadline
-        time.sleep(0.05)
+        time.sleep(0.01)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
     done_before = {p.name for p in out.glob("plurel-*")}
-    assert 3 <= len(done_before) < 16
+    assert 3 <= len(done_before) < num_dbs
 
     rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     index = pq.read_table(out / "_index.parquet").sort_by("seed").to_pylist()
-    assert [r["seed"] for r in index] == list(range(16))  # each seed once
+    assert [r["seed"] for r in index] == list(range(num_dbs))  # each seed once
     assert {r["status"] for r in index} <= {"generated", "skipped"}
     # folders the killed run published: indexed by it, or found complete by the rerun
     lines = rerun.stdout.splitlines()
     (already,) = [int(ln.split(", ")[1].split()[0]) for ln in lines if ln.startswith("databases:")]
     assert already >= len(done_before) - 2  # folders finishing as the kill landed
-    for seed in range(16):
+    for seed in range(num_dbs):
         read_tables(out / f"plurel-{seed}", verify=True)
     # the rerun took the killed run's lease over and removed its staged folders
     assert not (out / "_lease.json").exists() and not list(out.glob(".runs/*/*"))
