@@ -21,7 +21,12 @@ Targets on a 2-core machine: speedup ≥ 1.7, overhead_frac < 0.05.
 
 ray_fixed_s is the timed Ray run's wall time beyond its databases' own (ray_s minus
 ray_s_per_db × num_dbs / actors): Ray Data's first start in this driver, the actors'
-start-up, the hand-over between seeds and the idle tail.
+start-up, the hand-over between seeds and the idle tail. Ray's task timeline
+(`ray.timeline()`) splits it, in seconds from the run's submission:
+- actor_init_at_s: when the generator actors' constructors began (the latest of them):
+  until then Ray Data starts and Ray starts the actors' worker processes;
+- first_db_at_s: when the last actor to start began its first database;
+- tail_s: how long one actor idled at the end while the other finished.
 A run's fixed start-up, measured again on the same Ray after the timed run (warm: Ray
 Data already started once in this driver):
 - actor_import_s: a fresh Ray worker importing what a generator actor imports before
@@ -107,6 +112,37 @@ def measure_start_up(config: Config, work: Path) -> dict:
     }
 
 
+def _timeline_split(submitted: float) -> dict:
+    """The timed run's start-up and tail from Ray's task timeline (the generator actors'
+    constructor and batch events), in seconds from `submitted` (a `time.time()`)."""
+    import ray
+
+    actors: dict[str, dict] = {}
+    for event in ray.timeline():
+        category = str(event.get("cat", ""))
+        if event.get("ph") != "X" or "GeneratorActor" not in category:
+            continue
+        start = event["ts"] / 1e6 - submitted
+        end = start + event["dur"] / 1e6
+        actor = actors.setdefault(event["tid"], {"init": None, "first": None, "last": 0.0})
+        if category.endswith(".__init__"):
+            actor["init"] = start if actor["init"] is None else min(actor["init"], start)
+        elif category.endswith(".submit"):
+            actor["first"] = start if actor["first"] is None else min(actor["first"], start)
+            actor["last"] = max(actor["last"], end)
+    # The one-seed probe's actor comes later; the timed run's are the first ACTORS.
+    timed = sorted((a for a in actors.values() if a["first"] is not None),
+                   key=lambda a: a["first"])[:ACTORS]  # fmt: skip
+    if len(timed) < ACTORS or any(a["init"] is None for a in timed):
+        return {"actor_init_at_s": None, "first_db_at_s": None, "tail_s": None}
+    lasts = [a["last"] for a in timed]
+    return {
+        "actor_init_at_s": round(max(a["init"] for a in timed), 2),
+        "first_db_at_s": round(max(a["first"] for a in timed), 2),
+        "tail_s": round(max(lasts) - min(lasts), 2),
+    }
+
+
 def measure(num_dbs: int, config: Config, work: Path) -> dict:
     """Run both drivers over seeds 0..num_dbs-1 and return the figures."""
     import ray
@@ -124,10 +160,12 @@ def measure(num_dbs: int, config: Config, work: Path) -> dict:
     try:
         request = GenerationRequest(seeds=seeds, out=str(work / "ray"), config=config,
                                     num_actors=ACTORS)  # fmt: skip
-        start = time.perf_counter()
+        submitted, start = time.time(), time.perf_counter()
         summary = run_generation(request, progress=False)
         ray_s = time.perf_counter() - start
         start_up = measure_start_up(config, work)
+        # After the probes: workers report their task events to Ray about once a second.
+        split = _timeline_split(submitted)
     finally:
         ray.shutdown()
     assert summary.generated == num_dbs, summary
@@ -145,6 +183,7 @@ def measure(num_dbs: int, config: Config, work: Path) -> dict:
         "overhead_frac": round(per_db["ray"] / per_db["single"] - 1, 3),
         "run_overhead_frac": round((ray_s * ACTORS) / single_s - 1, 3),
         "ray_fixed_s": round(ray_s - per_db["ray"] * num_dbs / ACTORS, 2),
+        **split,
         "single_s_per_db": round(per_db["single"], 3),
         "ray_s_per_db": round(per_db["ray"], 3),
         **start_up,
@@ -177,6 +216,8 @@ def main() -> None:
           f"{figures['overhead_frac']:+.1%} (target < {TARGET_OVERHEAD:.0%})")  # fmt: skip
     print(f"whole-run overhead (start-up, idle tail): {figures['run_overhead_frac']:+.1%}, "
           f"{figures['ray_fixed_s']} s beyond the databases' own time")  # fmt: skip
+    print(f"of which: actors constructed from {figures['actor_init_at_s']} s, both on a "
+          f"database from {figures['first_db_at_s']} s; idle tail {figures['tail_s']} s")
     heavy = ", ".join(figures["heavy_imports"]) or "none of " + ", ".join(HEAVY_MODULES)
     print(f"actor start-up: {figures['actor_start_s']} s beyond its first database; "
           f"its imports {figures['actor_import_s']} s in a fresh worker ({heavy})")  # fmt: skip
