@@ -112,9 +112,10 @@ def measure_start_up(config: Config, work: Path) -> dict:
     }
 
 
-def _timeline_split(submitted: float) -> dict:
+def _timeline_split(submitted: float, run_s: float) -> dict:
     """The timed run's start-up and tail from Ray's task timeline (the generator actors'
-    constructor and batch events), in seconds from `submitted` (a `time.time()`)."""
+    constructor and batch events), in seconds from `submitted` (a `time.time()`); the
+    run's actors are those constructed within its `run_s` seconds."""
     import ray
 
     actors: dict[str, dict] = {}
@@ -124,22 +125,22 @@ def _timeline_split(submitted: float) -> dict:
             continue
         start = event["ts"] / 1e6 - submitted
         end = start + event["dur"] / 1e6
-        actor = actors.setdefault(event["tid"], {"init": None, "first": None, "last": 0.0})
+        actor = actors.setdefault(event["tid"], {"init": None, "first": None, "last": None})
         if category.endswith(".__init__"):
-            actor["init"] = start if actor["init"] is None else min(actor["init"], start)
+            actor["init"] = start
         elif category.endswith(".submit"):
             actor["first"] = start if actor["first"] is None else min(actor["first"], start)
-            actor["last"] = max(actor["last"], end)
-    # The one-seed probe's actor comes later; the timed run's are the first ACTORS.
-    timed = sorted((a for a in actors.values() if a["first"] is not None),
-                   key=lambda a: a["first"])[:ACTORS]  # fmt: skip
-    if len(timed) < ACTORS or any(a["init"] is None for a in timed):
+            actor["last"] = end if actor["last"] is None else max(actor["last"], end)
+    timed = [a for a in actors.values() if a["init"] is not None and a["init"] < run_s]
+    working = [a for a in timed if a["first"] is not None]
+    if not working:
         return {"actor_init_at_s": None, "first_db_at_s": None, "tail_s": None}
-    lasts = [a["last"] for a in timed]
+    lasts = [a["last"] for a in working]
     return {
         "actor_init_at_s": round(max(a["init"] for a in timed), 2),
-        "first_db_at_s": round(max(a["first"] for a in timed), 2),
-        "tail_s": round(max(lasts) - min(lasts), 2),
+        "first_db_at_s": round(max(a["first"] for a in working), 2),
+        # an actor that got no database idled from its start: the whole run is its tail
+        "tail_s": round(max(lasts) - min(lasts) if len(working) == len(timed) else run_s, 2),
     }
 
 
@@ -165,7 +166,7 @@ def measure(num_dbs: int, config: Config, work: Path) -> dict:
         ray_s = time.perf_counter() - start
         start_up = measure_start_up(config, work)
         # After the probes: workers report their task events to Ray about once a second.
-        split = _timeline_split(submitted)
+        split = _timeline_split(submitted, ray_s)
     finally:
         ray.shutdown()
     assert summary.generated == num_dbs, summary
