@@ -116,8 +116,12 @@ def _timeline_split(submitted: float, run_s: float) -> dict:
     """The timed run's start-up and tail from Ray's task timeline (the generator actors'
     constructor and batch events), in seconds from `submitted` (a `time.time()`); the
     run's actors are those constructed within its `run_s` seconds."""
+    import logging
+
     import ray
 
+    # ray.timeline() warns on every call that it will read from the dashboard one day.
+    logging.getLogger("ray._private.state").setLevel(logging.ERROR)
     actors: dict[str, dict] = {}
     for event in ray.timeline():
         category = str(event.get("cat", ""))
