@@ -63,7 +63,12 @@ def _member(root: OutputRoot, row: dict, kind: str) -> tuple[str, ShardMember]:
 
 
 def _unpack(root: OutputRoot, shard: str, member: ShardMember, dest: Path) -> Path:
-    data = root.read_range(shard, member.offset, member.length)
+    try:
+        data = root.read_range(shard, member.offset, member.length)
+    except FileNotFoundError:
+        raise DatasetError(f"{root.join(shard)}: missing, though its manifest and the index "
+                           "name it; run `plurel-ray runs verify --repair` on the "
+                           "output") from None  # fmt: skip
     return unpack_member(data, member, dest, root.join(shard))
 
 

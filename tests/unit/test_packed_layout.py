@@ -177,6 +177,20 @@ def test_a_shard_whose_bytes_changed_is_refused(tmp_path, small_config):
     assert verify_run(str(out)).bad_seeds == {0, 1}  # a damaged shard is made again whole
 
 
+def test_a_deleted_shard_is_one_line_naming_it_and_repaired(tmp_path, small_config, capsys):
+    out = tmp_path / "out"
+    _packed(out, range(2), small_config)
+    (row,) = [r for r in _index(out) if r["seed"] == 1]
+    (out / row["shard"]).unlink()  # its manifest and the index still name it
+    with pytest.raises(DatasetError, match="missing, though its manifest") as err:
+        open_database(str(out), "plurel-1", tmp_path / "back")
+    assert "\n" not in str(err.value) and str(out / row["shard"]) in str(err.value)
+    assert not verify_run(str(out)).ok
+    assert main(["runs", "verify", str(out), "--repair", "--no-progress"]) == 0
+    capsys.readouterr()
+    read_tables(open_database(str(out), "plurel-1", tmp_path / "again"), verify=True)
+
+
 def test_a_folders_database_edited_after_the_run_is_found_by_verify(tmp_path, small_config):
     out = tmp_path / "out"
     run_generation(GenerationRequest(seeds=range(2), out=str(out), config=small_config),
