@@ -19,12 +19,18 @@ here), so a second job on the same run and encoder unpacks nothing, and a cached
 never changes under a job reading it. A batch of stores is unpacked and embedded in a
 hidden staging folder of the cache and renamed into place only when complete: a killed
 job or a corrupt shard leaves nothing half-made in the cache.
+
+Beside each store, `<key>/origin.json` says where it came from (the run's root, its index
+row, the rules and encoder), so that a sampler actor on a node whose disk lacks the store
+unpacks that one store itself (`unpack_origin`), into the same `<key>/<name>` of its own
+cache, instead of reading the driver's disk.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -40,6 +46,7 @@ from plurel_ray.pipeline.packed import read_manifest
 from plurel_ray.pipeline.packed_read import locate, open_database, open_store
 from plurel_ray.pipeline.run_record import read_record
 from plurel_ray.pipeline.seed_worker import STORES_DIR
+from plurel_ray.store.arrays import write_atomic
 from plurel_ray.store.embedding import CACHE_DIR_ENV
 from plurel_ray.store.meta import DEFAULT_CONTEXT_RULES, DEFAULT_TEXT_MODEL, META_FILE
 
@@ -47,6 +54,9 @@ STORE_CACHE = "packed-stores"
 # Stores staged and embedded together before they enter the cache: their strings are
 # encoded in one pass, and a killed job loses at most one batch of work.
 UNPACK_BATCH = 64
+ORIGIN_FILE = "origin.json"
+# An origin is one index row and four strings: anything larger is not one of ours.
+MAX_ORIGIN_BYTES = 64 * 1024
 
 
 def is_packed(root: OutputRoot) -> bool:
@@ -130,7 +140,66 @@ def unpack_stores(
             _unpack_batch(root, batch, cache, context_rules, encoder, progress)
         say(f"unpacked {len(missing)} store(s) of {root.uri} into {cache} "
             f"({len(rows) - len(missing)} already there)")  # fmt: skip
+    for row, target in zip(rows, targets, strict=True):
+        _write_origin(target, {"root": root.uri, "row": row, "context_rules": context_rules,
+                               "text_model": text_model})  # fmt: skip
     return targets, len(missing)
+
+
+def _write_origin(store: Path, origin: dict) -> None:
+    """Record beside `store` where it came from; rewritten only when it changes (a
+    store of the same bytes can come from another run, whose root then stands)."""
+    path = store.parent / ORIGIN_FILE
+    text = json.dumps(origin, sort_keys=True).encode()
+    with contextlib.suppress(OSError):
+        if path.read_bytes() == text:
+            return
+    write_atomic(path, [text])
+
+
+def store_origin(store: str | os.PathLike) -> dict | None:
+    """Where the cached store `store` was unpacked from (its `origin.json`), or None
+    for a store that is not in a packed-store cache."""
+    path = Path(store).parent / ORIGIN_FILE
+    try:
+        with path.open("rb") as file:
+            text = file.read(MAX_ORIGIN_BYTES + 1)
+    except OSError:
+        return None
+    try:
+        origin = json.loads(text) if len(text) <= MAX_ORIGIN_BYTES else None
+    except ValueError:
+        origin = None
+    keys = {"root", "row", "context_rules", "text_model"}
+    if not isinstance(origin, dict) or set(origin) != keys or Path(store).name != _row_name(origin):
+        raise DatasetError(f"{path}: not a store origin this version writes; delete "
+                           f"{Path(store).parent} and rerun the job")  # fmt: skip
+    return origin
+
+
+def _row_name(origin: dict) -> str | None:
+    row = origin.get("row")
+    return row.get("db_name") if isinstance(row, dict) else None
+
+
+def unpack_origin(origin: dict, cache: Path | None = None) -> Path:
+    """The store of `origin` (`store_origin`) on this machine: this machine's cache entry,
+    unpacked from its shard and embedded here when the cache lacks it — one ranged read
+    of the store's span, checked against its sha256, whatever else the shard holds.
+
+    Args:
+        origin: where the store came from, as the driver recorded it.
+        cache: the cache folder (default: this machine's `cache_dir()`).
+
+    Raises:
+        DatasetError: the run is not reachable from here (a local root of another
+            machine), or its shard is truncated or corrupt.
+    """
+    (store,), _ = unpack_stores(OutputRoot(origin["root"]), [origin["row"]],
+                                context_rules=origin["context_rules"],
+                                text_model=origin["text_model"], cache=cache,
+                                say=lambda line: None)  # fmt: skip
+    return store
 
 
 def _key(

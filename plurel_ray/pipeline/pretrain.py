@@ -120,10 +120,11 @@ class SamplerActor:
     evaluation samplers, one per held-out task and split (None where it has no items)."""
 
     def __init__(self, sources: list[Source], options: dict,
-                 tasks: Sequence[EvalTask] = ()) -> None:  # fmt: skip
+                 tasks: Sequence[EvalTask] = (), origins: dict | None = None) -> None:  # fmt: skip
         from plurel_ray.store.sampler import Sampler
 
-        local = _local_stores({str(s.store) for s in (*sources, *(t.source for t in tasks))})
+        stores = {str(s.store) for s in (*sources, *(t.source for t in tasks))}
+        local = _local_stores(stores, origins or {})
         self.sampler = Sampler([dataclasses.replace(s, store=local[str(s.store)])
                                 for s in sources], **options)  # fmt: skip
         # Read here, where every store is on local disk.
@@ -158,14 +159,30 @@ class SamplerActor:
         return self._inputs
 
 
-def _local_stores(stores: set[str]) -> dict[str, str]:
-    """Store path → a local path: stores on object storage (s3://, gs://) are copied to
-    this node's disk once, since the sampler memory-maps its files."""
+def _store_origins(stores: set[str]) -> dict[str, dict]:
+    """Store path → where it was unpacked from, for the stores of a packed run that the
+    driver unpacked into its cache (`packed_stores.store_origin`)."""
+    from plurel_ray.pipeline.packed_stores import store_origin
+
+    origins = {store: store_origin(store) for store in sorted(stores) if "://" not in store}
+    return {store: origin for store, origin in origins.items() if origin is not None}
+
+
+def _local_stores(stores: set[str], origins: dict[str, dict]) -> dict[str, str]:
+    """Store path → a local path, since the sampler memory-maps a store's files: stores
+    on object storage (s3://, gs://) are copied to this node's disk once; a store of a
+    packed run (`origins`) that this node's disk lacks is unpacked from its shard into
+    this node's cache (a node other than the driver's)."""
     from plurel_ray.pipeline.output import OutputRoot
+    from plurel_ray.pipeline.packed_stores import unpack_origin
+    from plurel_ray.store.meta import META_FILE
 
     local = {}
     scratch = Path(tempfile.gettempdir()) / "plurel-ray-stores"
     for store in sorted(stores):
+        if store in origins and not (Path(store) / META_FILE).is_file():
+            local[store] = str(unpack_origin(origins[store]))
+            continue
         root = OutputRoot(store)
         local[store] = store if root.is_local else str(root.fetch("", scratch))
     return local
@@ -305,10 +322,11 @@ def run_pretraining(request: PretrainRequest) -> ray.train.Result:
     # Every exit — an error, Ctrl-C, a failed fit — kills the samplers: on a cluster that
     # outlives the driver's Ray session, they would otherwise keep their CPUs.
     samplers: list = []
+    origins = _store_origins({str(s.store) for s in (*request.sources, *(t.source for t in tasks))})
     try:
         for rank in range(resources.num_workers):
             samplers.append(SamplerActor.options(num_cpus=resources.sampler_cpus).remote(
-                list(request.sources), {**options, "rank": rank}, tasks
+                list(request.sources), {**options, "rank": rank}, tasks, origins
             ))  # fmt: skip
         result = _fit(request, train, samplers, schedule, tasks)
     finally:
