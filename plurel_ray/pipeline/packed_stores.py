@@ -22,7 +22,7 @@ job or a corrupt shard leaves nothing half-made in the cache.
 
 Beside each store, `<key>/origin.json` says where it came from (the run's root, its index
 row, the rules and encoder), so that a sampler actor on a node whose disk lacks the store
-unpacks that one store itself (`unpack_origin`), into the same `<key>/<name>` of its own
+unpacks that store itself (`unpack_origins`), into the same `<key>/<name>` of its own
 cache, instead of reading the driver's disk.
 """
 
@@ -41,6 +41,7 @@ import pyarrow.fs as pafs
 
 from plurel_ray.dataset.shards import ShardManifest
 from plurel_ray.errors import DatasetError
+from plurel_ray.limits import DOCUMENT_BYTES
 from plurel_ray.pipeline.output import SHARDS_DIR, OutputRoot
 from plurel_ray.pipeline.packed import read_manifest
 from plurel_ray.pipeline.packed_read import locate, open_database, open_store
@@ -55,8 +56,7 @@ STORE_CACHE = "packed-stores"
 # encoded in one pass, and a killed job loses at most one batch of work.
 UNPACK_BATCH = 64
 ORIGIN_FILE = "origin.json"
-# An origin is one index row and four strings: anything larger is not one of ours.
-MAX_ORIGIN_BYTES = 64 * 1024
+ORIGIN_KEYS = {"root", "row", "context_rules", "text_model"}
 
 
 def is_packed(root: OutputRoot) -> bool:
@@ -159,47 +159,60 @@ def _write_origin(store: Path, origin: dict) -> None:
 
 def store_origin(store: str | os.PathLike) -> dict | None:
     """Where the cached store `store` was unpacked from (its `origin.json`), or None
-    for a store that is not in a packed-store cache."""
+    for a store that is not in a packed-store cache.
+
+    Raises:
+        DatasetError: the file is there but not an origin of this store.
+    """
     path = Path(store).parent / ORIGIN_FILE
     try:
         with path.open("rb") as file:
-            text = file.read(MAX_ORIGIN_BYTES + 1)
+            text = file.read(DOCUMENT_BYTES.value + 1)
     except OSError:
         return None
     try:
-        origin = json.loads(text) if len(text) <= MAX_ORIGIN_BYTES else None
+        origin = json.loads(text) if len(text) <= DOCUMENT_BYTES.value else None
     except ValueError:
         origin = None
-    keys = {"root", "row", "context_rules", "text_model"}
-    if not isinstance(origin, dict) or set(origin) != keys or Path(store).name != _row_name(origin):
+    if not isinstance(origin, dict):
+        origin = {}
+    row = origin.get("row")
+    name = row.get("db_name") if isinstance(row, dict) else None
+    if set(origin) != ORIGIN_KEYS or name != Path(store).name:
         raise DatasetError(f"{path}: not a store origin this version writes; delete "
                            f"{Path(store).parent} and rerun the job")  # fmt: skip
     return origin
 
 
-def _row_name(origin: dict) -> str | None:
-    row = origin.get("row")
-    return row.get("db_name") if isinstance(row, dict) else None
-
-
-def unpack_origin(origin: dict, cache: Path | None = None) -> Path:
-    """The store of `origin` (`store_origin`) on this machine: this machine's cache entry,
-    unpacked from its shard and embedded here when the cache lacks it — one ranged read
-    of the store's span, checked against its sha256, whatever else the shard holds.
+def unpack_origins(origins: Sequence[dict], cache: Path | None = None) -> list[Path]:
+    """The stores of `origins` (`store_origin`) on this machine: this machine's cache
+    entries, unpacked from their shards and embedded here where the cache lacks them —
+    one ranged read of each store's span, checked against its sha256, and one encoder
+    and one read of each manifest for the stores of one run.
 
     Args:
-        origin: where the store came from, as the driver recorded it.
+        origins: where the stores came from, as the driver recorded them.
         cache: the cache folder (default: this machine's `cache_dir()`).
 
+    Returns:
+        the stores, in the order of `origins`.
+
     Raises:
-        DatasetError: the run is not reachable from here (a local root of another
-            machine), or its shard is truncated or corrupt.
+        DatasetError: a run is not reachable from here (a local root of another
+            machine), or a shard is missing, truncated or corrupt.
     """
-    (store,), _ = unpack_stores(OutputRoot(origin["root"]), [origin["row"]],
-                                context_rules=origin["context_rules"],
-                                text_model=origin["text_model"], cache=cache,
-                                say=lambda line: None)  # fmt: skip
-    return store
+    runs: dict[tuple[str, str, str], list[int]] = {}
+    for number, origin in enumerate(origins):
+        run = (origin["root"], origin["context_rules"], origin["text_model"])
+        runs.setdefault(run, []).append(number)
+    stores: list[Path | None] = [None] * len(origins)
+    for (root, rules, model), numbers in runs.items():
+        unpacked, _ = unpack_stores(OutputRoot(root), [origins[n]["row"] for n in numbers],
+                                    context_rules=rules, text_model=model, cache=cache,
+                                    say=lambda line: None)  # fmt: skip
+        for number, store in zip(numbers, unpacked, strict=True):
+            stores[number] = store
+    return stores
 
 
 def _key(

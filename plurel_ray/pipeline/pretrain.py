@@ -174,15 +174,15 @@ def _local_stores(stores: set[str], origins: dict[str, dict]) -> dict[str, str]:
     packed run (`origins`) that this node's disk lacks is unpacked from its shard into
     this node's cache (a node other than the driver's)."""
     from plurel_ray.pipeline.output import OutputRoot
-    from plurel_ray.pipeline.packed_stores import unpack_origin
+    from plurel_ray.pipeline.packed_stores import unpack_origins
     from plurel_ray.store.meta import META_FILE
 
-    local = {}
+    lacking = [store for store in sorted(stores)
+               if store in origins and not (Path(store) / META_FILE).is_file()]  # fmt: skip
+    unpacked = unpack_origins([origins[store] for store in lacking])
+    local = {store: str(path) for store, path in zip(lacking, unpacked, strict=True)}
     scratch = Path(tempfile.gettempdir()) / "plurel-ray-stores"
-    for store in sorted(stores):
-        if store in origins and not (Path(store) / META_FILE).is_file():
-            local[store] = str(unpack_origin(origins[store]))
-            continue
+    for store in sorted(stores.difference(local)):
         root = OutputRoot(store)
         local[store] = store if root.is_local else str(root.fetch("", scratch))
     return local

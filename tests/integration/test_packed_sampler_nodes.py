@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import ray
 
+from plurel_ray.errors import DatasetError
 from plurel_ray.pipeline.generate import GenerationRequest, run_generation
 from plurel_ray.pipeline.packed_stores import STORE_CACHE, store_origin
 from plurel_ray.pipeline.prepare import prepare_synthetic
@@ -98,3 +99,12 @@ def test_a_store_whose_shard_is_gone_fails_the_actor_in_one_line(driver_stores, 
 def test_a_store_outside_a_packed_cache_has_no_origin(tmp_path):
     (tmp_path / "plurel-0").mkdir()
     assert store_origin(tmp_path / "plurel-0") is None
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "{", '{"root": "x"}'])
+def test_an_origin_file_not_ours_is_one_line(tmp_path, text):
+    (tmp_path / "plurel-0").mkdir()
+    (tmp_path / "origin.json").write_text(text)
+    with pytest.raises(DatasetError, match="not a store origin") as err:
+        store_origin(tmp_path / "plurel-0")
+    assert "\n" not in str(err.value)
