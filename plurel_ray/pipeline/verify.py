@@ -203,8 +203,10 @@ def _repair(root: OutputRoot, report: VerifyReport, *, use_ray: bool, progress: 
 
     try:
         record = read_record(root)
+        if record is None:
+            raise DatasetError(f"no {RECORD_FILE}")
         config = Config.from_dict(record["config"])
-    except (OSError, TypeError, KeyError, PlurelError) as err:  # TypeError: no record
+    except (OSError, KeyError, PlurelError) as err:
         raise DatasetError(f"{root.uri}: cannot repair without a readable {RECORD_FILE} "
                            f"({one_line(err)})") from None  # fmt: skip
     redo = sorted(report.bad_seeds | report.failed_seeds)

@@ -191,6 +191,18 @@ def test_a_deleted_shard_is_one_line_naming_it_and_repaired(tmp_path, small_conf
     read_tables(open_database(str(out), "plurel-1", tmp_path / "again"), verify=True)
 
 
+def test_repair_without_the_run_record_is_one_line_and_changes_nothing(tmp_path, small_config):
+    out = tmp_path / "out"
+    _packed(out, range(2), small_config)
+    (row,) = [r for r in _index(out) if r["seed"] == 1]
+    (out / row["shard"]).unlink()
+    (out / "_generation.json").unlink()
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(DatasetError, match="cannot repair without a readable _generation.json"):
+        verify_run(str(out), repair=True)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
 def test_a_folders_database_edited_after_the_run_is_found_by_verify(tmp_path, small_config):
     out = tmp_path / "out"
     run_generation(GenerationRequest(seeds=range(2), out=str(out), config=small_config),
