@@ -198,7 +198,7 @@ def test_repair_without_the_run_record_is_one_line_and_changes_nothing(tmp_path,
     (out / row["shard"]).unlink()
     (out / "_generation.json").unlink()
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
-    with pytest.raises(DatasetError, match="cannot repair without a readable _generation.json"):
+    with pytest.raises(DatasetError, match=r"cannot repair without a readable _generation\.json"):
         verify_run(str(out), repair=True)
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
 
